@@ -206,7 +206,7 @@ class MessageLayer:
         peer = self._peers.get(remote)
         if peer is None:
             peer = self._peers[remote] = Peer(
-                remote, self.peer_params.get(remote, self.params), self._mids.first_mid
+                remote, self.peer_params.get(remote, self.params), self._mids.start_for_new_peer()
             )
         return peer
 

@@ -1,0 +1,60 @@
+"""Regression tests for bugs the fuzzers, the exactly-once matrix and the soak found."""
+
+from __future__ import annotations
+
+import random
+
+from coapkit.codec.codes import Code
+from coapkit.codec.message import Message, decode
+from coapkit.codec.options import Options
+from coapkit.endpoint import Endpoint
+from coapkit.exchanges.events import IncomingRequest, RequestFailed, ResponseEvent
+from coapkit.testing import EndpointNode, LinkConditions, SimulatedNetwork
+
+CLIENT = ("10.0.1.1", 5683)
+SERVER = ("10.0.0.1", 5683)
+
+
+def test_a_forgotten_peer_does_not_restart_its_message_ids() -> None:
+    """Found by the soak: a request answered with the reply to an older request.
+
+    The client's first transmission of request A is lost, so the server first
+    receives A at its retransmission (~2.5 s) and remembers A's MID until
+    ~249.5 s.  The client holds the MID for EXCHANGE_LIFETIME (247 s) from its
+    first transmission, then forgets the server as a peer.  It used to meet the
+    server again at the same first MID, so request B (at 248.5 s) reused A's MID
+    while the server still remembered it: the server replayed A's response, the
+    client saw a foreign token, took it for an empty ACK and B timed out without
+    ever reaching the handler.
+    """
+    runs: list[bytes] = []
+
+    def app(node: EndpointNode, event: IncomingRequest, now: float) -> Message:
+        runs.append(event.request.payload)
+        return Message(code=Code.CHANGED, payload=b"did " + event.request.payload)
+
+    net = SimulatedNetwork(seed=1)
+    net.attach(SERVER, EndpointNode(Endpoint(rng=random.Random(1)), app))
+    client = EndpointNode(Endpoint(rng=random.Random(2)))
+    net.attach(CLIENT, client)
+    net.set_link(CLIENT, SERVER, LinkConditions(drop=frozenset({1})))
+    post = Options.build(uri_path=["x"])
+
+    def send(payload: bytes) -> object:
+        def action(now: float) -> list[tuple[bytes, object]]:
+            _, datagrams = client.request(
+                Message(code=Code.POST, options=post, payload=payload), SERVER, now
+            )
+            return datagrams
+
+        return action
+
+    net.call_at(0.0, CLIENT, send(b"A"))
+    net.call_at(248.5, CLIENT, send(b"B"))
+    net.run_until_quiet(2000.0)
+
+    assert client.events_of(RequestFailed) == []
+    assert [e.response.payload for e in client.events_of(ResponseEvent)] == [b"did A", b"did B"]
+    assert runs == [b"A", b"B"]
+    mids = [decode(e.data).mid for e in net.sent_between(CLIENT, SERVER)]
+    assert len(set(mids)) == 2  # A (sent twice) and B: two different message IDs
