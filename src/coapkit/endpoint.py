@@ -38,7 +38,7 @@ from coapkit.blockwise.server import BlockwiseConfig, BlockwiseServer
 from coapkit.codec.message import Message
 from coapkit.codec.option_registry import OptionNumber
 from coapkit.codec.types import MessageType
-from coapkit.errors import CoapError
+from coapkit.errors import BacklogFull, CoapError
 from coapkit.exchanges.client import ClientExchanges, ClientRequest
 from coapkit.exchanges.events import (
     Diagnostic,
@@ -157,7 +157,12 @@ class Endpoint:
         """Let the block-wise server answer or reassemble a request carrying Block1/Block2."""
         request, answer = self.blockwise.on_request(event.request, event.remote, now)
         if answer is not None:
-            self.server.respond(event.handle, answer, now, out)
+            try:
+                self.server.respond(event.handle, answer, now, out)
+            except BacklogFull as exc:
+                # The answer to a NON request is a NON that waits its turn (NSTART); when
+                # too many wait already, it is dropped: the client asks again.
+                return [Diagnostic(event.remote, f"block-wise answer not sent: {exc}")]
             return []
         assert request is not None
         if request is event.request:

@@ -7,15 +7,17 @@ import random
 
 from coapkit.codec.codes import Code
 from coapkit.codec.message import Message, decode, encode
-from coapkit.codec.options import Options
+from coapkit.codec.options import BlockValue, Options
+from coapkit.codec.types import MessageType
 from coapkit.endpoint import Endpoint
-from coapkit.exchanges.events import IncomingRequest, RequestFailed, ResponseEvent
+from coapkit.exchanges.events import Diagnostic, IncomingRequest, RequestFailed, ResponseEvent
 from coapkit.messaging.layer import MessageLayer, MessagingConfig
 from coapkit.messaging.peers import DedupStream
 from coapkit.testing import EndpointNode, LinkConditions, SimulatedNetwork
 
 CLIENT = ("10.0.1.1", 5683)
 SERVER = ("10.0.0.1", 5683)
+NON, ACK = MessageType.NON, MessageType.ACK
 
 
 def test_a_forgotten_peer_does_not_restart_its_message_ids() -> None:
@@ -88,3 +90,48 @@ def test_a_forgotten_peer_is_freed_without_the_cyclic_collector() -> None:
         assert len(streams) <= 4  # only the live peers' streams: the others were freed at once
     finally:
         gc.enable()
+
+
+def test_a_full_backlog_does_not_make_a_blockwise_answer_raise() -> None:
+    """Found by fuzz/fuzz_endpoint.py: BacklogFull escaped from datagram_received.
+
+    The block-wise layer answers some requests itself (2.31 Continue, 4.08, 4.13...).
+    To a NON request the answer is a NON, which waits in the peer's backlog behind
+    the CONs in flight (NSTART); with the backlog full, ``send`` raised BacklogFull
+    out of ``Endpoint.datagram_received``: a remote could make the endpoint raise.
+    """
+    remote = ("192.0.2.9", 5683)
+    endpoint = Endpoint(rng=random.Random(1), messaging=MessagingConfig(backlog_limit=2))
+    sent = []
+    for n in range(3):  # one CON in flight (NSTART = 1), two waiting: the backlog is full
+        _, output = endpoint.send_separate(
+            remote, Message(code=Code.CONTENT, token=bytes((n,))), 0.0
+        )
+        sent.extend(output.datagrams)
+    options = Options.build(uri_path=["upload"], block1=BlockValue(0, True, 0))
+
+    def block(mid: int) -> bytes:
+        return encode(Message(NON, Code.POST, mid, b"b", options, bytes(16)))
+
+    output = endpoint.datagram_received(block(7), remote, 0.1)
+    assert output.datagrams == []
+    [diagnostic] = output.events
+    assert isinstance(diagnostic, Diagnostic)
+    assert "block-wise answer not sent" in diagnostic.reason
+    # Once the CON in flight is acknowledged there is room: the block sent again (a new
+    # MID) gets its answer, which waits its turn behind the CONs queued before it.
+    first = decode(sent[0][0]).mid
+
+    def ack(n: int) -> list[Message]:
+        data = encode(Message(ACK, 0, (first + n) & 0xFFFF))
+        return [decode(d) for d, _ in endpoint.datagram_received(data, remote, 0.4).datagrams]
+
+    out = ack(0)
+    following = endpoint.datagram_received(block(8), remote, 0.5)
+    assert following.events == [] and following.datagrams == []
+    out += ack(1) + ack(2)
+    assert [(m.mtype, m.code, m.token) for m in out] == [
+        (MessageType.CON, Code.CONTENT, b"\x01"),
+        (MessageType.CON, Code.CONTENT, b"\x02"),
+        (NON, Code.CONTINUE, b"b"),
+    ]
