@@ -89,7 +89,11 @@ def test_exactly_once_matrix(cell: tuple[float, float, float]) -> None:
     print(
         f"\n{cell_id(cell)}: {failed}/{requests} failed = {rate:.3%} (model "
         f"{model_failure_rate(loss):.3%}; per seed {rates}; "
-        f"mean virtual time {statistics.mean(r.end_time for r in results):.0f} s)"
+        f"mean virtual time {statistics.mean(r.end_time for r in results):.0f} s); "
+        f"handler runs {sum(r.handler_runs for r in results)}, of which for failed requests "
+        f"{sum(r.failed_but_executed for r in results)}; "
+        f"copies received {sum(r.server_copies for r in results)}, "
+        f"byte-identical replays {sum(r.replays for r in results)}"
     )
     if loss == 0:
         assert failed == 0
