@@ -66,7 +66,10 @@ def test_total_cap_reached_then_memory_flat() -> None:
     print("\n" + "\n".join(bench.describe(result)))
     check_service(result)
     assert result.peak_dedup() == 40_000  # reached at a fifth of the flood
-    before = result.rss_at(0.2) - result.baseline_kib
-    after = result.rss_at(1.0) - result.rss_at(0.4)
-    assert before > 3 * MIB  # the entries cost memory while the table fills...
-    assert after < 1.5 * MIB  # ... and nothing more once it is full
+    filling = result.rss_at(0.2) - result.baseline_kib
+    assert filling > 3 * MIB  # the entries cost memory while the table fills (~145 B each)...
+    # ... and nothing more once it is full (one more dict table, 2.5 MiB, may be allocated
+    # while the oldest source port's entries are evicted).  Before the peer <-> stream
+    # cycle was broken this grew by ~45 bytes per request: +5 MiB over the second half.
+    assert result.rss_at(1.0) - result.rss_at(0.25) < 4 * MIB
+    assert result.rss_at(1.0) - result.rss_at(0.5) < 1.5 * MIB
