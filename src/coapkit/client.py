@@ -34,11 +34,12 @@ from coapkit.codec.types import MessageType
 from coapkit.codec.uri import CoapUri, parse_uri
 from coapkit.endpoint import Endpoint
 from coapkit.errors import CoapError, NetworkError, RequestTimeout, UriError
+from coapkit.messaging.addresses import describe_remote
 from coapkit.messaging.layer import MessagingConfig
 from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParameters
 from coapkit.messaging.records import Remote
 from coapkit.resources.response import Response
-from coapkit.runtime.driver import Driver, ResponseStream, Tracer
+from coapkit.runtime.driver import Driver, ProgressCallback, ResponseStream, Tracer
 from coapkit.transports.udp import UdpTransport
 
 Payload = bytes | str
@@ -201,6 +202,7 @@ class Client:
         timeout: float | None = None,
         params: TransmissionParameters | None = None,
         raise_for_status: bool = False,
+        progress: ProgressCallback | None = None,
         **option_values: Any,
     ) -> Response:
         """Send a request and return its response.
@@ -208,6 +210,7 @@ class Client:
         ``method`` is a code (``Code.GET``), a name (``"GET"``) or a whole
         :class:`Message` whose code, options and payload are used.
         ``option_values`` are option keywords (``observe=0``, ``etag=b"..."``).
+        ``progress(done, total)`` is called after each block of a block-wise transfer.
         """
         parsed, remotes = await self.resolve(uri)
         message = self.build_request(
@@ -227,7 +230,7 @@ class Client:
         for remote in remotes:
             try:
                 reply, source = await driver.request(
-                    message, remote, mtype=mtype, params=params, timeout=timeout
+                    message, remote, mtype=mtype, params=params, timeout=timeout, progress=progress
                 )
             except NetworkError as exc:
                 last_error = exc
@@ -261,12 +264,29 @@ class Client:
         return await self.request(Code.IPATCH, uri, payload, **kwargs)
 
     async def ping(self, uri: str | CoapUri, *, timeout: float | None = None) -> float:
-        """Send a CoAP ping (empty CON); returns the round-trip time in seconds of the RST."""
+        """Send a CoAP ping (empty CON); returns the round-trip time in seconds of the RST.
+
+        Like :meth:`request`, tries the host's addresses in turn while the
+        network reports an error, and raises :class:`RequestTimeout` when
+        ``timeout`` expires.
+        """
         _, remotes = await self.resolve(uri)
-        coro = self.driver.ping(remotes[0])
-        if timeout is not None:
-            return await asyncio.wait_for(coro, timeout)
-        return await coro
+        last_error: NetworkError | None = None
+        for remote in remotes:
+            coro = self.driver.ping(remote)
+            try:
+                if timeout is None:
+                    return await coro
+                return await asyncio.wait_for(coro, timeout)
+            except NetworkError as exc:
+                last_error = exc
+            except TimeoutError as exc:
+                if isinstance(exc, RequestTimeout):
+                    raise
+                where = describe_remote(remote)
+                raise RequestTimeout(f"no RST from {where} within {timeout:g} s") from None
+        assert last_error is not None
+        raise last_error
 
     async def discover(
         self, uri: str | CoapUri, *, rt: str | None = None, if_: str | None = None, **filters: str

@@ -35,10 +35,13 @@ from typing import Any
 
 from coapkit.blockwise.client import ClientTransfers, Transfer
 from coapkit.blockwise.server import BlockwiseConfig, BlockwiseServer
+from coapkit.codec.codes import Code
 from coapkit.codec.message import Message
 from coapkit.codec.option_registry import OptionNumber
+from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
-from coapkit.errors import BacklogFull, CoapError
+from coapkit.errors import BacklogFull, CoapError, EncodeError
+from coapkit.exchanges.amplification import AmplificationConfig, AmplificationGuard
 from coapkit.exchanges.client import ClientExchanges, ClientRequest
 from coapkit.exchanges.events import (
     Diagnostic,
@@ -68,6 +71,8 @@ from coapkit.messaging.events import (
 from coapkit.messaging.layer import Datagrams, MessageLayer, MessagingConfig
 from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParameters
 from coapkit.messaging.records import Inbound, Outgoing, Remote
+from coapkit.observe.registry import Observer, ObserveRegistry
+from coapkit.observe.server import ObserveServer
 from coapkit.randomness import RandomSource
 
 
@@ -105,6 +110,8 @@ class Endpoint:
         is_multicast: Callable[[Remote], bool] = remote_is_multicast,
         blockwise: BlockwiseConfig | None = None,
         observe_reregister: bool = True,
+        amplification: AmplificationConfig | None = None,
+        observers: ObserveRegistry | None = None,
     ) -> None:
         self.messaging = MessageLayer(
             rng=rng,
@@ -120,8 +127,13 @@ class Endpoint:
         self.blockwise_config = blockwise = blockwise or BlockwiseConfig()
         self.transfers = ClientTransfers(self.client, blockwise, reregister=observe_reregister)
         self.blockwise = BlockwiseServer(blockwise)
+        self.observe = ObserveServer(self.messaging, observers)
         self._max_block_size = blockwise.max_block_size
         self.is_multicast = is_multicast
+        #: anti-amplification (RFC 9175 §2.4); off unless configured, on in ``coapkit server``
+        self.amplification: AmplificationGuard | None = None
+        if amplification is not None and amplification.enabled:
+            self.amplification = AmplificationGuard(amplification, rng.randbytes(16))
 
     @property
     def stats(self) -> Any:
@@ -158,7 +170,9 @@ class Endpoint:
         request, answer = self.blockwise.on_request(event.request, event.remote, now)
         if answer is not None:
             try:
-                self.server.respond(event.handle, answer, now, out)
+                self.server.respond(
+                    event.handle, self._guarded(event.handle, answer, now), now, out
+                )
             except BacklogFull as exc:
                 # The answer to a NON request is a NON that waits its turn (NSTART); when
                 # too many wait already, it is dropped: the client asks again.
@@ -278,13 +292,57 @@ class Endpoint:
 
         The response gets the request's token.  ``owner`` comes back in
         ResponseAcknowledged / ResponseRejected / ResponseDeliveryFailed events
-        when the response goes as a separate CON.
+        when the response goes as a separate CON.  A registration response
+        (with Observe, from ``observe.on_response``) is its observer's first
+        notification: its RST or lost ACK ends the observation (RFC 7641 §4.5).
         """
         out: Datagrams = []
-        if len(response.payload) > self._max_block_size or _has_block_option(handle.message):
+        if len(response.payload) > self._max_block_size or _has_block_option(
+            handle.message, _SIZE2
+        ):
             response = self.blockwise.on_response(handle.message, response, handle.remote, now)
-        self.server.respond(handle, response, now, out, mtype=mtype, params=params, owner=owner)
+        observer = None
+        if owner is None and _OBSERVE in response.options:
+            owner = observer = self.observe.registry.find(handle.remote, handle.message.token)
+        outgoing = None
+        try:
+            response = self._guarded(handle, response, now)
+            outgoing = self.server.respond(
+                handle, response, now, out, mtype=mtype, params=params, owner=owner
+            )
+        except EncodeError as exc:
+            # The application's response cannot go out.  An error response too long for
+            # one message loses the end of its diagnostic (errors are not sent in blocks);
+            # anything else becomes a 5.00, rather than silence and retransmissions.
+            limit = self.messaging.config.max_message_size
+            if response.code >= 128 and len(response.payload) > 64:
+                room = max(0, limit - (len(response.encode()) - len(response.payload)) - 8)
+                failure = response.replace(payload=response.payload[:room])
+            else:
+                failure = Message(code=Code.INTERNAL_SERVER_ERROR, payload=str(exc)[:80].encode())
+            self.server.respond(handle, failure, now, out, mtype=mtype, params=params)
+        if observer is not None and outgoing is not None:
+            observer.in_flight = outgoing
         return Output(out, [], self)
+
+    def _guarded(self, handle: Inbound, response: Message, now: float) -> Message:
+        """The response, or a 4.01 Echo challenge when it is too large for an unverified source."""
+        guard = self.amplification
+        if guard is None:
+            return response
+        limit = guard.limit(handle.size)
+        size = 5 + len(handle.message.token) + len(response.payload)
+        for _, value in response.options.items:
+            size += len(value) + 3
+        if size <= limit:
+            return response
+        remote = handle.remote
+        if guard.is_verified(remote, now):
+            return response
+        if guard.verify(remote, handle.message.options.echo, now):
+            return response
+        challenge = Options.build(echo=guard.challenge(remote, now))
+        return Message(code=Code.UNAUTHORIZED, options=challenge)
 
     def send_separate(
         self,
@@ -310,7 +368,7 @@ class Endpoint:
         )
         return outgoing, Output(out, [], self)
 
-    def notify(
+    def send_notification(
         self,
         remote: Remote,
         request: Message,
@@ -320,15 +378,41 @@ class Endpoint:
         mtype: MessageType,
         owner: Any = None,
     ) -> tuple[Outgoing, Output]:
-        """Send an Observe notification answering ``request`` (the registration).
-
-        ``notification`` carries the observer's token and the Observe option; a body
-        larger than a block goes out as its first block (RFC 7959 §2.6), and the
-        rest is served from the block-wise cache when the client asks for it.
-        """
-        if len(notification.payload) > self._max_block_size or _has_block_option(request):
+        """Low level: send a notification already carrying its token and Observe option,
+        answering ``request`` (the registration), without the observer bookkeeping of
+        :meth:`notify`.  A body larger than a block goes out as its first block."""
+        if len(notification.payload) > self._max_block_size or _has_block_option(request, _SIZE2):
             notification = self.blockwise.on_response(request, notification, remote, now)
         return self.send_separate(remote, notification, now, mtype=mtype, owner=owner)
+
+    def notify(
+        self,
+        observer: Observer,
+        notification: Message,
+        now: float,
+        *,
+        sequence: int,
+        mtype: MessageType | None = None,
+        con_every: int | None = None,
+    ) -> Output:
+        """Send ``observer`` the notification of state ``sequence`` (RFC 7641 §4.2).
+
+        ``notification`` is the observer's rendering of that state (its registration
+        request answered again); the token, the Observe option and the message type
+        are added here (see :meth:`ObserveServer.notify`; ``mtype`` and ``con_every``
+        are the resource's wishes).  A body larger than a block goes out as its first
+        block (RFC 7959 §2.6), the rest is served from the block-wise cache when the
+        client asks for it.  Get ``sequence`` and the observers from
+        ``endpoint.observe.updated(key)``.
+        """
+        out: Datagrams = []
+        request = observer.request
+        if len(notification.payload) > self._max_block_size or _has_block_option(request, _SIZE2):
+            notification = self.blockwise.on_response(request, notification, observer.remote, now)
+        events = self.observe.notify(
+            observer, notification, sequence, now, out, mtype=mtype, con_every=con_every
+        )
+        return Output(out, events, self)
 
     def reject(self, handle: Inbound, now: float) -> Output:
         """Answer a received message with an RST instead of a response."""
@@ -353,6 +437,8 @@ class Endpoint:
                     events.append(event)
             elif cls in _CLIENT_EVENTS:
                 events.extend(self.transfers.on_event(event, now, out))
+            elif isinstance(event, _FATE_EVENTS) and isinstance(event.owner, Observer):
+                events.extend(self.observe.on_event(event, now, out))
             else:
                 events.append(event)
         return events
@@ -376,7 +462,9 @@ class Endpoint:
                     continue
                 matched = client.separate_response(event.message, event.inbound, out)
                 if matched is None:
-                    if event.inbound.mtype is MessageType.CON:
+                    # An unknown CON is rejected; so is an unknown NON notification, which
+                    # is how a server learns that an observation was forgotten (RFC 7641 §3.6).
+                    if event.inbound.mtype is MessageType.CON or _OBSERVE in event.message.options:
                         self.messaging.reject(event.inbound, out)
                     events.append(Diagnostic(event.remote, "response matches no open request"))
                 else:
@@ -409,14 +497,19 @@ class Endpoint:
 
 
 _CLIENT_EVENTS = (ResponseEvent, RequestFailed, RequestAcknowledged, PongReceived)
+_FATE_EVENTS = (ResponseAcknowledged, ResponseRejected, ResponseDeliveryFailed)
 _BLOCK1 = int(OptionNumber.BLOCK1)
+_OBSERVE = int(OptionNumber.OBSERVE)
 _BLOCK2 = int(OptionNumber.BLOCK2)
+_SIZE2 = int(OptionNumber.SIZE2)
 
 
-def _has_block_option(message: Message) -> bool:
+def _has_block_option(message: Message, last: int = _BLOCK1) -> bool:
+    """Whether ``message`` has Block2 or Block1 (or, with ``last=_SIZE2``, Size2 too: a
+    request asking for the size, RFC 7959 §4, gets its answer from the block-wise layer)."""
     for number, _ in message.options.items:
-        if number in (_BLOCK2, _BLOCK1):
+        if number in (_BLOCK2, _BLOCK1, last):
             return True
-        if number > _BLOCK1:
+        if number > last:
             return False
     return False

@@ -25,13 +25,13 @@ from types import TracebackType
 from typing import Any
 
 from coapkit.blockwise.server import BlockwiseConfig
-from coapkit.codec.codes import Code, code_name
+from coapkit.codec.codes import code_name
 from coapkit.codec.message import Message
 from coapkit.codec.option_registry import OptionNumber
-from coapkit.codec.types import MessageType
 from coapkit.endpoint import Endpoint
 from coapkit.errors import CoapError
-from coapkit.exchanges.events import IncomingRequest, ResponseAcknowledged
+from coapkit.exchanges.amplification import AmplificationConfig
+from coapkit.exchanges.events import IncomingRequest
 from coapkit.messaging.addresses import describe_remote
 from coapkit.messaging.layer import MessagingConfig
 from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParameters
@@ -71,6 +71,8 @@ class Server:
         tracer: Tracer | None = None,
         observe: ObserveConfig | None = None,
         blockwise: BlockwiseConfig | None = None,
+        amplification: AmplificationConfig | None = None,
+        max_pending: int = 1000,
     ) -> None:
         self.site = site if site is not None else Site()
         self._bind = bind
@@ -82,6 +84,8 @@ class Server:
         self.log_requests = log_requests
         self._tracer = tracer
         self._blockwise = blockwise
+        self._amplification = amplification
+        self._max_pending = max_pending
         self.observers = ObserveRegistry(observe)
         self._driver: Driver | None = None
         self._transport: UdpTransport | None = None
@@ -112,9 +116,16 @@ class Server:
             params=self.params,
             messaging=self._messaging,
             blockwise=self._blockwise,
+            amplification=self._amplification,
+            observers=self.observers,
         )
-        driver = Driver(endpoint, loop, request_handler=self._handle, tracer=self._tracer)
-        driver.notification_hook = self._notification_fate
+        driver = Driver(
+            endpoint,
+            loop,
+            request_handler=self._handle,
+            tracer=self._tracer,
+            max_pending=self._max_pending,
+        )
         transport = UdpTransport.bind(
             loop, driver, self._bind[0], self._bind[1], reuse_port=self._reuse_port
         )
@@ -200,40 +211,23 @@ class Server:
         if self.log_requests:
             self._log(request, response)
         message = response.to_message()
-        raw = request.message.options.get(OptionNumber.OBSERVE)
-        if raw is not None and request.method in (Code.GET, Code.FETCH):
-            message = self._observe_request(request, response, message, raw)
+        if OptionNumber.OBSERVE in request.message.options:
+            message = self._observe_request(request, message)
         return message
 
-    # -- Observe (RFC 7641) ----------------------------------------------------------------------
+    # -- Observe (RFC 7641): the decisions are the endpoint's (coapkit.observe.server) -----------
 
-    def _observe_request(
-        self, request: Request, response: Response, message: Message, raw: bytes
-    ) -> Message:
-        """Register or deregister an observer (§3.1, §3.6) and mark the response."""
-        token = request.message.token
-        remote = request.remote
-        value = int.from_bytes(raw, "big")
-        if value == 1:
-            self.observers.remove_client(remote, token)
-            return message
-        if value != 0:
-            return message
+    def _observe_request(self, request: Request, message: Message) -> Message:
+        """Let the endpoint register or deregister the sender (§3.1, §3.6) and mark the response."""
         found = self.site.match(request.path)
-        resource = found[0] if found is not None else None
-        if resource is None or not resource.observable or not response.is_success:
-            self.observers.remove_client(remote, token)
-            return message
-        now = self.driver.loop.time()
-        observer = self.observers.register(resource, remote, token, request.message, now)
-        if observer is None:
-            logger.info("observer limit reached; %s not registered", describe_remote(remote))
-            return message
-        if resource not in self._observed:
+        resource = found[0] if found is not None and found[0].observable else None
+        message = self.endpoint.observe.on_response(
+            resource, request.message, request.remote, message, self.driver.loop.time()
+        )
+        if resource is not None and resource not in self._observed:
             resource.add_update_listener(self._updated)
             self._observed.add(resource)
-        sequence = self.observers.current_sequence(resource)
-        return message.replace(options=message.options.replace(observe=sequence))
+        return message
 
     def notify(self, resource: Resource) -> None:
         """Notify the observers of ``resource`` of a new state (like ``resource.updated()``)."""
@@ -242,13 +236,9 @@ class Server:
     def _updated(self, resource: Resource) -> None:
         if self._driver is None:
             return
-        observers = self.observers.observers(resource)
-        if not observers:
-            return
-        sequence = self.observers.advance(resource)
+        sequence, observers = self.endpoint.observe.updated(resource)
         for observer in observers:
-            request = Request(observer.request, observer.remote, None)
-            result = self.site.dispatch(request)
+            result = self.site.dispatch(Request(observer.request, observer.remote, None))
             if isinstance(result, Response):
                 self._send_notification(observer, resource, result, sequence)
             else:
@@ -266,58 +256,15 @@ class Server:
     def _send_notification(
         self, observer: Observer, resource: Resource, response: Response, sequence: int
     ) -> None:
-        if self._driver is None or not self.observers.is_registered(observer):
+        if self._driver is None:
             return
-        message = response.to_message(observer.request.token)
-        if not response.is_success:
-            # An error ends the observation: sent without Observe (§3.2, §4.2).
-            self.observers.remove(observer)
-            confirmable = True
-        else:
-            message = message.replace(options=message.options.replace(observe=sequence))
-            if observer.in_flight is not None:
-                observer.pending = message  # only the newest state waits (§4.5.2)
-                return
-            confirmable = False
-        self._transmit_notification(observer, resource, message, confirmable)
-
-    def _transmit_notification(
-        self, observer: Observer, resource: Resource, message: Message, force_con: bool
-    ) -> None:
-        now = self.driver.loop.time()
-        wanted = resource.notification_type
-        confirmable = force_con or self.observers.wants_con(
+        self._driver.notify(
             observer,
-            now,
-            None if wanted is None else wanted is MessageType.CON,
-            resource.con_every,
+            response.to_message(),
+            sequence=sequence,
+            mtype=resource.notification_type,
+            con_every=resource.con_every,
         )
-        mtype = MessageType.CON if confirmable else MessageType.NON
-        try:
-            outgoing = self.driver.notify(
-                observer.remote, observer.request, message, mtype=mtype, owner=observer
-            )
-        except CoapError as exc:
-            logger.info("notification to %s not sent: %s", describe_remote(observer.remote), exc)
-            self.observers.remove(observer)
-            return
-        self.observers.note_sent(observer, confirmable, now)
-        if confirmable and self.observers.is_registered(observer):
-            observer.in_flight = outgoing
-
-    def _notification_fate(self, owner: Any, event: Any) -> None:
-        """A notification sent as CON was acknowledged, rejected or never acknowledged."""
-        if not isinstance(owner, Observer):
-            return
-        if isinstance(event, ResponseAcknowledged):
-            owner.in_flight = None
-            pending, owner.pending = owner.pending, None
-            if pending is not None and self.observers.is_registered(owner):
-                self._transmit_notification(owner, owner.key, pending, False)
-        else:
-            # RST (§3.6) or no ACK after all retransmissions (§4.5): the client is gone.
-            owner.in_flight = None
-            self.observers.remove(owner)
 
     @staticmethod
     def _log(request: Request, response: Response) -> None:

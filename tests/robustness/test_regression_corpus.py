@@ -58,6 +58,7 @@ CORPUS: list[tuple[str, str, list[str]]] = [
     ("unknown critical option 65001", "40010001e0fcdc", [bad_option("Option 65001")]),
     ("If-None-Match twice", "400300015000", [bad_option("If-None-Match")]),
     ("3-byte Uri-Port", "4001000173010203", [bad_option("Uri-Port")]),
+    ("300-byte Uri-Host", "400100013e001f" + "61" * 300, [bad_option("Uri-Host")]),
     # answered normally: an unknown elective option is ignored
     ("unknown elective option 65000", "40010001e0fcdb", [ROOT_205]),
     # 4.00, never a UnicodeDecodeError

@@ -219,3 +219,26 @@ async def test_shutdown_leaves_no_tasks(server_v4):
     await asyncio.sleep(0)
     leftover = asyncio.all_tasks() - before
     assert leftover == set()
+
+
+async def test_too_many_pending_handlers_get_503():
+    release = asyncio.Event()
+    site = Site()
+
+    @site.route("/wait")
+    async def wait(request):
+        await release.wait()
+        return Response(payload="done")
+
+    async with Server(site, bind=("127.0.0.1", 0), max_pending=2) as server:
+        uri = f"coap://127.0.0.1:{server.port}/wait"
+        async with Client() as client:
+            first = [asyncio.ensure_future(client.get(uri, non=True)) for _ in range(2)]
+            while len(server.driver._tasks) < 2:
+                await asyncio.sleep(0.01)
+            refused = await client.get(uri)
+            assert refused.code == Code.SERVICE_UNAVAILABLE
+            assert refused.max_age == 2
+            assert server.driver.overloaded == 1
+            release.set()
+            assert [r.text for r in await asyncio.gather(*first)] == ["done", "done"]

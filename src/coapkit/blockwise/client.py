@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from coapkit.blockwise.server import BlockwiseConfig
+from coapkit.blockwise.server import BlockwiseConfig, size_option
 from coapkit.codec.codes import Code
 from coapkit.codec.message import Message, _make
 from coapkit.codec.option_registry import OptionNumber
@@ -52,13 +52,15 @@ from coapkit.exchanges.events import (
 )
 from coapkit.messaging.layer import Datagrams
 from coapkit.messaging.parameters import TransmissionParameters
-from coapkit.messaging.records import Remote
+from coapkit.messaging.records import OutgoingState, Remote
 from coapkit.observe.ordering import is_newer
 
 N = OptionNumber
 MAX_RESTARTS = 3
+MAX_ECHO_RETRIES = 2
 _BODY_METHODS = frozenset({Code.POST, Code.PUT, Code.FETCH, Code.PATCH, Code.IPATCH})
 _DEFAULT_MAX_AGE = 60
+_UNSETTLED = (OutgoingState.QUEUED, OutgoingState.AWAITING_ACK)
 
 
 class TransferState(IntEnum):
@@ -83,6 +85,7 @@ class Transfer:
         "auto_block2",
         "block_retries",
         "body",
+        "echo_retries",
         "etag",
         "exchange",
         "fetch",
@@ -144,6 +147,7 @@ class Transfer:
         self.first_options: Options | None = None
         self.auto_block2 = True
         self.restarts = 0
+        self.echo_retries = 0
         self.block_retries = 0
         self.size2: int | None = None
         self.registered = False
@@ -348,11 +352,57 @@ class ClientTransfers:
     ) -> list[Any]:
         if transfer.multicast:
             return [ResponseEvent(transfer, response, remote, False)]  # type: ignore[arg-type]
+        if (
+            response.code == Code.UNAUTHORIZED
+            and N.ECHO in response.options
+            and transfer.echo_retries < MAX_ECHO_RETRIES
+            and transfer.exchange is not None
+        ):
+            # The server wants proof that we are at this address (RFC 9175 §2.3-2.4):
+            # repeat the same request with its Echo value.
+            transfer.echo_retries += 1
+            previous = transfer.exchange.message
+            options = previous.options.set_raw(N.ECHO, [response.options.echo or b""])
+            again = _make(previous.mtype, previous.code, 0, b"", options, previous.payload)
+            self._next_exchange(transfer, again, now, out)
+            return []
         if transfer.upload is not None:
             return self._on_upload_response(transfer, response, remote, now, out)
+        if response.code == Code.REQUEST_ENTITY_TOO_LARGE and self._upload_instead(
+            transfer, response, now, out
+        ):
+            return []
         if transfer.observe and transfer.parent is None:
             return self._on_notification(transfer, response, remote, now, out)
         return self._on_body_block(transfer, response, remote, now, out)
+
+    def _upload_instead(
+        self, transfer: Transfer, response: Message, now: float, out: Datagrams
+    ) -> bool:
+        """A 4.13 to a body sent whole is a hint to send it in blocks (RFC 7959 §2.9.3), at
+        the size a Block1 option in it gives, else at the largest size below the body's."""
+        request = transfer.request
+        payload = request.payload
+        if (
+            transfer.upload_retried
+            or transfer.observe
+            or request.code not in _BODY_METHODS
+            or N.BLOCK1 in request.options
+        ):
+            return False
+        size1 = size_option(response.options, N.SIZE1)
+        if size1 is not None and size1 < len(payload):
+            return False  # too large at any block size
+        szx = min(self.config.max_szx, (len(payload) - 1).bit_length() - 5)
+        hint = _block(response.options, N.BLOCK1)
+        if hint is not None:
+            szx = min(szx, hint.szx)
+        if szx < 0:
+            return False  # 16 bytes or less cannot be sent in smaller blocks
+        transfer.upload_retried = True
+        self._begin_upload(transfer, szx)
+        self._next_exchange(transfer, self._upload_message(transfer), now, out)
+        return True
 
     def _on_upload_response(
         self, transfer: Transfer, response: Message, remote: Remote, now: float, out: Datagrams
@@ -377,7 +427,7 @@ class ClientTransfers:
             return [progress]
         if code == Code.REQUEST_ENTITY_TOO_LARGE and not transfer.upload_retried:
             hint = _block(response.options, N.BLOCK1)
-            size1 = response.options.size1
+            size1 = size_option(response.options, N.SIZE1)
             fits = size1 is None or size1 >= len(transfer.upload)
             if fits and (hint is not None or transfer.upload_offset == 0):
                 transfer.upload_retried = True
@@ -396,6 +446,9 @@ class ClientTransfers:
                 response.options.remove(N.BLOCK1),
                 response.payload,
             )
+        if transfer.observe and transfer.parent is None:
+            # The answer to the last block of a registration's body (an Observe FETCH).
+            return self._on_notification(transfer, response, remote, now, out)
         return self._on_body_block(transfer, response, remote, now, out)
 
     def _on_body_block(
@@ -410,12 +463,16 @@ class ClientTransfers:
         etag = response.options.etag
         body = transfer.body
         if body is None or block2.num == 0:
-            if body is not None and block2.num == 0 and transfer.restarts >= MAX_RESTARTS:
-                return self._fail(transfer, TransferError("the representation keeps changing"))
+            if body is not None:
+                # Block 0 again in the middle: the server started over (a peer that
+                # ignores the block number would otherwise be asked for block 1 forever).
+                transfer.restarts += 1
+                if transfer.restarts > MAX_RESTARTS:
+                    return self._fail(transfer, TransferError("the representation keeps changing"))
             body = transfer.body = bytearray()
             transfer.etag = etag
             transfer.first_options = response.options
-            transfer.size2 = response.options.size2
+            transfer.size2 = size_option(response.options, N.SIZE2)
         elif etag != transfer.etag:
             transfer.restarts += 1
             if transfer.restarts > MAX_RESTARTS:
@@ -447,7 +504,8 @@ class ClientTransfers:
             )
             return self._finish(transfer, whole, remote)
         transfer.block_retries = 0
-        progress = TransferProgress(transfer, len(body), transfer.size2, False)
+        # The rest of a notification is fetched by a child the application never saw.
+        progress = TransferProgress(transfer.parent or transfer, len(body), transfer.size2, False)
         next_num = len(body) // block2.size
         self._next_exchange(
             transfer, self._block2_request(transfer, next_num, block2.szx), now, out
@@ -458,14 +516,24 @@ class ClientTransfers:
         request = transfer.request
         options = request.options.remove(N.BLOCK1, N.SIZE1, N.OBSERVE, N.REQUEST_TAG)
         options = options.replace(block2=BlockValue(num, False, szx))
-        payload = request.payload if request.code == Code.FETCH else b""
+        payload = b""
+        if request.code == Code.FETCH and len(request.payload) <= self.config.max_block_size:
+            # A FETCH body selects what is fetched: it goes with every block request
+            # (RFC 8132 §2.3.2), unless it had to go block-wise itself; then, as libcoap
+            # does, the server's cached representation answers the later blocks.
+            payload = request.payload
         return _make(transfer.mtype, request.code, 0, b"", options, payload)
 
     def _next_exchange(
         self, transfer: Transfer, message: Message, now: float, out: Datagrams
     ) -> None:
         previous = transfer.exchange
-        if previous is not None and previous.open and not transfer.observe:
+        # An observation keeps its exchange open, except for the blocks of its body.
+        if (
+            previous is not None
+            and previous.open
+            and (not transfer.observe or transfer.upload is not None)
+        ):
             self.exchanges.cancel(previous, now, out)
         exchange = self.exchanges.request(
             message,
@@ -497,6 +565,12 @@ class ClientTransfers:
             if exchange is not None and exchange.open:
                 self.exchanges.cancel(exchange, now, out)
             return self._finish(transfer, response, remote)
+        if transfer.registered and sequence == transfer.last_sequence:
+            # The state we have, again (the answer to a re-registration): not news, even
+            # past the 128 s of §3.4, but the observation is alive and confirmed now.
+            transfer.last_time = now
+            self._schedule_reregistration(transfer, response, now)
+            return []
         if transfer.registered and not is_newer(
             transfer.last_sequence, transfer.last_time, sequence, now
         ):
@@ -540,7 +614,7 @@ class ClientTransfers:
         child.body = bytearray(notification.payload)
         child.etag = notification.options.etag
         child.first_options = notification.options
-        child.size2 = notification.options.size2
+        child.size2 = size_option(notification.options, N.SIZE2)
         transfer.fetch = child
         self._next_exchange(child, self._block2_request(child, 1, block2.szx), now, out)
 
@@ -572,7 +646,9 @@ class ClientTransfers:
         if parent is not None:
             if parent.fetch is transfer:
                 parent.fetch = None
-            if parent.state is TransferState.DONE:
+            if parent.state is TransferState.DONE or not 64 <= response.code < 96:
+                # An error to a block request is no notification: this one's rest cannot
+                # be had, the observation goes on (as when the fetch fails, see _fail).
                 return []
             return [ResponseEvent(parent, response, remote, False)]  # type: ignore[arg-type]
         return [ResponseEvent(transfer, response, remote, True)]  # type: ignore[arg-type]
@@ -644,16 +720,21 @@ class ClientTransfers:
             exchange = transfer.exchange
             if exchange is None or not exchange.open:
                 continue
-            transfer.reregister_at = None
+            self._seq += 1
+            transfer.reregister_at = retry = now + _DEFAULT_MAX_AGE + self.reregister_margin
+            heapq.heappush(timers, (retry, self._seq, transfer))
+            outgoing = exchange.outgoing
+            if outgoing is not None and outgoing.state in _UNSETTLED:
+                # The last registration is still being retransmitted: let it succeed or
+                # fail (restarting it would postpone the failure for ever).
+                continue
             options = transfer.request.options.replace(observe=0)
             message = _make(
                 transfer.mtype, transfer.request.code, 0, b"", options, transfer.request.payload
             )
+            # Another round is scheduled above: if nothing comes back, try again after the
+            # default Max-Age.
             self.exchanges.resend(exchange, message, now, out, mtype=transfer.mtype)
-            # Another round: if nothing comes back, try again after the default Max-Age.
-            self._seq += 1
-            transfer.reregister_at = retry = now + _DEFAULT_MAX_AGE + self.reregister_margin
-            heapq.heappush(timers, (retry, self._seq, transfer))
         return []
 
 

@@ -127,19 +127,38 @@ def _key_options(message: Message) -> tuple[tuple[int, bytes], ...]:
     )
 
 
+_LARGEST_BLOCK = 1024
+
+
 def representation_key(message: Message, remote: Remote) -> tuple[object, ...]:
     """What identifies one representation: peer, method, resource and request options.
 
-    FETCH bodies select what is fetched, so they are part of the key (RFC 8132 §2.3.2).
+    FETCH bodies select what is fetched, so they are part of the key (RFC 8132 §2.3.2);
+    a body that came in Block1 blocks is not (its last block is only a piece of it), nor
+    one larger than any block (it can only have come in blocks): the requests for the
+    rest of such a response carry no body (libcoap's do not, nor do coapkit's).
     """
-    payload = message.payload if message.code == Code.FETCH else b""
-    return (remote, message.code, _key_options(message), payload)
+    fetch = (
+        message.code == Code.FETCH
+        and N.BLOCK1 not in message.options
+        and len(message.payload) <= _LARGEST_BLOCK
+    )
+    return (remote, message.code, _key_options(message), message.payload if fetch else b"")
 
 
 def body_key(message: Message, remote: Remote) -> tuple[object, ...]:
     """What identifies one request body: peer, method, resource, options, Request-Tag."""
     tags = tuple(message.options.get_all(N.REQUEST_TAG))
     return (remote, message.code, _key_options(message), tags)
+
+
+def size_option(options: Options, number: int) -> int | None:
+    """The value of Size1 or Size2, or None when absent or malformed: a malformed elective
+    option from a peer is ignored (RFC 7252 §5.4.1, §5.4.3), never raised."""
+    raw = options.get(number)
+    if raw is None or len(raw) > 4:
+        return None
+    return int.from_bytes(raw, "big")
 
 
 def etag_for(payload: bytes) -> bytes:
@@ -208,7 +227,8 @@ class BlockwiseServer:
         self._cache.move_to_end(key)
         entry.expires = now + self.config.transfer_timeout
         self.stats.blocks_served_from_cache += 1
-        return None, self._slice(entry.code, entry.options, entry.payload, request, block2)
+        block = _at_most(block2, self.config.max_szx)
+        return None, self._slice(entry.code, entry.options, entry.payload, request, block)
 
     def _on_block1(
         self, request: Message, block1: BlockValue, remote: Remote, now: float
@@ -227,7 +247,7 @@ class BlockwiseServer:
         key = body_key(request, remote)
         body = self._bodies.get(key)
         offset = block1.num * size
-        announced = request.options.size1
+        announced = size_option(request.options, N.SIZE1)
         too_large = (announced is not None and announced > config.max_body) or (
             offset + len(payload) > config.max_body
         )
@@ -336,7 +356,7 @@ class BlockwiseServer:
             size = min(size, block2.size)
         payload = response.payload
         if len(payload) <= size and (block2 is None or block2.num == 0):
-            if options.size2 is not None and N.SIZE2 not in response_options:
+            if N.SIZE2 in options and N.SIZE2 not in response_options:
                 response_options = response_options.replace(size2=len(payload))
             return _rebuild(response, response_options, payload)
         if not 64 <= response.code < 96:
@@ -344,11 +364,18 @@ class BlockwiseServer:
         if response_options.etag is None:
             response_options = response_options.replace(etag=etag_for(payload))
         wanted = block2 or BlockValue(0, False, self.config.max_szx)
-        szx = min(wanted.szx, self.config.max_szx)
+        block = _at_most(BlockValue(wanted.num, False, wanted.szx), self.config.max_szx)
         key = representation_key(request, remote)
         self._store(key, response.code, response_options, payload, now)
-        return self._slice(
-            response.code, response_options, payload, request, BlockValue(wanted.num, False, szx)
+        sliced = self._slice(response.code, response_options, payload, request, block)
+        # Keep the response's type and token: a notification goes out as it is (§2.6).
+        return _make(
+            response.mtype,
+            sliced.code,
+            response.mid,
+            response.token,
+            sliced.options,
+            sliced.payload,
         )
 
     def _store(
@@ -360,8 +387,9 @@ class BlockwiseServer:
         old = self._cache.pop(key, None)
         if old is not None:
             self._cache_bytes -= len(old.payload)
+        # Later blocks answer plain block requests: no Observe there (RFC 7959 §2.6).
         self._cache[key] = _Representation(
-            code, options.remove(N.BLOCK1), payload, now + config.transfer_timeout
+            code, options.remove(N.BLOCK1, N.OBSERVE), payload, now + config.transfer_timeout
         )
         self._cache_bytes += len(payload)
         self.stats.representations_cached += 1
@@ -379,7 +407,7 @@ class BlockwiseServer:
         chunk = payload[start : start + size]
         more = start + size < len(payload)
         block_options = options.replace(block2=BlockValue(block.num, more, block.szx))
-        if block.num == 0 or request.options.size2 is not None:
+        if block.num == 0 or N.SIZE2 in request.options:
             block_options = block_options.set_raw(N.SIZE2, [encode_uint(len(payload))])
         return _response(code, block_options, chunk)
 
@@ -412,6 +440,17 @@ class BlockwiseServer:
             cache.popitem(last=False)
             self._cache_bytes -= len(entry.payload)
             self.stats.representations_expired += 1
+
+
+def _at_most(block: BlockValue, max_szx: int) -> BlockValue:
+    """The block at the same offset in blocks no larger than ``max_szx`` allows.
+
+    A server that answers with a smaller block than asked for keeps the offset
+    (RFC 7959 §2.4): block 1 of 1024 bytes is block 4 of 256 bytes.
+    """
+    if block.szx <= max_szx:
+        return block
+    return BlockValue(block.num << (block.szx - max_szx), block.more, max_szx)
 
 
 def _rebuild(response: Message, options: Options, payload: bytes) -> Message:

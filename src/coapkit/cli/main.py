@@ -1,31 +1,160 @@
-"""Entry point of the ``coapkit`` command-line tool.
+"""Entry point of the ``coapkit`` command-line tool (also ``python -m coapkit``).
 
-Exit status: 0 success; see :data:`EXIT_CODES` for the rest.  Errors are one
-readable line on stderr; a traceback only with ``-v``.
+Commands: ``get``, ``post``, ``put``, ``delete``, ``fetch``, ``patch`` and
+``ipatch`` send a request (:mod:`coapkit.cli.requests`); ``ping`` and
+``discover`` probe a server; ``server`` and ``fileserver`` serve the demo or
+plugtest resources or a directory (:mod:`coapkit.cli.serve`); ``decode``
+pretty-prints a message given in hex.  ``coapkit COMMAND --help`` shows each
+command's options and examples.
+
+Every failure ends with one readable line on stderr (``coapkit: ...``) and a
+non-zero status; a traceback is printed only for an internal error, and only
+with ``-v``.  Error responses print their code instead (``4.04 Not Found``).
+
+Exit status
+-----------
+  0    success: a 2.xx response, an answered ping; a server stopped by Ctrl-C or SIGTERM
+  1    internal error (a bug in coapkit; -v shows the traceback)
+  2    bad usage: unknown command or option, bad option value, unknown
+       content format, bad --timeout, a feature that is not available yet
+  3    malformed CoAP message or payload (decode; an unreadable discovery answer)
+  4    the server answered 4.xx (client error)
+  5    the server answered 5.xx (server error) or a code of no known class
+  6    bad URI: malformed, relative, or a scheme that is not supported
+  7    network error: unknown host, port or network unreachable, cannot listen
+  8    timeout: no response (retransmissions exhausted, or --timeout expired)
+  9    the peer answered with a Reset (RST)
+  10   local file error: payload file unreadable, -o not writable, DIR missing
+  130  interrupted by Ctrl-C (client commands)
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from coapkit import __version__
-from coapkit.cli.render import format_message
+from coapkit.cli.arguments import (
+    METHODS,
+    content_format_type,
+    count_type,
+    port_type,
+    timeout_type,
+)
+from coapkit.cli.exits import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_MALFORMED,
+    EXIT_OK,
+    EXIT_USAGE,
+    exit_status,
+)
 from coapkit.codec.message import Message
 from coapkit.codec.types import MessageType
 from coapkit.errors import DecodeError
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_MALFORMED = 3
+__all__ = ["EXIT_TABLE", "build_parser", "main"]
+
+EXIT_TABLE = """\
+Exit status
+-----------
+  0    success: a 2.xx response, an answered ping; a server stopped by Ctrl-C or SIGTERM
+  1    internal error (a bug in coapkit; -v shows the traceback)
+  2    bad usage: unknown command or option, bad option value, unknown
+       content format, bad --timeout, a feature that is not available yet
+  3    malformed CoAP message or payload (decode; an unreadable discovery answer)
+  4    the server answered 4.xx (client error)
+  5    the server answered 5.xx (server error) or a code of no known class
+  6    bad URI: malformed, relative, or a scheme that is not supported
+  7    network error: unknown host, port or network unreachable, cannot listen
+  8    timeout: no response (retransmissions exhausted, or --timeout expired)
+  9    the peer answered with a Reset (RST)
+  10   local file error: payload file unreadable, -o not writable, DIR missing
+  130  interrupted by Ctrl-C (client commands)
+"""
+
+OVERVIEW = """\
+examples:
+  coapkit get coap://127.0.0.1/hello
+  coapkit post coap://[::1]/counter
+  coapkit put coap://127.0.0.1/config --payload @config.json
+  coapkit get coap://127.0.0.1/multi-format --accept cbor -v
+  coapkit discover coap://127.0.0.1 --rt Type1
+  coapkit ping coap://127.0.0.1
+  coapkit server --plugtest --port 5683
+  coapkit fileserver ./public --write
+  coapkit decode 44017d34 0a1b2c3d bb74656d7065726174757265
+
+"""
+
+#: Examples per request command (``{m}`` is the command).
+READ_EXAMPLES = """\
+examples:
+  coapkit {m} coap://127.0.0.1/hello
+  coapkit {m} coap://[::1]:5683/sensors/temp --accept json -v
+  coapkit {m} coap://127.0.0.1/items --option Uri-Query=page=2 --option 65000=0x0102
+  coapkit {m} coap://127.0.0.1/image --accept png -o image.png
+  coapkit {m} coap://127.0.0.1/status --json | jq .code
+"""
+WRITE_EXAMPLES = """\
+examples:
+  coapkit {m} coap://127.0.0.1/echo --payload 'hello'
+  coapkit {m} coap://127.0.0.1/data --payload '{{"on": true}}' --content-format json
+  coapkit {m} coap://127.0.0.1/data --payload @reading.cbor -v
+  echo -n 42 | coapkit {m} coap://127.0.0.1/data --payload - --content-format text
+  coapkit {m} coap://127.0.0.1/config --payload @new.json --option If-Match=0x5f2a --json
+"""
+
+REQUEST_EPILOG = """
+--payload: TEXT is sent as UTF-8 with Content-Format text/plain; @FILE sends
+the file's bytes with a Content-Format guessed from its extension (.json 50,
+.cbor 60, .xml 41, .txt 0, ...); - (or @-) reads standard input.
+--content-format overrides either.
+
+--option NAME=VALUE (repeatable; NAME is a registered name such as Uri-Query
+or ETag, or a number): a value starting with 0x is raw hex bytes; otherwise
+a registered option takes its registry format (a decimal number for uint
+options, Content-Format and Accept also take names; the text for string
+options; the text's UTF-8 bytes for opaque ones); an unregistered number
+takes the text's UTF-8 bytes.  A bare NAME is an empty value (If-None-Match).
+
+Output: the payload on stdout, pretty-printed by Content-Format (JSON
+indented, CBOR as diagnostic notation, link-format one link per line, binary
+as a hex dump; -o - writes the raw bytes).  An error response prints its code
+on stderr (4.04 Not Found) and sets the exit status (4 or 5); a success
+without payload other than 2.05 prints its code (and Location) on stderr.
+-o writes the payload of a success only.  --json prints the whole response
+as one JSON object: code, code_name, options by name (repeatable options as
+lists, opaque values as 0x-hex), content_format, payload (UTF-8 text, or
+base64 as payload_encoding says), remote.
+"""
 
 
-def _parse_hex(text: str) -> bytes:
-    cleaned = "".join(text.split()).replace(":", "")
-    if cleaned.lower().startswith("0x"):
-        cleaned = cleaned[2:]
-    return bytes.fromhex(cleaned)
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (and exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def command(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """The function ``name`` of ``coapkit.cli.<module>``, imported when the command runs.
+
+    ``--help``, usage errors and ``decode`` then never import the asyncio
+    client and server.
+    """
+
+    def run(args: argparse.Namespace) -> int:
+        function = getattr(importlib.import_module(f"coapkit.cli.{module}"), name)
+        status: int = function(args)
+        return status
+
+    run.__name__ = name
+    return run
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -43,17 +172,181 @@ def cmd_decode(args: argparse.Namespace) -> int:
         )
         print(f"coapkit: malformed CoAP message: {exc.reason}{where}", file=sys.stderr)
         return EXIT_MALFORMED
+    from coapkit.cli.render import format_message
+
     print(format_message(message))
     return EXIT_OK
 
 
+def _parse_hex(text: str) -> bytes:
+    cleaned = "".join(text.split()).replace(":", "")
+    if cleaned.lower().startswith("0x"):
+        cleaned = cleaned[2:]
+    return bytes.fromhex(cleaned)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("uri", metavar="URI", help="coap://host[:port]/path[?query]")
+    parser.add_argument(
+        "--timeout",
+        type=timeout_type,
+        metavar="SECONDS",
+        help="give up after this long (default: CoAP's own retransmission timing, about 93 s)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="trace every datagram on stderr (type, code, MID, token, options, payload size, "
+        "retransmissions); a traceback on internal errors",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = Parser(
         prog="coapkit",
-        description="CoAP for the command line: requests, servers and debugging aids.",
+        description="CoAP for the command line: requests (like curl), servers and debugging aids.",
+        epilog=OVERVIEW + EXIT_TABLE,
+        formatter_class=formatter,
     )
     parser.add_argument("--version", action="version", version=f"coapkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    for method in METHODS:
+        name = "iPATCH" if method == "ipatch" else method.upper()
+        article = "an" if name[0] in "AEIOU" or name == "iPATCH" else "a"
+        request = sub.add_parser(
+            method,
+            help=f"send {article} {name} request and print the response",
+            description=f"Send {article} {name} request to URI and print the response payload.",
+            epilog=(READ_EXAMPLES if method in ("get", "delete") else WRITE_EXAMPLES).format(
+                m=method
+            )
+            + REQUEST_EPILOG,
+            formatter_class=formatter,
+        )
+        _add_common(request)
+        request.add_argument(
+            "--payload", metavar="TEXT|@FILE|-", help="the request payload (see below)"
+        )
+        request.add_argument(
+            "--content-format",
+            type=content_format_type,
+            metavar="CF",
+            help="Content-Format of the payload: a number or a name (json, cbor, text/plain...)",
+        )
+        request.add_argument(
+            "--accept", type=content_format_type, metavar="CF", help="ask for this Content-Format"
+        )
+        request.add_argument(
+            "--option",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="add an option, e.g. Uri-Query=a=1, ETag=0x0a0b, 65000=0x0102 (repeatable)",
+        )
+        request.add_argument("--non", action="store_true", help="send as NON (no retransmission)")
+        request.add_argument(
+            "--observe",
+            action="store_true",
+            help="print each notification until Ctrl-C or --count (not available yet)",
+        )
+        request.add_argument(
+            "--count", type=count_type, metavar="N", help="with --observe: stop after N"
+        )
+        request.add_argument(
+            "--json", action="store_true", help="print the response as a JSON object"
+        )
+        request.add_argument(
+            "-o",
+            "--output",
+            metavar="FILE",
+            help="write the payload of a success to FILE ('-': raw bytes to stdout)",
+        )
+        request.set_defaults(func=command("requests", "cmd_request"), method=method)
+
+    ping = sub.add_parser(
+        "ping",
+        help="check that a CoAP endpoint answers (empty CON, expects RST)",
+        description="Send a CoAP ping (an empty CON message) and report the RST's round trip.",
+        epilog="examples:\n  coapkit ping coap://127.0.0.1\n  coapkit ping coap://[::1]:5684 "
+        "--timeout 2 -v\n\nThe path of URI is ignored: a ping goes to an endpoint.",
+        formatter_class=formatter,
+    )
+    _add_common(ping)
+    ping.set_defaults(func=command("requests", "cmd_ping"))
+
+    discover = sub.add_parser(
+        "discover",
+        help="list a server's resources (GET /.well-known/core)",
+        description="GET /.well-known/core (RFC 6690) and show the resources as a table: "
+        "path, rt, if, ct (with names), sz, obs and title.",
+        epilog="examples:\n  coapkit discover coap://127.0.0.1\n"
+        "  coapkit discover coap://127.0.0.1 --rt 'Type*' --if If1\n"
+        "  coapkit discover coap://127.0.0.1 --json\n\n"
+        "--rt and --if are sent as RFC 6690 query filters (a trailing * matches a "
+        "prefix) and applied again to the answer, for servers that ignore them.",
+        formatter_class=formatter,
+    )
+    _add_common(discover)
+    discover.add_argument("--rt", metavar="TYPE", help="only resources of this resource type")
+    discover.add_argument(
+        "--if", dest="if_", metavar="IF", help="only resources with this interface"
+    )
+    discover.add_argument("--json", action="store_true", help="print the links as JSON")
+    discover.set_defaults(func=command("requests", "cmd_discover"))
+
+    for name, helptext, description, epilog in (
+        (
+            "server",
+            "serve the demo resources, or the plugtest set with --plugtest",
+            "Serve CoAP: the demo resources (/hello, /counter, /time, /echo), or with "
+            "--plugtest the ETSI plugtest resource set.  Logs one line per request on "
+            "stderr; Ctrl-C or SIGTERM stops it (exit status 0).",
+            "examples:\n  coapkit server\n  coapkit server --plugtest --port 5683\n"
+            "  coapkit server --bind 127.0.0.1 --port 0 -v   (port 0: any free port)",
+        ),
+        (
+            "fileserver",
+            "serve a directory (GET; PUT and DELETE with --write)",
+            "Serve the files of DIR: GET a file (Content-Format from its extension, "
+            "ETag, 2.03 revalidation), GET a directory (a link-format listing), and "
+            "with --write PUT and DELETE.  Nothing outside DIR is ever served.",
+            "examples:\n  coapkit fileserver ./public\n"
+            "  coapkit fileserver /srv/coap --port 5683 --write\n"
+            "  coapkit get coap://127.0.0.1/notes.txt",
+        ),
+    ):
+        server = sub.add_parser(
+            name, help=helptext, description=description, epilog=epilog, formatter_class=formatter
+        )
+        if name == "fileserver":
+            server.add_argument("dir", metavar="DIR", help="the directory to serve")
+            server.add_argument(
+                "--write", action="store_true", help="allow PUT and DELETE of files"
+            )
+        else:
+            server.add_argument(
+                "--plugtest", action="store_true", help="serve the ETSI plugtest resources"
+            )
+        server.add_argument(
+            "--bind",
+            default="::",
+            metavar="ADDR",
+            help="address to listen on (default: :: = every IPv6 and IPv4 address)",
+        )
+        server.add_argument(
+            "--port", type=port_type, default=5683, metavar="N", help="UDP port (default: 5683)"
+        )
+        server.add_argument(
+            "-v", "--verbose", action="store_true", help="trace every datagram; debug logging"
+        )
+        server.set_defaults(
+            func=command("serve", "cmd_fileserver" if name == "fileserver" else "cmd_server"),
+            interrupt_status=EXIT_OK,
+        )
+
     decode = sub.add_parser(
         "decode",
         help="decode a CoAP message given in hex",
@@ -71,7 +364,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        status: int = getattr(args, "interrupt_status", EXIT_INTERRUPTED)
+        if status != EXIT_OK:
+            print("coapkit: interrupted", file=sys.stderr)
+        return status
+    except Exception as exc:
+        status, message = exit_status(exc)
+        print(f"coapkit: {message}", file=sys.stderr, flush=True)
+        if status == EXIT_INTERNAL and getattr(args, "verbose", False):
+            traceback.print_exc()
+        return status
     return result
 
 

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from coapkit.cli.diagnostic import cbor_to_diagnostic
 from coapkit.codec.codes import code_name
-from coapkit.codec.content_formats import content_format_name
+from coapkit.codec.content_formats import LINK_FORMAT, TEXT_PLAIN, content_format_name
+from coapkit.codec.content_formats import content_format as content_format_entry
+from coapkit.codec.link_format import Link, parse_link_format, serialize_link_format
 from coapkit.codec.message import Message
-from coapkit.codec.option_registry import OptionNumber, is_critical, option_name
+from coapkit.codec.option_registry import OptionNumber, is_critical, option_name, option_spec
 from coapkit.codec.options import BlockValue, decode_value
-from coapkit.errors import OptionValueError
+from coapkit.errors import DecodeError, LinkFormatError, OptionValueError
+from coapkit.resources.response import Response
+
+CBOR_SEQ = 63
+_BLOCK_OPTIONS = frozenset(
+    {OptionNumber.BLOCK1, OptionNumber.BLOCK2, OptionNumber.Q_BLOCK1, OptionNumber.Q_BLOCK2}
+)
 
 
 def format_option(number: int, raw: bytes) -> str:
@@ -77,3 +91,270 @@ def hexdump(data: bytes, width: int = 16) -> str:
         text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
         lines.append(f"{offset:08x}  {hexpart:<{width * 3 - 1}}  {text}")
     return "\n".join(lines)
+
+
+# -- addresses ----------------------------------------------------------------------------------
+
+
+def show_remote(remote: object) -> str:
+    """``127.0.0.1:5683`` or ``[::1]:5683``; IPv4-mapped IPv6 addresses shown as IPv4."""
+    if isinstance(remote, tuple) and len(remote) >= 2 and isinstance(remote[0], str):
+        host, port = remote[0], remote[1]
+        if host.startswith("::ffff:") and "." in host:
+            host = host[7:]
+        scope = remote[3] if len(remote) > 3 and remote[3] else 0
+        if ":" in host:
+            if scope and "%" not in host:
+                host = f"{host}%{_interface_name(scope)}"
+            return f"[{host}]:{port}"
+        return f"{host}:{port}"
+    return str(remote)
+
+
+def _interface_name(index: int) -> str:
+    import socket
+
+    try:
+        return socket.if_indextoname(index)
+    except OSError:
+        return str(index)
+
+
+# -- payloads -----------------------------------------------------------------------------------
+
+
+CBOR_HINT = "install cbor2 to see CBOR as diagnostic notation: pip install 'coapkit[cbor]'"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A payload made readable: ``text`` for stdout and, when something was off, a ``note``."""
+
+    text: str
+    note: str | None = None
+
+
+def _printable_text(payload: bytes) -> str | None:
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if all(ch.isprintable() or ch in "\n\r\t" for ch in text):
+        return text
+    return None
+
+
+def render_payload(payload: bytes, content_format: int | None) -> Rendered:
+    """The payload pretty-printed according to its Content-Format.
+
+    JSON is indented, CBOR shown in diagnostic notation (RFC 8949 §8; needs
+    cbor2, otherwise a hex dump and a note saying what to install),
+    link-format one link per line, text as it is, anything else (or a
+    payload that is not what its Content-Format says) as a hex dump.
+    Without a Content-Format, printable UTF-8 is shown as text.
+    """
+    if not payload:
+        return Rendered("")
+    cf = content_format_entry(content_format) if content_format is not None else None
+    if cf is not None and cf.is_cbor:
+        try:
+            return Rendered(cbor_to_diagnostic(payload, sequence=cf.number == CBOR_SEQ))
+        except ImportError:
+            return Rendered(hexdump(payload), CBOR_HINT)
+        except ValueError as exc:
+            return Rendered(hexdump(payload), f"the payload is {exc}")
+    text = _printable_text(payload)
+    if cf is not None and cf.is_json and text is not None:
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            return Rendered(text, "the payload is not valid JSON")
+        return Rendered(json.dumps(value, indent=2, ensure_ascii=False))
+    if content_format == LINK_FORMAT and text is not None:
+        try:
+            links = parse_link_format(text)
+        except LinkFormatError as exc:
+            return Rendered(text, f"the payload is not valid link-format: {exc}")
+        return Rendered(",\n".join(serialize_link_format([link]) for link in links))
+    if text is not None and (cf is None or cf.is_text or content_format == TEXT_PLAIN):
+        return Rendered(text)
+    return Rendered(hexdump(payload))
+
+
+# -- the verbose trace ------------------------------------------------------------------------
+
+
+class Trace:
+    """``-v``: every datagram sent and received, curl -v style, as lines for stderr.
+
+    ``>`` marks what was sent, ``<`` what was received.  A datagram identical
+    to one already sent is marked as a retransmission (CoAP retransmits the
+    very same bytes, RFC 7252 §4.2); one identical to one already received as
+    a duplicate.
+    """
+
+    #: How many distinct datagrams each direction remembers for spotting repeats.
+    MEMORY = 4096
+
+    def __init__(self, write: Callable[[str], None], clock: Callable[[], float]) -> None:
+        self._write = write
+        self._clock = clock
+        self._start = clock()
+        self._sent: dict[bytes, int] = {}
+        self._received: dict[bytes, int] = {}
+
+    def __call__(self, direction: str, data: bytes, remote: object) -> None:
+        self._write("\n".join(self.lines(direction, data, remote)))
+
+    def note(self, text: str) -> None:
+        """A ``*`` line: something the tool did, between the datagrams."""
+        self._write(f"* {text}")
+
+    def lines(self, direction: str, data: bytes, remote: object) -> list[str]:
+        sending = direction == "send"
+        arrow = ">" if sending else "<"
+        seen = self._sent if sending else self._received
+        repeat = seen.pop(data, 0)
+        seen[data] = repeat + 1
+        if len(seen) > self.MEMORY:  # a long-running server -v: forget the oldest
+            del seen[next(iter(seen))]
+        elapsed = self._clock() - self._start
+        where = f"{'to' if sending else 'from'} {show_remote(remote)}"
+        size = f"{len(data)} byte{'' if len(data) == 1 else 's'}"
+        mark = ""
+        if repeat:
+            mark = f"  [retransmission {repeat}]" if sending else f"  [duplicate {repeat}]"
+        try:
+            message = Message.decode(data)
+        except DecodeError as exc:
+            return [f"{arrow} {size} {where}, not a CoAP message: {exc.reason}{mark}"]
+        token = message.token.hex() if message.token else "(empty)"
+        lines = [
+            f"{arrow} {message.mtype.name} {code_name(message.code)}  MID {message.mid}"
+            f"  token {token}  {where}  ({size}, +{elapsed:.3f} s){mark}"
+        ]
+        lines.extend(f"{arrow}   {format_option(number, raw)}" for number, raw in message.options)
+        if message.payload:
+            lines.append(f"{arrow}   payload: {_payload_summary(message.payload)}")
+        return lines
+
+
+def _payload_summary(payload: bytes, limit: int = 48) -> str:
+    size = f"{len(payload)} byte{'' if len(payload) == 1 else 's'}"
+    text = _printable_text(payload)
+    if text is None or "\n" in text or "\r" in text:
+        return size
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{size} {json.dumps(text, ensure_ascii=False)}"
+
+
+# -- JSON for scripts ---------------------------------------------------------------------------
+
+
+def option_json_value(number: int, raw: bytes) -> object:
+    """One option value for ``--json``: numbers, strings, ``0x``-hex for opaque, true for empty."""
+    try:
+        value = decode_value(number, raw)
+    except OptionValueError:
+        return "0x" + raw.hex()
+    if number in _BLOCK_OPTIONS:
+        assert isinstance(value, int)
+        block = BlockValue.from_uint(value)
+        return {"num": block.num, "more": block.more, "size": block.size}
+    if value is None:
+        return True
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return value
+
+
+def options_json(options: Iterable[tuple[int, bytes]]) -> dict[str, object]:
+    """Options by name; repeatable (and unknown) options as lists, the others as single values."""
+    collected: dict[int, list[object]] = {}
+    for number, raw in options:
+        collected.setdefault(number, []).append(option_json_value(number, raw))
+    out: dict[str, object] = {}
+    for number, values in collected.items():
+        spec = option_spec(number)
+        single = spec is not None and not spec.repeatable and len(values) == 1
+        out[option_name(number)] = values[0] if single else values
+    return out
+
+
+def response_json(response: Response) -> dict[str, object]:
+    """The response as a JSON-ready object (``--json``)."""
+    payload = response.payload
+    cf_number = response.content_format
+    cf = content_format_entry(cf_number) if cf_number is not None else None
+    textual = cf is None or cf.is_text or cf_number == TEXT_PLAIN
+    text: str | None = None
+    if textual:
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+    dotted, _, name = code_name(response.code).partition(" ")
+    return {
+        "code": dotted,
+        "code_name": name,
+        "success": response.is_success,
+        "options": options_json(response.options.items),
+        "content_format": cf_number,
+        "content_format_name": None if cf_number is None else content_format_name(cf_number),
+        "payload": text if text is not None else base64.b64encode(payload).decode("ascii"),
+        "payload_encoding": "utf-8" if text is not None else "base64",
+        "payload_size": len(payload),
+        "remote": None if response.remote is None else show_remote(response.remote),
+    }
+
+
+# -- discovery ------------------------------------------------------------------------------------
+
+
+def content_format_label(number: int) -> str:
+    """``50 json``, ``0 text``, ``12345``: a number and its short name, for tables."""
+    cf = content_format_entry(number)
+    if cf is None:
+        return str(number)
+    label = cf.short or cf.media_type.split(";")[0]
+    return f"{number} {label}"
+
+
+def link_row(link: Link) -> dict[str, str]:
+    return {
+        "path": link.target,
+        "rt": " ".join(link.rt),
+        "if": " ".join(link.if_),
+        "ct": ", ".join(content_format_label(n) for n in link.ct),
+        "sz": "" if link.sz is None else str(link.sz),
+        "obs": "obs" if link.obs else "",
+        "title": link.title or "",
+    }
+
+
+LINK_COLUMNS = ("path", "rt", "if", "ct", "sz", "obs", "title")
+
+
+def links_table(links: Iterable[Link]) -> str:
+    """A table with one row per link: path, rt, if, ct (with names), sz, obs, title."""
+    rows = [link_row(link) for link in links]
+    used = [c for c in LINK_COLUMNS if c == "path" or any(row[c] for row in rows)]
+    widths = {c: max([len(c), *(len(row[c]) for row in rows)]) for c in used}
+    lines = ["  ".join(c.upper().ljust(widths[c]) for c in used).rstrip()]
+    lines.extend("  ".join(row[c].ljust(widths[c]) for c in used).rstrip() for row in rows)
+    return "\n".join(lines)
+
+
+def link_json(link: Link) -> dict[str, object]:
+    """One link as a JSON-ready object (``discover --json``)."""
+    return {
+        "href": link.target,
+        "rt": list(link.rt),
+        "if": list(link.if_),
+        "ct": list(link.ct),
+        "sz": link.sz,
+        "obs": link.obs,
+        "title": link.title,
+        "attributes": [[name, value] for name, value in link.attributes],
+    }

@@ -28,7 +28,7 @@ from enum import IntEnum
 from typing import Any
 
 from coapkit.codec.message import Message, _make
-from coapkit.codec.option_registry import is_critical, option_name
+from coapkit.codec.option_registry import OptionNumber, is_critical, option_name
 from coapkit.codec.options import EMPTY_OPTIONS
 from coapkit.codec.types import MessageType
 from coapkit.errors import (
@@ -56,6 +56,7 @@ from coapkit.messaging.records import Inbound, Outgoing, Remote
 
 CON = MessageType.CON
 NON = MessageType.NON
+_OBSERVE = int(OptionNumber.OBSERVE)
 
 
 class RequestState(IntEnum):
@@ -126,10 +127,12 @@ class ClientExchanges:
         messaging: MessageLayer,
         tokens: TokenSource,
         understood: frozenset[int] = UNDERSTOOD_OPTIONS,
+        max_open: int = 65_536,
     ) -> None:
         self.messaging = messaging
         self.tokens = tokens
         self.understood = understood
+        self.max_open = max_open  #: open requests at once (each holds a token and state)
         self._open: dict[tuple[Remote, bytes], ClientRequest] = {}
         self._multicast: dict[bytes, ClientRequest] = {}
         self._timers: list[tuple[float, int, ClientRequest]] = []
@@ -163,6 +166,10 @@ class ClientExchanges:
         token: bytes | None = None,
     ) -> ClientRequest:
         """Send a request (its token is replaced by a fresh one unless ``token`` is given)."""
+        if len(self._open) + len(self._multicast) >= self.max_open:
+            raise ProtocolUsageError(
+                f"{self.max_open} requests are already open; wait for some to finish"
+            )
         if mtype is None:
             mtype = message.mtype if message.mtype in (CON, NON) else CON
         if multicast and mtype is CON:
@@ -206,7 +213,8 @@ class ClientExchanges:
     ) -> None:
         """Send a new message for an open request, keeping its token (Observe re-registration).
 
-        Any retransmission of the previous message stops; the request stays open.
+        Any retransmission of the previous message stops; the request stays open.  A NON
+        with no answer (no response of any kind) fails the request after NON_LIFETIME.
         """
         if request.state is RequestState.DONE:
             raise ProtocolUsageError("the request is no longer open")
@@ -224,6 +232,9 @@ class ClientExchanges:
         request.outgoing = self.messaging.send(
             message, request.remote, now, out, mtype=mtype or CON, owner=request
         )
+        if mtype is NON and request.deadline is None:
+            # A CON fails when unacknowledged; a NON when nothing answers in NON_LIFETIME.
+            self._arm(request, now + self.messaging.parameters_for(request.remote).non_lifetime)
 
     def ping(self, remote: Remote, now: float, out: Datagrams) -> ClientRequest:
         """Send a CoAP ping (an empty CON); the RST answering it is a :class:`PongReceived`."""
@@ -297,6 +308,12 @@ class ClientExchanges:
         if reason is not None:
             self.messaging.reject(inbound, out)
             return [self._reject(request, remote, reason)]
+        if _OBSERVE in message.options and request.message.options.get(_OBSERVE) == b"\x01":
+            # A notification crossing our deregistration (RFC 7641 §3.6): not its answer.
+            # Reject it, so that the server forgets the observation even if the
+            # deregistration is lost; the request waits for its real answer.
+            self.messaging.reject(inbound, out)
+            return []
         self.messaging.accept(inbound, out)
         return [self._deliver(request, message, remote)]
 
@@ -330,6 +347,12 @@ class ClientExchanges:
             self._close(request)
             if request.outgoing is not None and request.outgoing.mtype is NON:
                 request.outgoing.peer.recent_non.pop(request.outgoing.mid, None)
+        elif not request.multicast:
+            # An observation is established: the timeout of its request (NON_LIFETIME, or
+            # EXCHANGE_LIFETIME after an empty ACK) no longer applies, and a late empty ACK
+            # must not arm it again.
+            request.deadline = None
+            request.acknowledged = True
         return ResponseEvent(request, message, remote, final)
 
     def empty_ack(self, outgoing: Outgoing, now: float) -> list[EndpointEvent]:

@@ -19,9 +19,15 @@ def _host_is_multicast(host: str) -> bool:
 
 
 def describe_remote(remote: Remote) -> str:
-    """``192.0.2.1:5683`` or ``[2001:db8::1]:5683`` for socket address tuples."""
+    """``192.0.2.1:5683`` or ``[2001:db8::1]:5683`` for socket address tuples.
+
+    An IPv4-mapped IPv6 address (what a dual-stack socket reports for an IPv4
+    peer) is shown as the IPv4 address the user typed.
+    """
     if isinstance(remote, tuple) and len(remote) >= 2:
         host, port = remote[0], remote[1]
+        if isinstance(host, str) and host.startswith("::ffff:") and "." in host:
+            host = host[7:]
         if isinstance(host, str) and ":" in host:
             return f"[{host}]:{port}"
         return f"{host}:{port}"

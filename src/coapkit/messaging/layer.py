@@ -42,11 +42,13 @@ from typing import Any
 from coapkit.codec.codes import is_request
 from coapkit.codec.message import Message, _make, decode, encode_parts
 from coapkit.codec.option_registry import OptionNumber
+from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
 from coapkit.errors import (
     BacklogFull,
     CoapError,
     DecodeError,
+    EncodeError,
     EndpointClosed,
     ProtocolUsageError,
     RequestCancelled,
@@ -120,7 +122,13 @@ class MessagingConfig:
     multicast_leisure: bool = True
     """Delay responses to multicast requests by a random time in [0, DEFAULT_LEISURE] (§8.2)."""
 
+    max_message_size: int = 1152
+    """Largest message accepted and sent.  RFC 7252 §4.6: 1152 bytes fit any IPv6 path
+    (1280-byte MTU); raise it only where the path is known to carry more."""
+
     def __post_init__(self) -> None:
+        if self.max_message_size < 64:
+            raise ValueError("max_message_size must be at least 64 bytes")
         if self.empty_ack_delay < 0 or self.expiry_tick < 0:
             raise ValueError("empty_ack_delay and expiry_tick cannot be negative")
         if self.backlog_limit < 0 or self.recent_non_limit < 0:
@@ -259,7 +267,9 @@ class MessageLayer:
             stats.dedup_evictions = self._dedup.evictions
             if evicted is not None:  # the total cap took another peer's entry
                 self._forget_if_idle(evicted)
-            inbound = Inbound(message, peer, now, multicast)
+            inbound = Inbound(message, peer, now, multicast, len(data))
+            if len(data) > self.config.max_message_size:
+                return self._too_large(inbound, out)
             if is_request(code):
                 if mtype is CON:
                     self._empty_acks.append((now + self.config.empty_ack_delay, inbound))
@@ -299,6 +309,32 @@ class MessageLayer:
         if peer_or_none.backlog:
             self._drain(peer_or_none, now, out)
         return [ResetReceived(outgoing)]
+
+    def _too_large(self, inbound: Inbound, out: Datagrams) -> list[MessagingEvent]:
+        """A message above ``max_message_size`` (RFC 7252 §4.6): a CON request gets 4.13 with
+        a Block1 option asking for blocks (RFC 7959 §2.9.3); anything else is dropped."""
+        self.stats.oversized += 1
+        message = inbound.message
+        if inbound.mtype is CON and is_request(message.code):
+            block1 = 0x06  # Block1 num 0, more 0, szx 6: 1024-byte blocks
+            data = encode_parts(
+                2,
+                0x8D,  # 4.13 Request Entity Too Large
+                inbound.mid,
+                message.token,
+                Options(((OptionNumber.BLOCK1, bytes((block1,))),)),
+                b"",
+            )
+            self._store_reply(inbound, data)
+            out.append((data, inbound.remote))
+            inbound.state = _DONE
+        return [
+            MessageIgnored(
+                inbound.remote,
+                f"message of {inbound.size} bytes exceeds {self.config.max_message_size}",
+                b"",
+            )
+        ]
 
     def _ignore(self, remote: Remote, reason: str, data: bytes) -> list[MessagingEvent]:
         self.stats.ignored += 1
@@ -342,6 +378,7 @@ class MessageLayer:
                     data = encode_parts(
                         2, code, inbound.mid, response.token, response.options, response.payload
                     )
+                    self._check_size(data)
                     self._store_reply(inbound, data)
                     out.append((data, inbound.remote))
                     inbound.state = _DONE
@@ -423,6 +460,13 @@ class MessageLayer:
         self.stats.empty_acks_sent += 1
         inbound.state = _ACKED
 
+    def _check_size(self, data: bytes) -> None:
+        if len(data) > self.config.max_message_size:
+            raise EncodeError(
+                f"a message of {len(data)} bytes exceeds max_message_size "
+                f"({self.config.max_message_size}); send large bodies block-wise"
+            )
+
     @staticmethod
     def _store_reply(inbound: Inbound, data: bytes) -> None:
         """Keep the reply for replay to duplicates, if the dedup entry still exists."""
@@ -466,6 +510,7 @@ class MessageLayer:
         # Encode now (with a placeholder MID) so that a bad message fails at the call,
         # before any state about the remote exists.
         data = encode_parts(mtype, message.code, 0, message.token, message.options, message.payload)
+        self._check_size(data)
         peer = self._peer(remote)
         if params is None:
             params = peer.params

@@ -34,10 +34,23 @@ class InboundState(IntEnum):
 class Inbound:
     """A received CON or NON message that the layer above still has to answer or accept."""
 
-    __slots__ = ("message", "mid", "mtype", "multicast", "peer", "received_at", "remote", "state")
+    __slots__ = (
+        "message",
+        "mid",
+        "mtype",
+        "multicast",
+        "peer",
+        "received_at",
+        "remote",
+        "size",
+        "state",
+    )
 
-    def __init__(self, message: Message, peer: Peer, received_at: float, multicast: bool) -> None:
+    def __init__(
+        self, message: Message, peer: Peer, received_at: float, multicast: bool, size: int = 0
+    ) -> None:
         self.message = message
+        self.size = size  #: bytes of the datagram (anti-amplification limits depend on it)
         self.peer = peer
         self.remote: Remote = peer.remote
         self.mid = message.mid

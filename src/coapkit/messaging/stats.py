@@ -24,6 +24,7 @@ class MessagingStats:
     ignored: int = 0  #: well-formed messages dropped (impossible type/code, unmatched ACK...)
     queued: int = 0  #: messages that had to wait in a backlog
     suppressed: int = 0  #: responses not sent because of No-Response or multicast rules
+    oversized: int = 0  #: messages received above max_message_size
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

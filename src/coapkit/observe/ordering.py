@@ -13,13 +13,16 @@ HALF = 1 << 23
 FRESHNESS_WINDOW = 128.0
 
 
+def follows(previous: int, sequence: int) -> bool:
+    """True if ``sequence`` comes after ``previous`` in the wrapped 24-bit order."""
+    return (previous < sequence and sequence - previous < HALF) or (
+        previous > sequence and previous - sequence > HALF
+    )
+
+
 def is_newer(previous: int, previous_time: float, sequence: int, now: float) -> bool:
     """True if a notification ``sequence`` at ``now`` is fresher than ``previous`` at its time."""
-    return (
-        (previous < sequence and sequence - previous < HALF)
-        or (previous > sequence and previous - sequence > HALF)
-        or now > previous_time + FRESHNESS_WINDOW
-    )
+    return follows(previous, sequence) or now > previous_time + FRESHNESS_WINDOW
 
 
 def next_sequence(sequence: int) -> int:

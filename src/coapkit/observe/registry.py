@@ -15,7 +15,9 @@ one per new state and wrapping, which the client's ordering rule (§3.4,
 A notification sent as CON stays *in flight* until acknowledged.  A newer
 state that arrives meanwhile replaces the one waiting (§4.5.2: only the
 newest matters), so an observer never has a queue, only ``pending``: one
-message at most, sent when the in-flight one is acknowledged.  Whether a
+message at most, sent when the in-flight one is acknowledged (a NON still
+waiting in the message layer's backlog is replaced the same way; see
+:mod:`coapkit.observe.server`).  Whether a
 notification is CON: when the resource asks for it, every ``con_every``-th
 notification, and at least once every ``con_interval`` (24 h, §4.5) so that
 a vanished observer is found out.
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coapkit.codec.message import Message
+from coapkit.codec.types import MessageType
 from coapkit.messaging.records import Remote
 from coapkit.observe.ordering import next_sequence
 
@@ -52,8 +55,10 @@ class Observer:
         "key",
         "last_con_at",
         "pending",
+        "policy",
         "remote",
         "request",
+        "sequence",
         "since_con",
         "token",
     )
@@ -66,10 +71,14 @@ class Observer:
         self.token = token
         self.request = request  #: the registration request, to render notifications for
         self.created = now
-        self.in_flight: Any = None  #: the CON notification awaiting its ACK
+        #: the last notification sent (an Outgoing); while a CON awaits its ACK, the next waits
+        self.in_flight: Any = None
         self.pending: Message | None = None  #: the newest state waiting for in_flight
+        self.sequence: int | None = None  #: the newest state given to this observer
         self.last_con_at = now
         self.since_con = 0
+        #: the resource's wishes for the pending notification: (message type, CON every Nth)
+        self.policy: tuple[MessageType | None, int | None] = (None, None)
 
     def __repr__(self) -> str:
         return f"<Observer {self.token.hex()} from {self.remote!r}>"

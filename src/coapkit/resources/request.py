@@ -36,10 +36,14 @@ _URI_QUERY = OptionNumber.URI_QUERY
 
 
 def _strings(options: Options, number: int, name: str) -> tuple[str, ...]:
-    try:
-        return tuple([raw.decode("utf-8") for n, raw in options.items if n == number])
-    except UnicodeDecodeError:
-        raise RespondWith(Code.BAD_REQUEST, f"{name} is not valid UTF-8") from None
+    values = []
+    for n, raw in options.items:  # a plain loop: this runs for every request
+        if n == number:
+            try:
+                values.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise RespondWith(Code.BAD_REQUEST, f"{name} is not valid UTF-8") from None
+    return tuple(values)
 
 
 class Request:

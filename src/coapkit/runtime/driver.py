@@ -26,9 +26,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from coapkit.blockwise.client import Transfer
+from coapkit.blockwise.client import Transfer, TransferProgress
 from coapkit.codec.codes import Code
 from coapkit.codec.message import Message
+from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
 from coapkit.endpoint import Endpoint, Output
 from coapkit.errors import CoapError, EndpointClosed, NetworkError, RequestCancelled
@@ -38,19 +39,18 @@ from coapkit.exchanges.events import (
     PongReceived,
     RequestAcknowledged,
     RequestFailed,
-    ResponseAcknowledged,
-    ResponseDeliveryFailed,
     ResponseEvent,
-    ResponseRejected,
 )
 from coapkit.messaging.parameters import TransmissionParameters
 from coapkit.messaging.records import Inbound, Remote
+from coapkit.observe.registry import Observer
+from coapkit.observe.server import ObserverRemoved
 
 logger = logging.getLogger("coapkit.runtime")
 
 RequestHandler = Callable[[IncomingRequest], "Message | Awaitable[Message]"]
 Tracer = Callable[[str, bytes, Remote], None]
-NotificationHook = Callable[[Any, Any], None]
+ProgressCallback = Callable[[int, int | None], None]
 
 _EAGER = sys.version_info >= (3, 12)
 
@@ -110,18 +110,22 @@ class Driver:
         *,
         request_handler: RequestHandler | None = None,
         tracer: Tracer | None = None,
+        max_pending: int = 1000,
     ) -> None:
         self.endpoint = endpoint
         self.loop = loop
+        #: handlers that may be awaiting at once; beyond, requests get 5.03 with Max-Age
+        self.max_pending = max_pending
+        self.overloaded = 0  #: requests refused because max_pending handlers were running
+        self._overload_logged_at = -1e9
         self.request_handler = request_handler
         self.tracer = tracer
         self.transport: Any = None
-        #: observe (server side) gets the fate of notifications sent as CON
-        self.notification_hook: NotificationHook | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
         self._in_batch = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._progress: dict[Transfer, ProgressCallback] = {}
         self._closed = False
 
     def attach(self, transport: Any) -> None:
@@ -204,13 +208,19 @@ class Driver:
                     owner.set_exception(event.error)
             elif isinstance(owner, ResponseStream):
                 owner.end(event.error)
+        elif cls is TransferProgress:
+            callback = self._progress.get(event.handle)
+            if callback is not None:
+                try:
+                    callback(event.done, event.total)
+                except Exception:
+                    logger.exception("progress callback failed")
         elif cls is PongReceived:
             owner = event.handle.owner
             if isinstance(owner, asyncio.Future) and not owner.done():
                 owner.set_result(event.rtt)
-        elif cls in (ResponseAcknowledged, ResponseRejected, ResponseDeliveryFailed):
-            if self.notification_hook is not None:
-                self.notification_hook(event.owner, event)
+        elif cls is ObserverRemoved:
+            logger.debug("observer %r removed: %s", event.observer, event.reason)
         elif cls is RequestAcknowledged:
             logger.debug("request %r acknowledged; awaiting a separate response", event.handle)
         elif cls is Diagnostic:
@@ -222,6 +232,9 @@ class Driver:
         handler = self.request_handler
         if handler is None:
             self._respond(event.handle, Message(code=Code.NOT_FOUND))
+            return
+        if len(self._tasks) >= self.max_pending:
+            self._refuse_overloaded(event.handle)
             return
         try:
             result = handler(event)
@@ -243,6 +256,19 @@ class Driver:
         if not task.done():
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _refuse_overloaded(self, handle: Inbound) -> None:
+        """5.03 Service Unavailable with Max-Age: come back later (RFC 7252 §5.9.3.4)."""
+        self.overloaded += 1
+        now = self.loop.time()
+        if now - self._overload_logged_at > 10.0:
+            self._overload_logged_at = now
+            logger.warning(
+                "%d request handlers are running; answering 5.03 until some finish",
+                len(self._tasks),
+            )
+        busy = Message(code=Code.SERVICE_UNAVAILABLE, options=Options.build(max_age=2))
+        self._respond(handle, busy)
 
     async def _finish(self, handle: Inbound, pending: Awaitable[Message]) -> None:
         try:
@@ -282,21 +308,26 @@ class Driver:
 
     def notify(
         self,
-        remote: Remote,
-        request: Message,
+        observer: Observer,
         notification: Message,
         *,
-        mtype: MessageType,
-        owner: Any,
-    ) -> Any:
-        """Send an Observe notification (see :meth:`Endpoint.notify`); returns its record."""
+        sequence: int,
+        mtype: MessageType | None = None,
+        con_every: int | None = None,
+    ) -> None:
+        """Send an Observe notification (see :meth:`Endpoint.notify`); nothing once closed."""
         if self._closed:
-            raise EndpointClosed("the endpoint is closed")
-        outgoing, output = self.endpoint.notify(
-            remote, request, notification, self.loop.time(), mtype=mtype, owner=owner
+            return
+        self._process(
+            self.endpoint.notify(
+                observer,
+                notification,
+                self.loop.time(),
+                sequence=sequence,
+                mtype=mtype,
+                con_every=con_every,
+            )
         )
-        self._process(output)
-        return outgoing
 
     # -- client side -------------------------------------------------------------------------------
 
@@ -308,8 +339,12 @@ class Driver:
         mtype: MessageType | None = None,
         params: TransmissionParameters | None = None,
         timeout: float | None = None,
+        progress: ProgressCallback | None = None,
     ) -> tuple[Message, Remote]:
-        """Send a request and wait for its (final) response."""
+        """Send a request and wait for its (final) response.
+
+        ``progress(done, total)`` is called after each block of a block-wise transfer.
+        """
         if self._closed:
             raise EndpointClosed("the client is closed")
         future: asyncio.Future[tuple[Message, Remote]] = self.loop.create_future()
@@ -317,12 +352,17 @@ class Driver:
             message, remote, self.loop.time(), mtype=mtype, params=params, timeout=timeout
         )
         handle.owner = future
+        if progress is not None:
+            self._progress[handle] = progress
         self._process(output)
         try:
             return await future
         except asyncio.CancelledError:
             self.cancel(handle)
             raise
+        finally:
+            if progress is not None:
+                self._progress.pop(handle, None)
 
     def open_stream(
         self,
