@@ -80,16 +80,11 @@ from coapkit.codec.options import Options  # noqa: E402
 from coapkit.codec.types import MessageType  # noqa: E402
 from coapkit.endpoint import Endpoint, Output  # noqa: E402
 from coapkit.errors import BacklogFull, CoapError, DecodeError  # noqa: E402
-from coapkit.exchanges.events import (  # noqa: E402
-    IncomingRequest,
-    ResponseAcknowledged,
-    ResponseDeliveryFailed,
-    ResponseRejected,
-)
+from coapkit.exchanges.events import IncomingRequest  # noqa: E402
 from coapkit.messaging.layer import MessagingConfig  # noqa: E402
 from coapkit.messaging.parameters import DEFAULT_PARAMETERS  # noqa: E402
 from coapkit.messaging.records import Inbound, Remote  # noqa: E402
-from coapkit.observe.registry import ObserveConfig, Observer, ObserveRegistry  # noqa: E402
+from coapkit.observe.registry import ObserveConfig, ObserveRegistry  # noqa: E402
 from coapkit.resources import Request, Response, Site  # noqa: E402
 
 N = OptionNumber
@@ -171,10 +166,14 @@ class Harness:
     """One endpoint, its application, and the checks."""
 
     def __init__(self) -> None:
-        self.endpoint = Endpoint(
-            rng=random.Random(7252), params=PARAMS, messaging=MESSAGING, blockwise=BLOCKWISE
-        )
         self.observers = ObserveRegistry(OBSERVE)
+        self.endpoint = Endpoint(
+            rng=random.Random(7252),
+            params=PARAMS,
+            messaging=MESSAGING,
+            blockwise=BLOCKWISE,
+            observers=self.observers,
+        )
         self.now = 0.0
         self.deferred: list[tuple[Inbound, Request]] = []
         self.received: list[bytes] = []
@@ -230,16 +229,8 @@ class Harness:
                 if len(mids) > 16:
                     del mids[:8]
         for event in output.events:
-            cls = event.__class__
-            if cls is IncomingRequest:
+            if event.__class__ is IncomingRequest:
                 self.on_request(event, now)
-            elif cls is ResponseAcknowledged and isinstance(event.owner, Observer):
-                event.owner.in_flight = None
-            elif cls in (ResponseRejected, ResponseDeliveryFailed) and isinstance(
-                event.owner, Observer
-            ):
-                event.owner.in_flight = None
-                self.observers.remove(event.owner)
 
     # -- the application --
 
@@ -255,26 +246,12 @@ class Harness:
         response = SITE.dispatch(request)
         assert isinstance(response, Response)
         message = response.to_message()
-        raw = event.request.options.get(N.OBSERVE)
-        if raw is not None and path == OBS_PATH and request.method == Code.GET:
-            message = self.observe_request(request, response, message, raw, now)
+        if N.OBSERVE in event.request.options:  # as coapkit.server does
+            key = OBS_PATH if path == OBS_PATH else None
+            message = self.endpoint.observe.on_response(
+                key, event.request, event.remote, message, now
+            )
         self.respond(event.handle, message, now)
-
-    def observe_request(
-        self, request: Request, response: Response, message: Message, raw: bytes, now: float
-    ) -> Message:
-        token = request.message.token
-        value = int.from_bytes(raw, "big")
-        if value == 1 or not response.is_success:
-            self.observers.remove_client(request.remote, token)
-            return message
-        if value != 0:
-            return message
-        observer = self.observers.register(OBS_PATH, request.remote, token, request.message, now)
-        if observer is None:
-            return message
-        sequence = self.observers.current_sequence(OBS_PATH)
-        return message.replace(options=message.options.replace(observe=sequence))
 
     def respond(self, handle: Inbound, message: Message, now: float) -> None:
         try:
@@ -292,28 +269,18 @@ class Harness:
         self.check_caps()
 
     def notify(self, confirmable: bool, large: bool) -> None:
+        """A new state of /obs, rendered for and sent to every observer (as coapkit.server)."""
         self.run_timers(self.now)
-        sequence = self.observers.advance(OBS_PATH)
-        for observer in self.observers.observers(OBS_PATH):
-            if observer.in_flight is not None:
-                continue  # the newest state goes when the CON in flight is acknowledged
+        sequence, observers = self.endpoint.observe.updated(OBS_PATH)
+        for observer in observers:
             payload = LARGE if large else b"state %d" % sequence
-            message = Response(payload=payload, observe=sequence).to_message(observer.token)
-            mtype = CON if confirmable else NON
-            try:
-                outgoing, output = self.endpoint.notify(
-                    observer.remote,
-                    observer.request,
-                    message,
-                    self.now,
-                    mtype=mtype,
-                    owner=observer,
-                )
-            except BacklogFull:
-                self.observers.remove(observer)
-                continue
-            if confirmable:
-                observer.in_flight = outgoing
+            output = self.endpoint.notify(
+                observer,
+                Response(payload=payload).to_message(),
+                self.now,
+                sequence=sequence,
+                mtype=CON if confirmable else None,
+            )
             self.process(output, self.now)
         self.check_caps()
 

@@ -37,6 +37,7 @@ def atheris_wanted(module_name: str) -> bool:
         atheris is not None
         and module_name == "__main__"
         and "--no-atheris" not in sys.argv
+        and "--write-seeds" not in sys.argv
         and not os.environ.get("FUZZ_NO_ATHERIS")
     )
 

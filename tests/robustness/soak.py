@@ -14,10 +14,11 @@ every ``mean_interval`` seconds on average), picking one of:
 The server renders ``/obs`` anew every ``notify_interval`` seconds and notifies
 its observers with ``Endpoint.notify`` (every fifth notification to an observer
 is a CON, the others NON; every tenth state is 3,000 bytes, so its notification
-carries the first block and the clients fetch the rest).  The observe
-bookkeeping is the registry of :mod:`coapkit.observe.registry`, driven as
-``coapkit.server`` drives it: an RST or a CON never acknowledged removes the
-observer.
+carries the first block and the clients fetch the rest).  The endpoint's
+:class:`~coapkit.observe.server.ObserveServer` does the bookkeeping, driven as
+``coapkit.server`` drives it (``observe.on_response`` for registrations,
+``observe.updated`` and ``Endpoint.notify`` for new states): an RST or a CON never
+acknowledged removes the observer.
 
 Every response is checked against what was asked (bodies intact, uploads
 acknowledged with their length, notifications well-formed).  Clients stop
@@ -40,22 +41,19 @@ from coapkit.codec.codes import Code
 from coapkit.codec.message import Message
 from coapkit.codec.option_registry import OptionNumber
 from coapkit.codec.options import Options
-from coapkit.codec.types import MessageType
 from coapkit.endpoint import Endpoint
-from coapkit.errors import BacklogFull, CoapError, RetransmissionsExceeded
+from coapkit.errors import BacklogFull, RetransmissionsExceeded
 from coapkit.exchanges.events import (
     Diagnostic,
     IncomingRequest,
     RequestAcknowledged,
     RequestFailed,
-    ResponseAcknowledged,
-    ResponseDeliveryFailed,
     ResponseEvent,
-    ResponseRejected,
 )
 from coapkit.messaging.parameters import DEFAULT_PARAMETERS
 from coapkit.messaging.records import Remote
-from coapkit.observe.registry import ObserveConfig, Observer, ObserveRegistry
+from coapkit.observe.registry import ObserveConfig, ObserveRegistry
+from coapkit.observe.server import ObserverRemoved
 from coapkit.resources import Request, Response, Site
 from coapkit.testing import EndpointNode, LinkConditions, SimulatedNetwork
 
@@ -89,17 +87,19 @@ def state_number(payload: bytes) -> int | None:
 
 
 class SoakServer(EndpointNode):
-    """An endpoint serving the soak site, with Observe handled as coapkit.server does."""
+    """An endpoint serving the soak site, with Observe driven as coapkit.server drives it:
+    the endpoint's ObserveServer registers, numbers, sends and forgets the observers."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
         self.site = self._site()
-        self.observers = ObserveRegistry(ObserveConfig(con_every=5))
+        self.observers = endpoint.observe.registry
         self.state = 0
         self.counter = 0
         self.problems: list[str] = []
-        self.notifications_sent = 0
-        self.observers_removed = 0
+        self.notifications_sent = 0  #: notify() calls, one per observer and state
+        self.observers_removed = 0  #: by the server itself (RST, no ACK, send failure)
+        self.deregistrations = 0  #: by the clients (GET with Observe=1)
 
     def _site(self) -> Site:
         site = Site()
@@ -135,14 +135,8 @@ class SoakServer(EndpointNode):
             cls = event.__class__
             if cls is IncomingRequest:
                 datagrams.extend(self._request(event, now))
-            elif cls is ResponseAcknowledged and isinstance(event.owner, Observer):
-                event.owner.in_flight = None
-            elif cls in (ResponseRejected, ResponseDeliveryFailed) and isinstance(
-                event.owner, Observer
-            ):
-                event.owner.in_flight = None
-                if self.observers.remove(event.owner):
-                    self.observers_removed += 1
+            elif cls is ObserverRemoved:
+                self.observers_removed += 1
             elif cls is not Diagnostic:
                 self.problems.append(f"server event {event!r}")
         return datagrams
@@ -152,19 +146,14 @@ class SoakServer(EndpointNode):
         response = self.site.dispatch(request)
         assert isinstance(response, Response)
         message = response.to_message()
-        raw = event.request.options.get(OptionNumber.OBSERVE)
-        if raw is not None and request.path == OBS_PATH and request.method == Code.GET:
-            token = event.request.token
-            if int.from_bytes(raw, "big") == 1:
-                if self.observers.remove_client(event.remote, token) is not None:
-                    self.observers_removed += 1
-            elif int.from_bytes(raw, "big") == 0:
-                observer = self.observers.register(
-                    OBS_PATH, event.remote, token, event.request, now
-                )
-                if observer is not None:
-                    sequence = self.observers.current_sequence(OBS_PATH)
-                    message = message.replace(options=message.options.replace(observe=sequence))
+        if OptionNumber.OBSERVE in event.request.options:
+            key = OBS_PATH if request.path == OBS_PATH else None
+            before = len(self.observers)
+            message = self.endpoint.observe.on_response(
+                key, event.request, event.remote, message, now
+            )
+            if len(self.observers) < before:
+                self.deregistrations += 1
         try:
             return list(self.endpoint.respond(event.handle, message, now).datagrams)
         except BacklogFull as exc:
@@ -172,31 +161,15 @@ class SoakServer(EndpointNode):
             return []
 
     def notify(self, now: float) -> list[tuple[bytes, Remote]]:
-        """A new state of /obs: notify every observer (CON every fifth time)."""
+        """A new state of /obs: render it for every observer and let the endpoint send it."""
         self.state += 1
-        sequence = self.observers.advance(OBS_PATH)
+        sequence, observers = self.endpoint.observe.updated(OBS_PATH)
         datagrams: list[tuple[bytes, Remote]] = []
-        for observer in self.observers.observers(OBS_PATH):
-            message = Response(
-                payload=state_payload(self.state), observe=sequence, max_age=90
-            ).to_message(observer.token)
-            if observer.in_flight is not None:
-                observer.pending = message  # only the newest state waits (RFC 7641 §4.5.2)
-                continue
-            confirmable = self.observers.wants_con(observer, now, None, None)
-            mtype = MessageType.CON if confirmable else MessageType.NON
-            try:
-                outgoing, output = self.endpoint.notify(
-                    observer.remote, observer.request, message, now, mtype=mtype, owner=observer
-                )
-            except CoapError as exc:
-                self.problems.append(f"notification not sent: {exc}")
-                continue
-            self.observers.note_sent(observer, confirmable, now)
+        for observer in observers:
+            rendering = Response(payload=state_payload(self.state), max_age=90).to_message()
+            output = self.endpoint.notify(observer, rendering, now, sequence=sequence)
             self.notifications_sent += 1
-            if confirmable:
-                observer.in_flight = outgoing
-            datagrams.extend(output.datagrams)
+            datagrams.extend(self._consume(output, now))
         return datagrams
 
 
@@ -336,6 +309,7 @@ class SoakResult:
     lost: int
     notifications_sent: int
     observers_removed: int
+    deregistrations: int
     end_time: float
 
 
@@ -383,7 +357,8 @@ def run_soak(
         conditions=LinkConditions(latency=0.01, jitter=0.02, loss=loss, duplicate=0.01),
         keep_trace=False,
     )
-    server = SoakServer(Endpoint(rng=random.Random(seed)))
+    registry = ObserveRegistry(ObserveConfig(con_every=5))
+    server = SoakServer(Endpoint(rng=random.Random(seed), observers=registry))
     net.attach(SERVER, server)
     end = hours * 3600.0
     stop_acting = end - quiet_margin
@@ -452,5 +427,6 @@ def run_soak(
         lost=net.lost,
         notifications_sent=server.notifications_sent,
         observers_removed=server.observers_removed,
+        deregistrations=server.deregistrations,
         end_time=net.now,
     )

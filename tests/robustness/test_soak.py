@@ -72,7 +72,8 @@ def report(result: SoakResult, seconds: float) -> str:
         f"started {tally.started}; succeeded {tally.succeeded}; failed {tally.failed}; "
         f"upload last block retried into 4.08 {tally.last_block_retried}; "
         f"{tally.notifications} notifications received of {result.notifications_sent} sent; "
-        f"{result.observers_removed} observers removed; samples {result.samples}; "
+        f"{result.observers_removed} observers removed by the server, "
+        f"{result.deregistrations} deregistered by their clients; samples {result.samples}; "
         f"left {result.left_server} {result.left_clients}"
     )
 
