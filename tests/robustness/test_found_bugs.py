@@ -249,3 +249,28 @@ def test_a_retried_last_block1_block_is_not_answered_4_08() -> None:
     finals = [e.response.code for e in client.events_of(ResponseEvent) if e.final]
     failures = client.events_of(RequestFailed)
     assert finals == [Code.CHANGED] or (finals == [] and len(failures) == 1), (finals, failures)
+
+
+@pytest.mark.parametrize(("max_size", "count"), [(1152, 100), (64, 10)])
+def test_a_request_with_many_unknown_critical_options_gets_a_4_02_that_fits(
+    max_size: int, count: int
+) -> None:
+    """Found by fuzz/fuzz_endpoint.py once main checked max_message_size on responses.
+
+    The 4.02 Bad Option answer listed every unrecognised critical option by name; a
+    request with a hundred of them made a diagnostic of ~1,500 bytes, and EncodeError
+    (message above max_message_size) escaped from ``datagram_received``.
+    """
+    endpoint = Endpoint(rng=random.Random(1), messaging=MessagingConfig(max_message_size=max_size))
+    options = Options([(65001 + 2 * n, b"") for n in range(count)])  # odd numbers: critical
+    request = Message(code=Code.GET, mid=1, token=b"12345678", options=options)
+    output = endpoint.datagram_received(encode(request), SERVER, 0.0)
+    [(data, _)] = output.datagrams
+    answer = decode(data)
+    assert answer.code == Code.BAD_OPTION and len(data) <= max_size
+    if max_size == 1152:
+        assert answer.payload == (
+            b"unrecognised critical option: Option 65001, Option 65003, Option 65005 and 97 more"
+        )
+    else:
+        assert answer.payload == b""  # even three names do not fit in 64 bytes
