@@ -44,9 +44,11 @@ After every step:
    that does not move would spin the runtime's timer).
 
 At the end the deferred requests are answered, and time runs past
-EXCHANGE_LIFETIME + the block-wise transfer timeout + MAX_TRANSMIT_WAIT: then
-every table is empty (deduplication, peers, message-ID holds, retransmissions,
-open requests, block-wise bodies and cache) and there is no deadline at all.
+backlog_limit x MAX_TRANSMIT_WAIT (what waits in a backlog towards a silent peer
+leaves one message at a time) + EXCHANGE_LIFETIME (or the block-wise transfer
+timeout, if longer): then every table is empty (deduplication, peers, message-ID
+holds, retransmissions, open requests, block-wise bodies and cache) and there is
+no deadline at all.
 
     python fuzz/fuzz_endpoint.py -atheris_runs=1000000 fuzz/corpus-endpoint fuzz/seeds/endpoint
     python fuzz/fuzz_endpoint.py --no-atheris -runs=100000 fuzz/seeds/endpoint
@@ -108,10 +110,12 @@ BLOCKWISE = BlockwiseConfig(
 OBSERVE = ObserveConfig(max_observers=4, max_per_remote=2)
 PARAMS = DEFAULT_PARAMETERS
 #: Time after the last input by which every table must be empty.
+#: Messages queued towards a silent peer go out one at a time (NSTART = 1), each after the
+#: CON before it has used up its retransmissions: the last one leaves up to backlog_limit x
+#: MAX_TRANSMIT_WAIT after the last input, and its message ID is held EXCHANGE_LIFETIME more.
 QUIET_AFTER = (
-    PARAMS.exchange_lifetime
-    + BLOCKWISE.transfer_timeout
-    + PARAMS.max_transmit_wait
+    MESSAGING.backlog_limit * PARAMS.max_transmit_wait
+    + max(PARAMS.exchange_lifetime, BLOCKWISE.transfer_timeout)
     + PARAMS.default_leisure
     + 10.0
 )
