@@ -40,7 +40,7 @@ from coapkit.codec.message import Message
 from coapkit.codec.option_registry import OptionNumber
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
-from coapkit.errors import CoapError, EncodeError, OptionValueError
+from coapkit.errors import BacklogFull, CoapError, EncodeError, OptionValueError
 from coapkit.exchanges.amplification import AmplificationConfig, AmplificationGuard
 from coapkit.exchanges.client import ClientExchanges, ClientRequest
 from coapkit.exchanges.events import (
@@ -169,7 +169,14 @@ class Endpoint:
         """Let the block-wise server answer or reassemble a request carrying Block1/Block2."""
         request, answer = self.blockwise.on_request(event.request, event.remote, now)
         if answer is not None:
-            self.server.respond(event.handle, self._guarded(event.handle, answer, now), now, out)
+            try:
+                self.server.respond(
+                    event.handle, self._guarded(event.handle, answer, now), now, out
+                )
+            except BacklogFull as exc:
+                # The answer to a NON request is a NON that waits its turn (NSTART); when
+                # too many wait already, it is dropped: the client asks again.
+                return [Diagnostic(event.remote, f"block-wise answer not sent: {exc}")]
             return []
         assert request is not None
         if request is event.request:

@@ -219,7 +219,10 @@ class Server:
 
     def _observe_request(self, request: Request, message: Message) -> Message:
         """Let the endpoint register or deregister the sender (§3.1, §3.6) and mark the response."""
-        found = self.site.match(request.path)
+        try:
+            found = self.site.match(request.path)
+        except CoapError:  # a path that is not UTF-8: the site has answered 4.00 already
+            found = None
         resource = found[0] if found is not None and found[0].observable else None
         message = self.endpoint.observe.on_response(
             resource, request.message, request.remote, message, self.driver.loop.time()

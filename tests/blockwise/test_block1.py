@@ -414,17 +414,31 @@ def test_a_block_whose_answers_are_all_lost_is_sent_again():
 
 def test_the_last_block_whose_answers_are_all_lost():
     """The server ran the handler for the last block, but all five answers were lost, so the
-    client sends the last block again in a new exchange.  The server has finished that body
-    and does not run the handler a second time (the request may not be idempotent): it
-    answers 4.08, and the client learns that the outcome is unknown.  A deliberate limit:
-    RFC 7959 keeps no record of completed bodies."""
+    client sends the last block again in a new exchange.  The server remembers the bodies it
+    handed up lately (their last block and its answer, for the transfer timeout): it replays
+    the stored 2.04 and does not run the handler a second time (the request may not be
+    idempotent).  Without that record RFC 7959 would leave only 4.08 to answer."""
     body = body_of(3000)
     store = Store()
     pair = Pair(store)
     pair.network.set_link(SERVER, CLIENT, LinkConditions(drop=frozenset(range(3, 8))))
     final = pair.request(with_body(Code.PUT, body, "up"))
     assert store.bodies == [body]
-    assert final.response.code == Code.REQUEST_ENTITY_INCOMPLETE
+    assert final.response.code == Code.CHANGED
+    last = [m for m in client_blocks(pair) if not m.options.block1.more]
+    assert len(last) == 6  # one exchange of five transmissions, all answers lost, then one
+    assert len({m.token for m in last}) == 2
+
+
+def test_a_different_last_block_after_the_body_finished_is_still_4_08():
+    """Only the very same last block is a retry; any other block without block 0 is not."""
+    body = body_of(3000)
+    store = Store()
+    pair = Pair(store)
+    assert pair.request(with_body(Code.PUT, body, "up")).response.code == Code.CHANGED
+    other = pair.request(block(2, False, 6, b"x" * 5))
+    assert other.response.code == Code.REQUEST_ENTITY_INCOMPLETE
+    assert store.bodies == [body]
 
 
 # -- malformed blocks -------------------------------------------------------------------------

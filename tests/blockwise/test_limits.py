@@ -375,3 +375,49 @@ def test_lossy_link_with_duplicates_and_reordering_still_reassembles():
     assert store.bodies == [body]
     download = pair.request(get("large"))
     assert download.response.payload == body_of(3000)
+
+
+# -- the record of finished bodies ------------------------------------------------------------
+
+
+def _upload(server: BlockwiseServer, path: str, now: float) -> Message:
+    """Send a two-block body; return its last block (the body is handed up)."""
+    assert server.on_request(block(path, 0, True, b"0" * 1024), CLIENT, now)[1].code == (
+        Code.CONTINUE
+    )
+    last = block(path, 1, False, b"end")
+    whole, answer = server.on_request(last, CLIENT, now)
+    assert answer is None and whole is not None and whole.payload == b"0" * 1024 + b"end"
+    return last
+
+
+def test_a_retried_last_block_waits_for_then_gets_the_stored_answer():
+    server = BlockwiseServer()
+    last = _upload(server, "a", 0.0)
+    assert server.finished_bodies == 1
+    # retried before the application answered: 5.03 with Max-Age, the handler does not rerun
+    passed, busy = server.on_request(last, CLIENT, 1.0)
+    assert passed is None and busy.code == Code.SERVICE_UNAVAILABLE
+    assert busy.options.max_age == 1
+    answer = server.on_response(last, Message(code=Code.CHANGED, payload=b"ok"), CLIENT, 2.0)
+    assert answer.options.block1 == BlockValue(1, False, 6)
+    passed, again = server.on_request(last, CLIENT, 3.0)
+    assert passed is None and again is answer
+    # the same block number with other content, or from another remote, is no retry
+    assert server.on_request(block("a", 1, False, b"END"), CLIENT, 4.0)[1].code == (
+        Code.REQUEST_ENTITY_INCOMPLETE
+    )
+    assert server.on_request(last, OTHER, 4.0)[1].code == Code.REQUEST_ENTITY_INCOMPLETE
+
+
+def test_the_record_of_finished_bodies_is_bounded_and_expires():
+    server = BlockwiseServer(BlockwiseConfig(cache_entries=2, transfer_timeout=10.0))
+    lasts = [_upload(server, path, 0.0) for path in "abc"]
+    assert server.finished_bodies == 2  # the oldest went first
+    assert server.on_request(lasts[0], CLIENT, 1.0)[1].code == Code.REQUEST_ENTITY_INCOMPLETE
+    assert server.on_request(lasts[2], CLIENT, 1.0)[1].code == Code.SERVICE_UNAVAILABLE
+    assert server.next_deadline() == 10.0
+    server.expire(10.0)
+    assert server.finished_bodies == 0
+    assert server.next_deadline() is None
+    assert server.on_request(lasts[2], CLIENT, 11.0)[1].code == Code.REQUEST_ENTITY_INCOMPLETE

@@ -46,7 +46,7 @@ def test_a_network_error_fails_everything_towards_that_remote_only() -> None:
     assert str(error) == "port unreachable" and error.errno == 111
     # B goes on as before; nothing more goes to A.
     d.advance(2.5)
-    assert d.take() == [(2.5, h("4001 1000"), B)]
+    assert d.take() == [(2.5, h("4001 1001"), B)]  # B was met after A got MID 0x1000
     assert to_b.state is OutgoingState.AWAITING_ACK
     d.advance(100.0)
     assert [r for _, _, r in d.take()] == [B, B, B]

@@ -51,10 +51,10 @@ def test_mids_increment_modulo_2_16_per_remote() -> None:
         (0.0, h("5001 fffe"), A),
         (0.0, h("5001 ffff"), A),
         (0.0, h("5001 0000"), A),
-        (0.0, h("5001 fffe"), B),  # each remote counts from the endpoint's random start
+        (0.0, h("5001 0001"), B),  # a remote met later starts past the IDs handed out
     ]
-    assert [o.mid for o in sent] == [0xFFFE, 0xFFFF, 0x0000, 0xFFFE]
-    assert [o.message.mid for o in sent] == [0xFFFE, 0xFFFF, 0x0000, 0xFFFE]
+    assert [o.mid for o in sent] == [0xFFFE, 0xFFFF, 0x0000, 0x0001]
+    assert [o.message.mid for o in sent] == [0xFFFE, 0xFFFF, 0x0000, 0x0001]
 
 
 def test_the_callers_message_is_not_rewritten() -> None:

@@ -60,7 +60,7 @@ def test_the_limit_is_per_remote() -> None:
     d.send(request(CON), A)
     d.send(request(CON), A)
     d.send(request(CON), B)
-    assert d.take() == [(0.0, h("4001 1000"), A), (0.0, h("4001 1000"), B)]
+    assert d.take() == [(0.0, h("4001 1000"), A), (0.0, h("4001 1001"), B)]
     assert (d.layer.backlog(A), d.layer.backlog(B)) == (1, 0)
 
 
@@ -120,8 +120,8 @@ def test_nstart_configured_per_peer_at_construction_and_later() -> None:
     # backlog moves when an exchange with B ends.
     assert d.send(request(CON), B).state is QUEUED
     d.take()
-    d.receive(h("6000 1000"), B, at=1.0)
-    assert d.take() == [(1.0, h("4001 1001"), B), (1.0, h("4001 1002"), B)]
+    d.receive(h("6000 1003"), B, at=1.0)  # B was met after A's 0x1000-0x1002
+    assert d.take() == [(1.0, h("4001 1004"), B), (1.0, h("4001 1005"), B)]
     assert d.layer.outstanding(B) == 2
     assert d.layer.outstanding(C) == 1
 

@@ -26,7 +26,7 @@ def test_a_late_timer_call_skips_cancelled_retransmissions() -> None:
     layer = make_layer(randoms=(0.5, 0.6))
     first = layer.send(request(CON), A, 0.0, [])  # due 2.5
     second = layer.send(request(CON), B, 0.0, [])  # due 2.6
-    layer.receive(h("6000 1000"), B, 1.0, [])  # B's is acknowledged: its heap entry is stale
+    layer.receive(h("6000 1001"), B, 1.0, [])  # B's is acknowledged: its heap entry is stale
     out: list[tuple[bytes, object]] = []
     assert layer.handle_timeout(3.0, out) == []  # no next_deadline() call in between
     assert out == [(h("4001 1000"), A)]

@@ -335,8 +335,7 @@ class ClientTransfers:
                 # One block of a long transfer was unlucky: ask for it again (RFC 7959
                 # leaves block requests independent), rather than losing the transfer.
                 transfer.block_retries += 1
-                self._next_exchange(transfer, exchange.message, now, out)
-                return []
+                return self._next_exchange(transfer, exchange.message, now, out)
             return self._fail(transfer, event.error)
         if isinstance(event, RequestAcknowledged):
             if transfer.parent is not None:
@@ -364,21 +363,20 @@ class ClientTransfers:
             previous = transfer.exchange.message
             options = previous.options.set_raw(N.ECHO, [response.options.echo or b""])
             again = _make(previous.mtype, previous.code, 0, b"", options, previous.payload)
-            self._next_exchange(transfer, again, now, out)
-            return []
+            return self._next_exchange(transfer, again, now, out)
         if transfer.upload is not None:
             return self._on_upload_response(transfer, response, remote, now, out)
-        if response.code == Code.REQUEST_ENTITY_TOO_LARGE and self._upload_instead(
-            transfer, response, now, out
-        ):
-            return []
+        if response.code == Code.REQUEST_ENTITY_TOO_LARGE:
+            retried = self._upload_instead(transfer, response, now, out)
+            if retried is not None:
+                return retried
         if transfer.observe and transfer.parent is None:
             return self._on_notification(transfer, response, remote, now, out)
         return self._on_body_block(transfer, response, remote, now, out)
 
     def _upload_instead(
         self, transfer: Transfer, response: Message, now: float, out: Datagrams
-    ) -> bool:
+    ) -> list[Any] | None:
         """A 4.13 to a body sent whole is a hint to send it in blocks (RFC 7959 §2.9.3), at
         the size a Block1 option in it gives, else at the largest size below the body's."""
         request = transfer.request
@@ -389,20 +387,19 @@ class ClientTransfers:
             or request.code not in _BODY_METHODS
             or N.BLOCK1 in request.options
         ):
-            return False
+            return None
         size1 = size_option(response.options, N.SIZE1)
         if size1 is not None and size1 < len(payload):
-            return False  # too large at any block size
+            return None  # too large at any block size
         szx = min(self.config.max_szx, (len(payload) - 1).bit_length() - 5)
         hint = _block(response.options, N.BLOCK1)
         if hint is not None:
             szx = min(szx, hint.szx)
         if szx < 0:
-            return False  # 16 bytes or less cannot be sent in smaller blocks
+            return None  # 16 bytes or less cannot be sent in smaller blocks
         transfer.upload_retried = True
         self._begin_upload(transfer, szx)
-        self._next_exchange(transfer, self._upload_message(transfer), now, out)
-        return True
+        return self._next_exchange(transfer, self._upload_message(transfer), now, out)
 
     def _on_upload_response(
         self, transfer: Transfer, response: Message, remote: Remote, now: float, out: Datagrams
@@ -423,8 +420,10 @@ class ClientTransfers:
             )
             if transfer.upload_offset >= len(transfer.upload):
                 return self._fail(transfer, TransferError("2.31 Continue after the last block"))
-            self._next_exchange(transfer, self._upload_message(transfer), now, out)
-            return [progress]
+            return [
+                progress,
+                *self._next_exchange(transfer, self._upload_message(transfer), now, out),
+            ]
         if code == Code.REQUEST_ENTITY_TOO_LARGE and not transfer.upload_retried:
             hint = _block(response.options, N.BLOCK1)
             size1 = size_option(response.options, N.SIZE1)
@@ -434,8 +433,7 @@ class ClientTransfers:
                 szx = hint.szx if hint is not None else transfer.upload_szx - 1
                 transfer.upload_offset = 0
                 transfer.upload_szx = max(0, min(szx, transfer.upload_szx))
-                self._next_exchange(transfer, self._upload_message(transfer), now, out)
-                return []
+                return self._next_exchange(transfer, self._upload_message(transfer), now, out)
         uploaded = len(transfer.upload)
         self._end_upload(transfer)
         finished = [TransferProgress(transfer, uploaded, uploaded, True)]
@@ -482,8 +480,9 @@ class ClientTransfers:
                     transfer, TransferError("the representation changed during the transfer")
                 )
             transfer.body = None
-            self._next_exchange(transfer, self._block2_request(transfer, 0, block2.szx), now, out)
-            return []
+            return self._next_exchange(
+                transfer, self._block2_request(transfer, 0, block2.szx), now, out
+            )
         if block2.num * block2.size != len(body):
             return self._fail(
                 transfer,
@@ -510,10 +509,8 @@ class ClientTransfers:
         # The rest of a notification is fetched by a child the application never saw.
         progress = TransferProgress(transfer.parent or transfer, len(body), transfer.size2, False)
         next_num = len(body) // block2.size
-        self._next_exchange(
-            transfer, self._block2_request(transfer, next_num, block2.szx), now, out
-        )
-        return [progress]
+        request = self._block2_request(transfer, next_num, block2.szx)
+        return [progress, *self._next_exchange(transfer, request, now, out)]
 
     def _block2_request(self, transfer: Transfer, num: int, szx: int) -> Message:
         request = transfer.request
@@ -529,7 +526,9 @@ class ClientTransfers:
 
     def _next_exchange(
         self, transfer: Transfer, message: Message, now: float, out: Datagrams
-    ) -> None:
+    ) -> list[Any]:
+        """Send the transfer's next request; if it cannot go (e.g. the backlog towards the
+        peer is full), the transfer fails: the events say so, nothing raises."""
         previous = transfer.exchange
         # An observation keeps its exchange open, except for the blocks of its body.
         if (
@@ -538,18 +537,22 @@ class ClientTransfers:
             and (not transfer.observe or transfer.upload is not None)
         ):
             self.exchanges.cancel(previous, now, out)
-        exchange = self.exchanges.request(
-            message,
-            transfer.remote,
-            now,
-            out,
-            mtype=transfer.mtype,
-            params=transfer.params,
-            timeout=transfer.timeout,
-            keep_open=transfer.observe and transfer.parent is None,
-        )
+        try:
+            exchange = self.exchanges.request(
+                message,
+                transfer.remote,
+                now,
+                out,
+                mtype=transfer.mtype,
+                params=transfer.params,
+                timeout=transfer.timeout,
+                keep_open=transfer.observe and transfer.parent is None,
+            )
+        except CoapError as exc:
+            return self._fail(transfer, exc)
         exchange.owner = transfer
         transfer.exchange = exchange
+        return []
 
     # -- Observe ----------------------------------------------------------------------------------
 

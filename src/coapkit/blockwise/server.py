@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from coapkit.codec.codes import Code
 from coapkit.codec.message import Message, _make
@@ -180,6 +181,10 @@ class BlockwiseServer:
         self._body_bytes = 0
         self._cache: OrderedDict[tuple[object, ...], _Representation] = OrderedDict()
         self._cache_bytes = 0
+        #: bodies handed up lately: key -> [last block number, last block, the answer (None
+        #: until the application gave it), expiry], so that a retried last block gets the
+        #: same answer instead of 4.08 and the handler does not run twice (bounded, FIFO)
+        self._finished: OrderedDict[tuple[object, ...], list[Any]] = OrderedDict()
 
     @property
     def bodies_in_progress(self) -> int:
@@ -192,6 +197,12 @@ class BlockwiseServer:
     @property
     def buffered_bytes(self) -> int:
         return self._body_bytes + self._cache_bytes
+
+    @property
+    def finished_bodies(self) -> int:
+        """Bodies handed up whose last block's answer is kept for a retry (at most
+        ``cache_entries``, each one block and one answer, for ``transfer_timeout``)."""
+        return len(self._finished)
 
     # -- requests ------------------------------------------------------------------------
 
@@ -275,6 +286,18 @@ class BlockwiseServer:
                 self._limit_per_remote(remote)
                 body.data += payload
                 self._body_bytes += len(payload)
+        elif body is None and not block1.more and key in self._finished:
+            last_num, last_block, answer, _ = self._finished[key]
+            if last_num == block1.num and last_block == payload:
+                # The last block again: the body was handed up, its answer got lost.
+                if answer is None:
+                    busy = Options.build(max_age=1)
+                    return None, _response(Code.SERVICE_UNAVAILABLE, busy, b"still working")
+                return None, answer
+            self.stats.bodies_incomplete += 1
+            return None, _response(
+                Code.REQUEST_ENTITY_INCOMPLETE, Options(), b"block received without block 0"
+            )
         elif body is None:
             self.stats.bodies_incomplete += 1
             return None, _response(
@@ -313,6 +336,11 @@ class BlockwiseServer:
         whole = bytes(body.data)
         self._drop(key)
         self.stats.bodies_reassembled += 1
+        finished = self._finished
+        finished.pop(key, None)
+        finished[key] = [block1.num, payload, None, now + config.transfer_timeout]
+        while len(finished) > config.cache_entries:
+            finished.popitem(last=False)
         options = request.options.remove(N.BLOCK1, N.SIZE1)
         assembled = _make(request.mtype, request.code, request.mid, request.token, options, whole)
         return assembled, None
@@ -336,6 +364,14 @@ class BlockwiseServer:
 
         ``request`` is the request as it arrived (the last block for Block1 bodies).
         """
+        fitted = self._fit(request, response, remote, now)
+        if self._finished and N.BLOCK1 in request.options:
+            done = self._finished.get(body_key(request, remote))
+            if done is not None and done[2] is None:
+                done[2] = fitted
+        return fitted
+
+    def _fit(self, request: Message, response: Message, remote: Remote, now: float) -> Message:
         options = request.options
         block1_raw = options.get(N.BLOCK1)
         response_options = response.options
@@ -421,6 +457,10 @@ class BlockwiseServer:
             expires = next(iter(self._cache.values())).expires
             if first is None or expires < first:
                 first = expires
+        if self._finished:
+            expires = next(iter(self._finished.values()))[3]
+            if first is None or expires < first:
+                first = expires
         return first
 
     def expire(self, now: float) -> None:
@@ -440,6 +480,9 @@ class BlockwiseServer:
             cache.popitem(last=False)
             self._cache_bytes -= len(entry.payload)
             self.stats.representations_expired += 1
+        finished = self._finished
+        while finished and next(iter(finished.values()))[3] <= now:
+            finished.popitem(last=False)
 
 
 def _at_most(block: BlockValue, max_szx: int) -> BlockValue:

@@ -16,6 +16,7 @@ from coapkit.codec.message import Message, _make
 from coapkit.codec.option_registry import REGISTRY, OptionNumber, is_critical, option_name
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
+from coapkit.errors import EncodeError
 from coapkit.exchanges.events import Diagnostic, EndpointEvent, IncomingRequest
 from coapkit.messaging.layer import Datagrams, MessageLayer
 from coapkit.messaging.parameters import TransmissionParameters
@@ -72,6 +73,18 @@ def unrecognised_options(options: Options, understood: frozenset[int]) -> list[i
     return bad
 
 
+#: How many option names a 4.02 diagnostic lists (RFC 7252 §5.5.2: brief); a request with
+#: a hundred unknown critical options must not make the answer too large to send.
+_MAX_NAMES = 3
+
+
+def _names(numbers: list[int]) -> str:
+    names = sorted({option_name(n) for n in numbers})
+    if len(names) <= _MAX_NAMES:
+        return ", ".join(names)
+    return ", ".join(names[:_MAX_NAMES]) + f" and {len(names) - _MAX_NAMES} more"
+
+
 class ServerExchanges:
     """Hands checked requests up and sends responses back with the request's token."""
 
@@ -111,8 +124,7 @@ class ServerExchanges:
             bad = unrecognised_options(message.options, understood)
             critical = [items[i][0] for i in bad if is_critical(items[i][0])]
             if critical:
-                names = ", ".join(sorted({option_name(n) for n in critical}))
-                reason = f"unrecognised critical option: {names}"
+                reason = "unrecognised critical option: " + _names(critical)
                 if inbound.mtype is MessageType.CON:
                     response = _make(
                         MessageType.ACK,
@@ -122,7 +134,10 @@ class ServerExchanges:
                         Options(),
                         reason.encode(),
                     )
-                    self.messaging.respond(inbound, response, now, out)
+                    try:
+                        self.messaging.respond(inbound, response, now, out)
+                    except EncodeError:  # a very small max_message_size: no diagnostic
+                        self.messaging.respond(inbound, response.replace(payload=b""), now, out)
                 else:
                     self.messaging.reject(inbound, out)
                 return [Diagnostic(inbound.remote, reason)]

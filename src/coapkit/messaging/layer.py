@@ -218,7 +218,7 @@ class MessageLayer:
         peer = self._peers.get(remote)
         if peer is None:
             peer = self._peers[remote] = Peer(
-                remote, self.peer_params.get(remote, self.params), self._mids.first_mid
+                remote, self.peer_params.get(remote, self.params), self._mids.start_for_new_peer()
             )
         return peer
 
@@ -701,6 +701,11 @@ class MessageLayer:
     def _forget_if_idle(self, peer: Peer) -> None:
         if peer.idle() and self._peers.get(peer.remote) is peer:
             del self._peers[peer.remote]
+            # A peer and its dedup streams point at each other: break the cycle, so that
+            # reference counting frees them now.  A server in steady state allocates
+            # almost no tracked objects, so the cyclic collector may not run for hours
+            # and every forgotten peer (with its dedup tables) would stay in memory.
+            peer.con_stream = peer.non_stream = None
 
     # -- errors from below, and the end ----------------------------------------------------
 

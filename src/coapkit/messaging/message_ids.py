@@ -1,9 +1,15 @@
 """Message ID allocation (RFC 7252 §4.4).
 
-Message IDs towards one peer are allocated sequentially (modulo 2**16) from a
-random start drawn once per endpoint, and an ID is never reused towards the
-same peer while it may still sit in that peer's deduplication cache, i.e.
-within EXCHANGE_LIFETIME of its use.
+Message IDs towards one peer are allocated sequentially (modulo 2**16), and an
+ID is never reused towards the same peer while it may still sit in that peer's
+deduplication cache, i.e. within EXCHANGE_LIFETIME of its use.  The endpoint
+draws one random start; a peer met for the first time starts as far beyond it
+as the endpoint has allocated IDs so far.  So a peer that was forgotten (all
+its holds expired) and is met again continues where it left off instead of
+restarting at the same ID: the other side may remember an ID for a while
+longer than EXCHANGE_LIFETIME after our first transmission (it counts from its
+own first receipt, which may be a late retransmission), and would take the
+restarted sequence's first messages for duplicates and replay old answers.
 
 Because allocation is sequential and every ID is held for the same lifetime,
 the IDs in use towards a peer are always the last ``mids_in_use`` allocated
@@ -30,12 +36,17 @@ _Run = list[Any]  # [expiry: float, peer: Peer, count: int]
 class MessageIdAllocator:
     """Hands out message IDs per peer and expires their holds."""
 
-    __slots__ = ("_runs", "first_mid", "tick")
+    __slots__ = ("_allocated", "_runs", "first_mid", "tick")
 
     def __init__(self, first_mid: int, tick: float) -> None:
         self.first_mid = first_mid & 0xFFFF
         self.tick = tick
         self._runs: deque[_Run] = deque()
+        self._allocated = 0  #: IDs handed out so far, to all peers
+
+    def start_for_new_peer(self) -> int:
+        """The first message ID towards a peer met now (for the first time, or again)."""
+        return (self.first_mid + self._allocated) & 0xFFFF
 
     @staticmethod
     def available(peer: Peer) -> bool:
@@ -46,6 +57,7 @@ class MessageIdAllocator:
         mid = peer.next_mid
         peer.next_mid = (mid + 1) & 0xFFFF
         peer.mids_in_use += 1
+        self._allocated += 1
         tick = self.tick
         if tick:
             expiry = -(-expiry // tick) * tick

@@ -1,0 +1,101 @@
+"""The endpoint fuzz harness (fuzz/fuzz_endpoint.py), run quickly without atheris.
+
+CI runs the seed scripts and a few hundred random and mutated scripts; the long
+coverage-guided runs are described in fuzz/README.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from coapkit.codec.message import decode
+from coapkit.endpoint import Endpoint
+from coapkit.messaging.dedup import DedupTable
+
+from .harnesses import SEEDS, load
+
+harness = load("fuzz_endpoint")
+fuzzlib = load("fuzzlib")
+
+
+def test_seed_scripts_are_current() -> None:
+    """fuzz/seeds/endpoint holds what ``--write-seeds`` writes."""
+    on_disk = {p.name: p.read_bytes() for p in (SEEDS / "endpoint").iterdir()}
+    assert on_disk == harness.seed_scripts()
+
+
+def test_seed_scripts() -> None:
+    for name, script in harness.seed_scripts().items():
+        run = harness.run_script(script)
+        assert run.emitted > 0, name
+
+
+def test_the_seeds_do_what_they_say() -> None:
+    scripts = harness.seed_scripts()
+    run = harness.run_script(scripts["get-large-block2.bin"])
+    assert run.endpoint.blockwise.stats.blocks_served_from_cache == 4
+    run = harness.run_script(scripts["upload-block1.bin"])
+    assert run.endpoint.blockwise.stats.bodies_reassembled == 1
+    run = harness.run_script(scripts["duplicates-and-replays.bin"])
+    assert run.endpoint.stats.replays >= 1
+
+
+def test_random_and_mutated_scripts() -> None:
+    seeds = list(harness.seed_scripts().values())
+    runs, accepted = fuzzlib.fuzz_without_atheris(
+        harness.check, seeds, 400, seed=7252, max_len=2048, generate=harness.generate
+    )
+    assert runs == 400
+    assert accepted > 200
+
+
+def test_main_without_atheris(capsys: pytest.CaptureFixture[str]) -> None:
+    seeds = str(SEEDS / "endpoint")
+    assert harness.main(["--no-atheris", "-runs=50", "-seed=3", seeds]) == 0
+    assert "Done 50 runs" in capsys.readouterr().out
+
+
+def test_write_seeds(tmp_path: Path) -> None:
+    assert harness.main(["--write-seeds", str(tmp_path)]) == 0
+    assert {p.name for p in tmp_path.iterdir()} == set(harness.seed_scripts())
+
+
+# The harness must notice a broken endpoint: each of these breaks one invariant.
+
+GET_SMALL = harness.seed_scripts()["get-small.bin"]
+MANY_PEERS = harness.seed_scripts()["many-peers.bin"]
+
+
+def test_catches_an_exception(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: Endpoint, *args: object, **kwargs: object) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(Endpoint, "datagram_received", broken)
+    with pytest.raises(KeyError):
+        harness.run_script(GET_SMALL)
+
+
+def test_catches_an_undecodable_datagram(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(harness, "decode", lambda data: decode(data[:3]))
+    with pytest.raises(AssertionError, match="does not decode"):
+        harness.run_script(GET_SMALL)
+
+
+def test_catches_a_table_over_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(DedupTable, "_evict_oldest", lambda self: None)  # no total cap
+    with pytest.raises(AssertionError, match="deduplication entries"):
+        harness.run_script(MANY_PEERS)
+
+
+def test_catches_state_left_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(harness, "QUIET_AFTER", 10.0)
+    with pytest.raises(AssertionError, match="still"):
+        harness.run_script(GET_SMALL)
+
+
+def test_catches_a_deadline_that_does_not_move(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Endpoint, "handle_timeout", lambda self, now: harness.Output([], [], self))
+    with pytest.raises(AssertionError, match="spin"):
+        harness.run_script(GET_SMALL)
