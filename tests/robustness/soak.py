@@ -185,7 +185,6 @@ class Tally:
     started: dict[str, int] = field(default_factory=dict)
     succeeded: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
-    last_block_retried: dict[str, int] = field(default_factory=dict)
     notifications: int = 0
     observations_cancelled: int = 0
     problems: list[str] = field(default_factory=list)
@@ -220,15 +219,6 @@ class SoakClient(EndpointNode):
                     # The server ended the observation (no Observe in the answer).
                     tally.problems.append(f"observation ended by {event.response!r}")
                     self.observation = None
-                elif (
-                    kind == "upload"
-                    and event.response.code == Code.REQUEST_ENTITY_INCOMPLETE
-                    and event.handle.block_retries > 0
-                ):
-                    # Known: the last block's exchange failed although the server had
-                    # received it (only its answers were lost); the retry in a new exchange
-                    # finds no body any more.  The upload did happen, once.
-                    tally.count(tally.last_block_retried, kind)
                 elif event.response.payload != expected:
                     tally.problems.append(
                         f"{kind}: {event.response.payload[:20]!r} for {expected[:20]!r}"
