@@ -118,6 +118,62 @@ def measure(
             process.stderr.close()
 
 
+def measure_workers(flood: Path, workers: int, loop: str, args: argparse.Namespace) -> float:
+    """Requests/s of ``coapkit server --workers N`` (the CLI's demo /hello) under CON load
+    from two coapflood processes (window 32 each, two source ports, so that SO_REUSEPORT
+    can spread them over the workers); nothing pinned: workers and load share both cores.
+    The CLI logs one line per request (stderr, discarded here), as a deployed server would."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "coapkit",
+        "server",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--loop",
+        loop,
+    ]
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_ready(port)
+        time.sleep(1.0)  # every worker up
+        floods = [
+            subprocess.Popen(
+                [
+                    str(flood),
+                    "-t",
+                    "con",
+                    "-w",
+                    "32",
+                    "-d",
+                    str(args.duration),
+                    "-u",
+                    str(args.warmup),
+                    f"coap://127.0.0.1:{port}/hello",
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        total = 0.0
+        for run in floods:
+            out, _ = run.communicate()
+            total += parse_flood(out)["rps"]
+        return total
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
 def machine() -> str:
     model = "unknown CPU"
     try:
@@ -141,6 +197,11 @@ def main() -> None:
     parser.add_argument("--loops", default="asyncio,uvloop")
     parser.add_argument("--servers", default="floor,coapkit,aiocoap")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    parser.add_argument(
+        "--workers",
+        default="1,2",
+        help="also compare `coapkit server --workers N` for these N ('' to skip)",
+    )
     args = parser.parse_args()
 
     flood = build_coapflood()
@@ -164,6 +225,14 @@ def main() -> None:
                     f"lost={result['lost']:.0f}",
                     flush=True,
                 )
+
+    worker_counts = [int(n) for n in args.workers.split(",") if n]
+    workers: dict[tuple[str, int], float] = {}
+    for loop in loops:
+        for count in worker_counts:
+            runs = [measure_workers(flood, count, loop, args) for _ in range(args.repeat)]
+            workers[(loop, count)] = statistics.median(runs)
+            print(f"{loop:8} coapkit server --workers {count}: rps={workers[(loop, count)]:9.0f}")
 
     lines = [
         f"Machine: {machine()}",
@@ -195,6 +264,19 @@ def main() -> None:
                         f"p99 x{mine['p99_us'] / theirs['p99_us']:.2f} vs {other}"
                     )
             lines.append(f"- {loop} {name}: " + "; ".join(parts))
+    if workers:
+        lines += [
+            "",
+            "`coapkit server --workers N` (CLI, demo /hello, per-request logging on), CON load",
+            "from two coapflood processes (window 32 each), nothing pinned:",
+            "",
+            "| loop | workers | requests/s | vs 1 worker |",
+            "|---|---:|---:|---:|",
+        ]
+        for (loop, count), rps in workers.items():
+            one = workers.get((loop, 1))
+            versus = f"x{rps / one:.2f}" if one else ""
+            lines.append(f"| {loop} | {count} | {rps:.0f} | {versus} |")
     text = "\n".join(lines)
     print()
     print(text)

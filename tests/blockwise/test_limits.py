@@ -416,8 +416,22 @@ def test_the_record_of_finished_bodies_is_bounded_and_expires():
     assert server.finished_bodies == 2  # the oldest went first
     assert server.on_request(lasts[0], CLIENT, 1.0)[1].code == Code.REQUEST_ENTITY_INCOMPLETE
     assert server.on_request(lasts[2], CLIENT, 1.0)[1].code == Code.SERVICE_UNAVAILABLE
-    assert server.next_deadline() == 10.0
+    assert server.next_deadline() == 10.0  # "b"; the retry moved "c" on to 11.0
     server.expire(10.0)
+    assert server.finished_bodies == 1
+    server.expire(11.0)
     assert server.finished_bodies == 0
     assert server.next_deadline() is None
-    assert server.on_request(lasts[2], CLIENT, 11.0)[1].code == Code.REQUEST_ENTITY_INCOMPLETE
+    assert server.on_request(lasts[2], CLIENT, 12.0)[1].code == Code.REQUEST_ENTITY_INCOMPLETE
+
+
+def test_each_retry_of_the_last_block_keeps_the_record_alive():
+    """A client whose answers keep getting lost retries every MAX_TRANSMIT_WAIT; each retry
+    answered from the record extends it, so the third retry is not met with 4.08."""
+    server = BlockwiseServer(BlockwiseConfig(transfer_timeout=10.0))
+    last = _upload(server, "a", 0.0)
+    server.on_response(last, Message(code=Code.CHANGED), CLIENT, 0.0)
+    for now in (8.0, 16.0, 24.0):
+        server.expire(now)
+        assert server.on_request(last, CLIENT, now)[1].code == Code.CHANGED
+    assert server.next_deadline() == 34.0

@@ -1,5 +1,5 @@
 """Tests marked ``slow`` here run only when asked for: ``pytest -m slow`` (or any ``-m``
-expression naming ``slow``), or with ``COAPKIT_SLOW=1``.  CI runs the rest."""
+expression naming ``slow``), or with ``COAPKIT_SLOW=1`` (as CI does)."""
 
 from __future__ import annotations
 

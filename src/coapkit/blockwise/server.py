@@ -287,9 +287,13 @@ class BlockwiseServer:
                 body.data += payload
                 self._body_bytes += len(payload)
         elif body is None and not block1.more and key in self._finished:
-            last_num, last_block, answer, _ = self._finished[key]
+            done = self._finished[key]
+            last_num, last_block, answer, _ = done
             if last_num == block1.num and last_block == payload:
-                # The last block again: the body was handed up, its answer got lost.
+                # The last block again: the body was handed up, its answer got lost.  The
+                # client may lose this answer too and ask again: keep the record as long.
+                done[3] = now + self.config.transfer_timeout
+                self._finished.move_to_end(key)
                 if answer is None:
                     busy = Options.build(max_age=1)
                     return None, _response(Code.SERVICE_UNAVAILABLE, busy, b"still working")
