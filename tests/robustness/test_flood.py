@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -25,6 +26,13 @@ pytestmark = [
     pytest.mark.timeout(300),
     pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to build coapflood"),
     pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc"),
+    pytest.mark.skipif(
+        not (
+            Path(os.environ.get("COAPFLOOD_SRC", "/nonexistent")).is_file()
+            or (ROOT.parent / "shared/tools/coapflood.c").is_file()
+        ),
+        reason="needs ../shared/tools/coapflood.c (or COAPFLOOD_SRC)",
+    ),
 ]
 
 REQUESTS = 200_000
