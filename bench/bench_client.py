@@ -7,6 +7,9 @@ bottleneck), pinned to CPU 0 while the client runs on CPU 1:
   coapkit client and the aiocoap 0.4.17 client.  coapkit honours NSTART
   (RFC 7252 §4.7, default 1 outstanding CON per peer); for the 64-in-flight
   run it is given ``nstart=64``, since aiocoap does not enforce NSTART at all.
+* the same with a bare-asyncio client (one prebuilt datagram per request, the
+  answer matched by token, nothing parsed): the ceiling of any Python client on
+  this loop and machine;
 * the time to fetch a 10 MiB resource block-wise (1024-byte blocks, RFC 7959):
   coapkit client vs aiocoap client vs libcoap's own ``coap-client-notls``.
 
@@ -99,6 +102,49 @@ async def _parallel(call: Callable[[], Awaitable[object]], count: int, window: i
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(window)))
     return count / (time.perf_counter() - started)
+
+
+class _FloorProtocol(asyncio.DatagramProtocol):
+    """The least a Python client can do: one prebuilt CON GET per request (fresh MID and
+    token), the answer matched by its token and nothing parsed; no retransmission."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[bytes, asyncio.Future[bytes]] = {}
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        future = self.waiting.pop(data[4 : 4 + (data[0] & 0x0F)], None)
+        if future is not None and not future.done():
+            future.set_result(data)
+
+
+async def floor_run(port: int, count: int, window: int) -> float:
+    """Requests/s of the bare-asyncio client floor, ``window`` requests in flight."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(
+        _FloorProtocol, remote_addr=("127.0.0.1", port)
+    )
+    counter = 0
+
+    async def one() -> object:
+        nonlocal counter
+        counter += 1
+        mid = counter & 0xFFFF
+        token = counter.to_bytes(4, "big")
+        future: asyncio.Future[bytes] = loop.create_future()
+        protocol.waiting[token] = future
+        transport.sendto(bytes((0x44, 0x01, mid >> 8, mid & 0xFF)) + token)
+        return await future
+
+    try:
+        await one()
+        if window == 1:
+            started = time.perf_counter()
+            for _ in range(count):
+                await one()
+            return count / (time.perf_counter() - started)
+        return await _parallel(one, count, window)
+    finally:
+        transport.close()
 
 
 async def aiocoap_sequential(uri: str, count: int) -> float:
@@ -209,6 +255,7 @@ def main() -> None:
         cases: list[tuple[str, str, Callable[[], float]]] = [
             ("sequential GETs/s", "coapkit", lambda: run(args.loop, coapkit_sequential(uri, n))),
             ("sequential GETs/s", "aiocoap", lambda: run(args.loop, aiocoap_sequential(uri, n))),
+            ("sequential GETs/s", "floor", lambda: run(args.loop, floor_run(port, n, 1))),
             (
                 f"{w} in flight GETs/s",
                 "coapkit",
@@ -219,6 +266,7 @@ def main() -> None:
                 "aiocoap",
                 lambda: run(args.loop, aiocoap_parallel(uri, n, w)),
             ),
+            (f"{w} in flight GETs/s", "floor", lambda: run(args.loop, floor_run(port, n, w))),
         ]
         if not args.skip_big:
             upload_big(big_uri)
@@ -247,8 +295,10 @@ def main() -> None:
     ]
     for label in ("sequential GETs/s", f"{args.window} in flight GETs/s"):
         mine, theirs = table.get((label, "coapkit")), table.get((label, "aiocoap"))
+        floor = table.get((label, "floor"))
         if mine and theirs:
-            lines.append(f"- {label}: coapkit x{mine / theirs:.2f} aiocoap")
+            versus_floor = f", x{mine / floor:.2f} the bare-asyncio floor" if floor else ""
+            lines.append(f"- {label}: coapkit x{mine / theirs:.2f} aiocoap{versus_floor}")
     mine = table.get(("10 MiB fetch, s", "coapkit"))
     if mine:
         for other in ("aiocoap", "libcoap"):
