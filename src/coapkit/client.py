@@ -203,11 +203,15 @@ class Client:
             payload = payload.encode("utf-8")
             if content_format is None and base_options.content_format is None:
                 content_format = 0
-        merged = list(uri.to_options().items)
-        merged.extend(base_options.items)
-        if options is not None:
-            merged.extend(options.items if isinstance(options, Options) else options)
-        opts = Options(merged)
+        uri_options = _uri_options(uri)
+        if options is None and not base_options.items:
+            opts = uri_options  # the common case: nothing to merge
+        else:
+            merged = list(uri_options.items)
+            merged.extend(base_options.items)
+            if options is not None:
+                merged.extend(options.items if isinstance(options, Options) else options)
+            opts = Options(merged)
         if content_format is not None:
             option_values["content_format"] = content_format
         if accept is not None:
@@ -484,6 +488,12 @@ class Observation:
 def _parse_cached(uri: str) -> CoapUri:
     """URIs are values: a client asking for the same one again need not parse it again."""
     return parse_uri(uri)
+
+
+@lru_cache(maxsize=256)
+def _uri_options(uri: CoapUri) -> Options:
+    """A URI's request options, built once per URI (both are immutable values)."""
+    return uri.to_options()
 
 
 def _method_code(method: int | str) -> int:

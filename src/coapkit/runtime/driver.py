@@ -214,7 +214,12 @@ class Driver:
         if self._closed:
             return
         deadline = self.endpoint.next_deadline()
-        if deadline == self._timer_when:
+        when = self._timer_when
+        if when is not None and (deadline is None or deadline >= when):
+            # The armed timer fires no later than needed; when it fires it runs what is due
+            # (maybe nothing) and arms for the next deadline.  A client whose requests are
+            # answered before their retransmission timers would otherwise cancel and
+            # schedule a loop timer twice per request.
             return
         if self._timer is not None:
             self._timer.cancel()
