@@ -428,6 +428,7 @@ def test_the_last_block_whose_answers_are_all_lost():
     last = [m for m in client_blocks(pair) if not m.options.block1.more]
     assert len(last) == 6  # one exchange of five transmissions, all answers lost, then one
     assert len({m.token for m in last}) == 2
+    assert pair.blockwise.stats.last_blocks_answered_again == 1
 
 
 def test_a_different_last_block_after_the_body_finished_is_still_4_08():

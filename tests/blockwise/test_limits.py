@@ -403,6 +403,7 @@ def test_a_retried_last_block_waits_for_then_gets_the_stored_answer():
     assert answer.options.block1 == BlockValue(1, False, 6)
     passed, again = server.on_request(last, CLIENT, 3.0)
     assert passed is None and again is answer
+    assert server.stats.last_blocks_answered_again == 2
     # the same block number with other content, or from another remote, is no retry
     assert server.on_request(block("a", 1, False, b"END"), CLIENT, 4.0)[1].code == (
         Code.REQUEST_ENTITY_INCOMPLETE

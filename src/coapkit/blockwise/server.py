@@ -96,6 +96,8 @@ class BlockwiseStats:
     blocks_served_from_cache: int = 0
     representations_cached: int = 0
     representations_expired: int = 0
+    #: retried last Block1 blocks answered from the record of finished bodies
+    last_blocks_answered_again: int = 0
 
 
 @dataclass(slots=True)
@@ -294,6 +296,7 @@ class BlockwiseServer:
                 # client may lose this answer too and ask again: keep the record as long.
                 done[3] = now + self.config.transfer_timeout
                 self._finished.move_to_end(key)
+                self.stats.last_blocks_answered_again += 1
                 if answer is None:
                     busy = Options.build(max_age=1)
                     return None, _response(Code.SERVICE_UNAVAILABLE, busy, b"still working")
