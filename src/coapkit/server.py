@@ -73,6 +73,7 @@ class Server:
         blockwise: BlockwiseConfig | None = None,
         amplification: AmplificationConfig | None = None,
         max_pending: int = 1000,
+        max_pending_per_remote: int = 100,
     ) -> None:
         self.site = site if site is not None else Site()
         self._bind = bind
@@ -86,6 +87,7 @@ class Server:
         self._blockwise = blockwise
         self._amplification = amplification
         self._max_pending = max_pending
+        self._max_pending_per_remote = max_pending_per_remote
         self.observers = ObserveRegistry(observe)
         self._driver: Driver | None = None
         self._transport: UdpTransport | None = None
@@ -125,6 +127,7 @@ class Server:
             request_handler=self._handle,
             tracer=self._tracer,
             max_pending=self._max_pending,
+            max_pending_per_remote=self._max_pending_per_remote,
         )
         transport = UdpTransport.bind(
             loop, driver, self._bind[0], self._bind[1], reuse_port=self._reuse_port

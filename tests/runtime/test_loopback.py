@@ -266,6 +266,38 @@ async def test_shutdown_leaves_no_tasks(server_v4):
     assert leftover == set()
 
 
+async def test_one_client_cannot_take_every_handler_slot():
+    """max_pending_per_remote: a client with that many handlers awaiting gets 5.03 for
+    more, while another client is still served, and is served again once they finish."""
+    release = asyncio.Event()
+    site = Site()
+
+    @site.route("/wait")
+    async def wait(request):
+        await release.wait()
+        return Response(payload="done")
+
+    @site.route("/quick")
+    async def quick(request):
+        await asyncio.sleep(0)
+        return Response(payload="quick")
+
+    async with Server(site, bind=("127.0.0.1", 0), max_pending_per_remote=3) as server:
+        base = f"coap://127.0.0.1:{server.port}"
+        async with Client(params=TransmissionParameters(nstart=8)) as greedy, Client() as other:
+            waiting = [asyncio.ensure_future(greedy.get(f"{base}/wait")) for _ in range(3)]
+            while len(server.driver._tasks) < 3:
+                await asyncio.sleep(0.01)
+            refused = await greedy.get(f"{base}/quick")
+            assert (refused.code, refused.max_age) == (Code.SERVICE_UNAVAILABLE, 2)
+            assert server.driver.overloaded == 1
+            assert (await other.get(f"{base}/quick")).text == "quick"
+            release.set()
+            assert [r.text for r in await asyncio.gather(*waiting)] == ["done"] * 3
+            assert (await greedy.get(f"{base}/quick")).text == "quick"
+            assert server.driver._pending_by_remote == {}
+
+
 async def test_too_many_pending_handlers_get_503():
     release = asyncio.Event()
     site = Site()

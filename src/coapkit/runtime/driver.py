@@ -34,6 +34,7 @@ import logging
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from coapkit.blockwise.client import Transfer, TransferProgress
@@ -132,12 +133,18 @@ class Driver:
         request_handler: RequestHandler | None = None,
         tracer: Tracer | None = None,
         max_pending: int = 1000,
+        max_pending_per_remote: int = 100,
     ) -> None:
         self.endpoint = endpoint
         self.loop = loop
         #: handlers that may be awaiting at once; beyond, requests get 5.03 with Max-Age
         self.max_pending = max_pending
-        self.overloaded = 0  #: requests refused because max_pending handlers were running
+        #: the same for one remote, so that one slow client cannot take every slot
+        self.max_pending_per_remote = max_pending_per_remote
+        #: requests refused because max_pending (or, for their remote,
+        #: max_pending_per_remote) handlers were running
+        self.overloaded = 0
+        self._pending_by_remote: dict[Remote, int] = {}
         self._overload_logged_at = -1e9
         self.request_handler = request_handler
         self.tracer = tracer
@@ -296,7 +303,9 @@ class Driver:
         if handler is None:
             self._respond(event.handle, Message(code=Code.NOT_FOUND))
             return
-        if len(self._tasks) >= self.max_pending:
+        remote = event.remote
+        pending_here = self._pending_by_remote.get(remote, 0)
+        if len(self._tasks) >= self.max_pending or pending_here >= self.max_pending_per_remote:
             self._refuse_overloaded(event.handle)
             return
         try:
@@ -318,7 +327,16 @@ class Driver:
             task = self.loop.create_task(self._finish(event.handle, result))
         if not task.done():
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._pending_by_remote[remote] = pending_here + 1
+            task.add_done_callback(partial(self._handler_done, remote))
+
+    def _handler_done(self, remote: Remote, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        left = self._pending_by_remote.get(remote, 1) - 1
+        if left > 0:
+            self._pending_by_remote[remote] = left
+        else:
+            self._pending_by_remote.pop(remote, None)
 
     def _refuse_overloaded(self, handle: Inbound) -> None:
         """5.03 Service Unavailable with Max-Age: come back later (RFC 7252 §5.9.3.4)."""
@@ -327,8 +345,10 @@ class Driver:
         if now - self._overload_logged_at > 10.0:
             self._overload_logged_at = now
             logger.warning(
-                "%d request handlers are running; answering 5.03 until some finish",
+                "%d request handlers are running (%d for %s); answering 5.03 until some finish",
                 len(self._tasks),
+                self._pending_by_remote.get(handle.remote, 0),
+                show_remote(handle.remote),
             )
         busy = Message(code=Code.SERVICE_UNAVAILABLE, options=Options.build(max_age=2))
         self._respond(handle, busy)
