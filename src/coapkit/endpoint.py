@@ -306,7 +306,10 @@ class Endpoint:
             owner = observer = self.observe.registry.find(handle.remote, handle.message.token)
         outgoing = None
         try:
-            response = self._guarded(handle, response, now)
+            guarded = self._guarded(handle, response, now)
+            if guarded is not response:
+                handle.withheld = response.code
+                response = guarded
             outgoing = self.server.respond(
                 handle, response, now, out, mtype=mtype, params=params, owner=owner
             )

@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from coapkit.blockwise.server import BlockwiseConfig
-from coapkit.codec.codes import code_name
+from coapkit.codec.codes import Code, code_name
 from coapkit.codec.message import Message
 from coapkit.codec.option_registry import OptionNumber
 from coapkit.endpoint import Endpoint
@@ -35,6 +35,7 @@ from coapkit.exchanges.events import IncomingRequest
 from coapkit.messaging.addresses import describe_remote
 from coapkit.messaging.layer import MessagingConfig
 from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParameters
+from coapkit.messaging.records import Inbound
 from coapkit.observe.registry import ObserveConfig, Observer, ObserveRegistry
 from coapkit.resources.request import Request
 from coapkit.resources.resource import Resource
@@ -129,6 +130,7 @@ class Server:
             max_pending=self._max_pending,
             max_pending_per_remote=self._max_pending_per_remote,
         )
+        driver.responded = self._log
         transport = UdpTransport.bind(
             loop, driver, self._bind[0], self._bind[1], reuse_port=self._reuse_port
         )
@@ -211,8 +213,6 @@ class Server:
         return self._complete(request, await pending)
 
     def _complete(self, request: Request, response: Response) -> Message:
-        if self.log_requests:
-            self._log(request, response)
         message = response.to_message(request.message.token)
         if OptionNumber.OBSERVE in request.message.options:
             message = self._observe_request(request, message)
@@ -272,16 +272,22 @@ class Server:
             con_every=resource.con_every,
         )
 
-    @staticmethod
-    def _log(request: Request, response: Response) -> None:
+    def _log(self, handle: Inbound, response: Message) -> None:
+        """One line per answered request (``log_requests``): what went back, also when the
+        amplification defence held the handler's response back for an Echo round trip."""
+        if not self.log_requests:
+            return
+        request = Request(handle.message, handle.remote, handle)
         try:
             path = request.path_string
         except CoapError:
             path = "(undecodable path)"
+        answer = code_name(response.code)
+        if handle.withheld:
+            answer = (
+                f"{code_name(Code.UNAUTHORIZED)} with Echo ({code_name(handle.withheld)} "
+                "held back until the source proves its address)"
+            )
         logger.info(
-            "%s %s %s -> %s",
-            describe_remote(request.remote),
-            request.method_name,
-            path,
-            code_name(response.code),
+            "%s %s %s -> %s", describe_remote(request.remote), request.method_name, path, answer
         )

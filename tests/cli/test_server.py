@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import time
 
 import pytest
 
@@ -105,6 +106,10 @@ def test_signal_right_after_start():
 
 
 def test_amplification_defence_is_on_by_default(plugtest_server):
+    def large_lines() -> list[str]:
+        return [line for line in plugtest_server.log().splitlines() if "GET /large ->" in line]
+
+    before = len(large_lines())
     result = run("get", f"{plugtest_server.url}/large", "-v")
     assert result.returncode == 0
     trace = result.stderr
@@ -113,6 +118,16 @@ def test_amplification_defence_is_on_by_default(plugtest_server):
     challenge = re.search(r"<   Echo: (0x[0-9a-f]+)", trace).group(1)
     assert f">   Echo: {challenge}" in trace  # answered by the client, then served
     assert "amplification" not in plugtest_server.log()
+    # the request log says what went back: first the challenge, then the first block
+    deadline = time.monotonic() + 10
+    while len(large_lines()) < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    challenged, served = large_lines()[before : before + 2]
+    assert challenged.endswith(
+        "GET /large -> 4.01 Unauthorized with Echo "
+        "(2.05 Content held back until the source proves its address)"
+    )
+    assert served.endswith("GET /large -> 2.05 Content")
 
 
 def test_no_amplification_limit():

@@ -44,6 +44,7 @@ class Inbound:
         "remote",
         "size",
         "state",
+        "withheld",
     )
 
     def __init__(
@@ -58,6 +59,9 @@ class Inbound:
         self.received_at = received_at
         self.multicast = multicast
         self.state = InboundState.PENDING
+        #: the code of a response the amplification defence replaced by a 4.01 Echo
+        #: challenge (0: none), for the request log
+        self.withheld = 0
 
     @property
     def confirmable(self) -> bool:

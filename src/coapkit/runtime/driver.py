@@ -145,6 +145,9 @@ class Driver:
         #: max_pending_per_remote) handlers were running
         self.overloaded = 0
         self._pending_by_remote: dict[Remote, int] = {}
+        #: called after each answer to a request handler's request went to the endpoint
+        #: (the server's request log): ``responded(handle, response)``
+        self.responded: Callable[[Inbound, Message], None] | None = None
         self._overload_logged_at = -1e9
         self.request_handler = request_handler
         self.tracer = tracer
@@ -372,6 +375,8 @@ class Driver:
         except CoapError as exc:
             logger.warning("could not send the response: %s", exc)
             return
+        if self.responded is not None:
+            self.responded(handle, response)
         self._process(output)
 
     def respond(
