@@ -140,3 +140,38 @@ def test_the_answer_to_a_block1_body_counts_every_block():
     assert replies[-1].payload == body[::-1]
     # a single request is still held to 3x its own size
     assert answer(server_endpoint(), get(9), payload=body).code == Code.UNAUTHORIZED
+
+
+def test_a_large_answer_to_a_block1_body_survives_the_echo_round_trip():
+    """The answer is more than 3x everything the source sent: the last block gets a 4.01
+    Echo challenge.  The client repeats that block with the Echo value; the body has been
+    handed up already, and the server answers from its record of finished bodies (the
+    stored answer, now that the source is verified) without running the handler again."""
+    server = server_endpoint()
+    body = bytes(range(32))
+    runs = []
+    reply_payload = bytes(600)
+
+    def send(num: int, mid: int, echo: bytes | None = None) -> list[Message]:
+        values: dict[str, object] = {"uri_path": ["post"], "block1": BlockValue(num, num < 1, 0)}
+        if echo is not None:
+            values["echo"] = echo
+        chunk = body[num * 16 : num * 16 + 16]
+        request = Message(CON, Code.POST, mid, b"\x07", Options.build(**values), chunk)
+        out = server.datagram_received(request.encode(), CLIENT, float(mid))
+        datagrams = list(out.datagrams)
+        for event in out.events:
+            if isinstance(event, IncomingRequest):
+                runs.append(event.request.payload)
+                reply = Message(code=Code.CHANGED, payload=reply_payload)
+                datagrams += server.respond(event.handle, reply, float(mid)).datagrams
+        return [decode(data) for data, _ in datagrams]
+
+    assert [m.code for m in send(0, 1)] == [Code.CONTINUE]
+    [challenge] = send(1, 2)
+    assert challenge.code == Code.UNAUTHORIZED and challenge.options.echo
+    assert runs == [body]
+    [answer_] = send(1, 3, echo=challenge.options.echo)
+    assert (answer_.code, answer_.payload) == (Code.CHANGED, reply_payload)
+    assert answer_.options.block1 == BlockValue(1, False, 0)
+    assert runs == [body]  # the handler ran once
