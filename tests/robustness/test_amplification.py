@@ -117,9 +117,10 @@ def test_coapkit_client_answers_the_challenge_transparently():
 
 def test_the_answer_to_a_block1_body_counts_every_block():
     # a 300-byte body in five 64-byte blocks, answered with 300 bytes (e.g. the body
-    # transformed): more than 3x the last block, less than 3x what the source sent.
-    # A challenge here would lose the body: libcoap and coapkit repeat only the last block
-    # with the Echo value, and the server, whose body is gone, answers 4.08.
+    # transformed): more than 3x the last block, less than 3x what the source sent: no
+    # challenge and no Echo round trip (a challenge would be survived: libcoap and coapkit
+    # repeat the last block with the Echo value, answered from the record of finished
+    # bodies; see the last test of this file).
     server = server_endpoint()
     body = bytes(range(256)) + bytes(44)
     replies = []
