@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 # Fuzz the coapkit of the tree this file sits in, not whichever one is installed.
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -45,18 +46,31 @@ def atheris_wanted(module_name: str) -> bool:
 _INTERESTING = (0x00, 0x01, 0x0C, 0x0D, 0x0E, 0x0F, 0x40, 0x7F, 0x80, 0xC0, 0xD0, 0xE0, 0xF0, 0xFF)
 
 
-def mutate(data: bytes, pool: Sequence[bytes], rng: random.Random, max_len: int) -> bytes:
-    """One to four random edits of ``data`` (byte-level, like fuzz_decode's)."""
+def mutate(
+    data: bytes,
+    pool: Sequence[bytes],
+    rng: random.Random,
+    max_len: int,
+    *,
+    interesting_share: float = 0.5,
+    first_byte: bool = False,
+) -> bytes:
+    """One to four random edits of ``data``: bit flips, interesting bytes (a share
+    ``interesting_share`` of the byte overwrites), truncations, insertions, deletions,
+    splices with ``pool``, duplicated chunks; with ``first_byte`` also a new first byte
+    (for CoAP, mostly a new token length)."""
+    kinds = 8 if first_byte else 7
     buf = bytearray(data)
     for _ in range(rng.randint(1, 4)):
-        kind = rng.randrange(7)
+        kind = rng.randrange(kinds)
         i = rng.randrange(len(buf) + 1)
         if kind == 0 and buf:  # flip a bit
             j = min(i, len(buf) - 1)
             buf[j] ^= 1 << rng.randrange(8)
         elif kind == 1 and buf:  # an interesting byte, or a random one
             j = min(i, len(buf) - 1)
-            buf[j] = rng.choice(_INTERESTING) if rng.random() < 0.5 else rng.randrange(256)
+            interesting = rng.random() < interesting_share
+            buf[j] = rng.choice(_INTERESTING) if interesting else rng.randrange(256)
         elif kind == 2:  # truncate
             del buf[i:]
         elif kind == 3:  # insert random bytes
@@ -67,10 +81,19 @@ def mutate(data: bytes, pool: Sequence[bytes], rng: random.Random, max_len: int)
             other = rng.choice(pool)
             j = rng.randrange(len(other) + 1)
             buf = buf[:i] + bytearray(other[j:])
-        elif kind == 6:  # duplicate a chunk
+        elif kind == 6 and first_byte:
+            if buf:  # a new token length (or a new first byte)
+                if rng.random() < 0.8:
+                    buf[0] = (buf[0] & 0xF0) | rng.randrange(16)
+                else:
+                    buf[0] = rng.randrange(256)
+        elif kind == kinds - 1:  # duplicate a chunk (repeats options)
             j = rng.randrange(len(buf) + 1)
             buf[i:i] = buf[j : j + rng.randint(1, 16)]
     return bytes(buf[:max_len])
+
+
+Mutate = Callable[[bytes, Sequence[bytes], random.Random, int], bytes]
 
 
 def fuzz_without_atheris(
@@ -82,8 +105,12 @@ def fuzz_without_atheris(
     max_len: int = 1024,
     generate: Generate | None = None,
     name: str = "fuzz",
+    mutator: Mutate = mutate,
+    random_share: float = 0.05,
+    empty_pool: bytes = b"",
 ) -> tuple[int, int]:
-    """Run ``runs`` inputs through ``check``: the seeds, then generated and mutated ones.
+    """Run ``runs`` inputs through ``check``: the seeds, then generated, random (a share
+    ``random_share`` of the rest) and mutated ones (``mutator``).
 
     Returns ``(runs, accepted)`` where ``accepted`` counts inputs for which
     ``check`` returned a true value (the harness's "it parsed" or "it did
@@ -95,17 +122,17 @@ def fuzz_without_atheris(
     pool = [s[:max_len] for s in seeds]
     first = len(pool)
     if not pool:
-        pool = [b""]
+        pool = [empty_pool]
     accepted = 0
     for n in range(runs):
         if n < first:
             data = pool[n]
         elif generate is not None and rng.random() < 0.4:
             data = generate(rng)[:max_len]
-        elif rng.random() < 0.05:
+        elif rng.random() < random_share:
             data = rng.randbytes(rng.randrange(min(max_len, 64) + 1))
         else:
-            data = mutate(rng.choice(pool), pool, rng, max_len)
+            data = mutator(rng.choice(pool), pool, rng, max_len)
         try:
             result = check(data)
         except Exception:
@@ -147,6 +174,7 @@ def main(
     generate: Generate | None,
     coverage_guided: bool,
     max_len: int = 1024,
+    **pure_python: Any,
 ) -> int:
     """The command line of every harness (see fuzz/README.md)."""
     if coverage_guided:
@@ -175,7 +203,14 @@ def main(
     print(f"pure-Python mode: {runs} inputs, seed {seed}, {len(seeds)} seed inputs")
     start = time.monotonic()
     done, accepted = fuzz_without_atheris(
-        check, seeds, runs, seed=seed, max_len=max_len, generate=generate, name=name
+        check,
+        seeds,
+        runs,
+        seed=seed,
+        max_len=max_len,
+        generate=generate,
+        name=name,
+        **pure_python,
     )
     elapsed = time.monotonic() - start
     print(f"Done {done} runs in {elapsed:.1f} s ({accepted} accepted)")
