@@ -36,23 +36,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
+
+from bench_server import free_port, pin, print_table  # noqa: E402
 
 from coapkit.client import Client  # noqa: E402
 from coapkit.messaging.parameters import TransmissionParameters  # noqa: E402
 
 BIG = 10 * 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pin(cpu: int) -> list[str]:
-    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
-        return ["taskset", "-c", str(cpu)]
-    return []
 
 
 def start_libcoap(port: int) -> subprocess.Popen[bytes]:
@@ -307,11 +298,7 @@ def main() -> None:
                 lines.append(
                     f"- 10 MiB fetch: coapkit takes x{mine / theirs:.2f} the time of {other}"
                 )
-    text = "\n".join(lines)
-    print()
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    print_table(lines, args.markdown)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,14 @@ sys.path.insert(0, str(HERE))
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
-from bench_server import build_coapflood, free_port, machine, parse_flood, pin  # noqa: E402
+from bench_server import (  # noqa: E402
+    build_coapflood,
+    free_port,
+    machine,
+    parse_flood,
+    pin,
+    print_table,
+)
 
 from coapkit.client import Client  # noqa: E402
 
@@ -297,11 +304,7 @@ async def amain(args: argparse.Namespace) -> None:
                 f"Relative to the default run (same traffic, {default.final.dedup:,} entries): "
                 f"{extra / 2**20:.1f} MiB / {more:,} entries = {extra / max(more, 1):.0f} B"
             )
-    text = "\n".join(lines)
-    print()
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    print_table(lines, args.markdown)
 
 
 def main() -> None:

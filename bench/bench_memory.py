@@ -40,6 +40,7 @@ from bench_server import (  # noqa: E402
     machine,
     parse_flood,
     pin,
+    print_table,
     wait_ready,
 )
 
@@ -141,11 +142,7 @@ def main() -> None:
     if "coapkit-uncapped" in results and "aiocoap" in results:
         ratio = results["aiocoap"]["per_request"] / results["coapkit-uncapped"]["per_request"]
         lines.append(f"Per remembered request, aiocoap / coapkit uncapped: x{ratio:.1f}.")
-    text = "\n".join(lines)
-    print()
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    print_table(lines, args.markdown)
 
 
 if __name__ == "__main__":

@@ -186,6 +186,15 @@ def measure_workers(flood: Path, workers: int, loop: str, args: argparse.Namespa
         process.wait(20)
 
 
+def print_table(lines: list[str], markdown: Path | None) -> None:
+    """Print the summary last, and also write it to ``markdown`` when given (--markdown)."""
+    text = "\n".join(lines)
+    print()
+    print(text)
+    if markdown:
+        markdown.write_text(text + "\n")
+
+
 def machine() -> str:
     model = "unknown CPU"
     try:
@@ -289,11 +298,7 @@ def main() -> None:
             one = workers.get((loop, 1))
             versus = f"x{rps / one:.2f}" if one else ""
             lines.append(f"| {loop} | {count} | {rps:.0f} | {versus} |")
-    text = "\n".join(lines)
-    print()
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    print_table(lines, args.markdown)
 
 
 if __name__ == "__main__":
