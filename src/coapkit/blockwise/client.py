@@ -524,6 +524,22 @@ class ClientTransfers:
             payload = request.payload
         return _make(transfer.mtype, request.code, 0, b"", options, payload)
 
+    def _request(
+        self, transfer: Transfer, message: Message, now: float, out: Datagrams, **extra: Any
+    ) -> ClientRequest:
+        """A follow-up request of ``transfer`` (next block, deregistration), sent with the
+        transfer's type, transmission parameters and timeout."""
+        return self.exchanges.request(
+            message,
+            transfer.remote,
+            now,
+            out,
+            mtype=transfer.mtype,
+            params=transfer.params,
+            timeout=transfer.timeout,
+            **extra,
+        )
+
     def _next_exchange(
         self, transfer: Transfer, message: Message, now: float, out: Datagrams
     ) -> list[Any]:
@@ -538,15 +554,8 @@ class ClientTransfers:
         ):
             self.exchanges.cancel(previous, now, out)
         try:
-            exchange = self.exchanges.request(
-                message,
-                transfer.remote,
-                now,
-                out,
-                mtype=transfer.mtype,
-                params=transfer.params,
-                timeout=transfer.timeout,
-                keep_open=transfer.observe and transfer.parent is None,
+            exchange = self._request(
+                transfer, message, now, out, keep_open=transfer.observe and transfer.parent is None
             )
         except CoapError as exc:
             return self._fail(transfer, exc)
@@ -695,16 +704,7 @@ class ClientTransfers:
             )
             # Best effort: if it cannot go, an RST to the next notification ends it too.
             with suppress(CoapError):
-                self.exchanges.request(
-                    message,
-                    transfer.remote,
-                    now,
-                    out,
-                    mtype=transfer.mtype,
-                    params=transfer.params,
-                    timeout=transfer.timeout,
-                    token=exchange.token,
-                )
+                self._request(transfer, message, now, out, token=exchange.token)
 
     # -- time -----------------------------------------------------------------------------------
 
