@@ -83,7 +83,7 @@ class Server:
         self._multicast = multicast
         self._multicast_interface = multicast_interface
         self._reuse_port = reuse_port
-        self.log_requests = log_requests
+        self._log_requests = log_requests
         self._tracer = tracer
         self._blockwise = blockwise
         self._amplification = amplification
@@ -130,7 +130,7 @@ class Server:
             max_pending=self._max_pending,
             max_pending_per_remote=self._max_pending_per_remote,
         )
-        driver.responded = self._log
+        driver.responded = self._log if self._log_requests else None
         transport = UdpTransport.bind(
             loop, driver, self._bind[0], self._bind[1], reuse_port=self._reuse_port
         )
@@ -199,6 +199,17 @@ class Server:
     @property
     def endpoint(self) -> Endpoint:
         return self.driver.endpoint
+
+    @property
+    def log_requests(self) -> bool:
+        """Whether one line per answered request goes to the ``coapkit.server`` log (INFO)."""
+        return self._log_requests
+
+    @log_requests.setter
+    def log_requests(self, on: bool) -> None:
+        self._log_requests = on
+        if self._driver is not None:  # no call per response while it is off
+            self._driver.responded = self._log if on else None
 
     # -- requests ----------------------------------------------------------------------------------
 
@@ -275,8 +286,6 @@ class Server:
     def _log(self, handle: Inbound, response: Message) -> None:
         """One line per answered request (``log_requests``): what went back, also when the
         amplification defence held the handler's response back for an Echo round trip."""
-        if not self.log_requests:
-            return
         request = Request(handle.message, handle.remote, handle)
         try:
             path = request.path_string
