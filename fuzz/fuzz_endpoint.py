@@ -43,6 +43,12 @@ After every step:
 4. after ``handle_timeout(t)`` the next deadline is later than ``t`` (a deadline
    that does not move would spin the runtime's timer).
 
+Every script runs twice, once through the general path (``datagram_received``,
+``respond``) and once through the runtime's fast path (``accept_request`` first,
+``piggyback`` first, the general path when they decline): the two runs must emit
+the same datagrams at the same times and leave the same state (statistics,
+deduplication entries, peers, next deadline) after every step.
+
 At the end the deferred requests are answered, and time runs past
 backlog_limit x MAX_TRANSMIT_WAIT (what waits in a backlog towards a silent peer
 leaves one message at a time) + EXCHANGE_LIFETIME (or the block-wise transfer
@@ -60,6 +66,7 @@ from __future__ import annotations
 import hashlib
 import random
 import sys
+from dataclasses import asdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -167,9 +174,19 @@ OBS_PATH = ("obs",)
 
 
 class Harness:
-    """One endpoint, its application, and the checks."""
+    """One endpoint, its application, and the checks.
 
-    def __init__(self) -> None:
+    ``fast``: try the endpoint's fast path first, as the asyncio driver does
+    (:meth:`Endpoint.accept_request`, :meth:`Endpoint.piggyback`).
+    """
+
+    def __init__(self, fast: bool = False) -> None:
+        self.fast = fast
+        #: what an observer of the endpoint sees: datagrams with their times, and the
+        #: state after every step; the same for both paths
+        self.transcript: list[tuple[Any, ...]] = []
+        #: requests taken by accept_request, responses by piggyback
+        self.fast_taken = [0, 0]
         self.observers = ObserveRegistry(OBSERVE)
         self.endpoint = Endpoint(
             rng=random.Random(7252),
@@ -192,14 +209,37 @@ class Harness:
         self.received.append(data)
         if len(self.received) > 64:
             del self.received[:32]
-        output = self.endpoint.datagram_received(data, remote, self.now, multicast=multicast)
-        self.process(output, self.now)
+        inbound = None
+        if self.fast and not multicast:
+            inbound = self.endpoint.accept_request(data, remote, self.now)
+        if inbound is not None:
+            self.fast_taken[0] += 1
+            self.on_request(IncomingRequest(inbound.message, remote, inbound), self.now)
+        else:
+            output = self.endpoint.datagram_received(data, remote, self.now, multicast=multicast)
+            self.process(output, self.now)
         self.check_caps()
+        self.snapshot()
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
         self.run_timers(self.now)
         self.check_caps()
+        self.snapshot()
+
+    def snapshot(self) -> None:
+        endpoint = self.endpoint
+        messaging = endpoint.messaging
+        self.transcript.append(
+            (
+                "state",
+                self.now,
+                asdict(messaging.stats),
+                messaging.dedup_entries,
+                messaging.peer_count,
+                endpoint.next_deadline(),
+            )
+        )
 
     def run_timers(self, until: float) -> None:
         endpoint = self.endpoint
@@ -221,6 +261,7 @@ class Harness:
     def process(self, output: Output, now: float) -> None:
         for data, remote in output.datagrams:
             self.emitted += 1
+            self.transcript.append(("sent", now, data, remote))
             if remote not in REMOTES:
                 raise InvariantError(f"datagram sent to {remote!r}, which sent nothing")
             try:
@@ -258,6 +299,12 @@ class Harness:
         self.respond(event.handle, message, now)
 
     def respond(self, handle: Inbound, message: Message, now: float) -> None:
+        if self.fast:
+            data = self.endpoint.piggyback(handle, message)
+            if data is not None:
+                self.fast_taken[1] += 1
+                self.process(Output([(data, handle.remote)], [], self.endpoint), now)
+                return
         try:
             output = self.endpoint.respond(handle, message, now)
         except BacklogFull:
@@ -483,9 +530,9 @@ def _token(q: int) -> bytes:
 # -- reading a script ---------------------------------------------------------------------------
 
 
-def run_script(data: bytes) -> Harness:
+def run_script(data: bytes, fast: bool = False) -> Harness:
     """Play one input against a fresh endpoint, checking as it goes; returns the harness."""
-    harness = Harness()
+    harness = Harness(fast)
     pos, length = 0, len(data)
     while pos < length:
         op = data[pos]
@@ -541,13 +588,31 @@ def run_script(data: bytes) -> Harness:
     return harness
 
 
+def run_both(data: bytes) -> tuple[Harness, Harness]:
+    """Play one input through the general and the fast path; the transcripts must match."""
+    general = run_script(data)
+    fast = run_script(data, fast=True)
+    if general.transcript != fast.transcript:
+        for index, (seen, expected) in enumerate(
+            zip(fast.transcript, general.transcript, strict=False)
+        ):
+            if seen != expected:
+                raise InvariantError(
+                    f"the fast path differs at step {index}: {seen!r}, not {expected!r}"
+                )
+        raise InvariantError(
+            f"the fast path gives {len(fast.transcript)} steps, not {len(general.transcript)}"
+        )
+    return general, fast
+
+
 def check(data: bytes) -> bool:
     """Check the invariants for one script; True if the endpoint sent anything."""
-    return run_script(data).emitted > 0
+    return run_both(data)[0].emitted > 0
 
 
 def TestOneInput(data: bytes) -> None:
-    run_script(data)
+    run_both(data)
 
 
 # -- scripts for the seeds and the pure-Python mode ------------------------------------------

@@ -93,9 +93,8 @@ class ServerExchanges:
     ) -> None:
         self.messaging = messaging
         self.understood = understood
-        #: number -> (min length, max length) of every understood, non-repeatable option;
-        #: repeatable ones map to negative bounds so the fast path tells them apart.
-        self._bounds: dict[int, tuple[int, int, bool]] = {
+        #: number -> (min length, max length, repeatable) of every understood option
+        self.option_bounds: dict[int, tuple[int, int, bool]] = {
             number: (spec.min_length, spec.max_length, spec.repeatable)
             for number in understood
             if (spec := REGISTRY.get(number)) is not None
@@ -106,7 +105,7 @@ class ServerExchanges:
     ) -> list[EndpointEvent]:
         items = message.options.items
         understood = self.understood
-        bounds = self._bounds
+        bounds = self.option_bounds
         # Fast path: every option understood, of a valid length, none repeated wrongly.
         previous = -1
         clean = True

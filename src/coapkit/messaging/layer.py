@@ -318,6 +318,65 @@ class MessageLayer:
             self._drain(peer_or_none, now, out)
         return [ResetReceived(outgoing)]
 
+    def accept_request(
+        self,
+        data: bytes,
+        remote: Remote,
+        now: float,
+        options: Mapping[int, tuple[int, int, bool]],
+    ) -> Inbound | None:
+        """:meth:`receive` for the common case, in fewer steps: a new unicast request (CON
+        or NON) from a peer already known, every option in ``options`` (number -> (min
+        length, max length, repeatable)) with a valid length.
+
+        Returns the request's :class:`Inbound`, the layer's state exactly as
+        :meth:`receive` would leave it (which would return ``RequestReceived``); for any
+        other datagram, or when timers are due, returns None having changed nothing, and
+        the caller hands the datagram to :meth:`receive`.
+        """
+        if self._closed or now >= self._dedup.earliest:
+            return None
+        peer = self._peers.get(remote)
+        size = len(data)
+        if peer is None or size < 4 or size > self.config.max_message_size:
+            return None
+        first = data[0]
+        if first & 0xE0 != 0x40 or not 0 < data[1] < 32:  # version 1, CON or NON; a request
+            return None
+        confirmable = first < 0x50
+        stream = peer.con_stream if confirmable else peer.non_stream
+        mid = (data[2] << 8) | data[3]
+        if stream is None or mid in stream.seen:  # a first message of its type, a duplicate
+            return None
+        try:
+            message = decode(data)
+        except DecodeError:
+            return None
+        previous = -1
+        for number, value in message.options.items:
+            limits = options.get(number)
+            if (
+                limits is None
+                or not limits[0] <= len(value) <= limits[1]
+                or (number == previous and not limits[2])
+            ):
+                return None
+            previous = number
+        self.stats.received += 1
+        params = peer.params
+        lifetime = params.exchange_lifetime if confirmable else params.non_lifetime
+        evicted = self._dedup.remember(peer, mid, confirmable, now, lifetime)
+        self.stats.dedup_evictions = self._dedup.evictions
+        if evicted is not None:
+            self._forget_if_idle(evicted)
+        inbound = Inbound(message, peer, now, False, size)
+        if confirmable:
+            fresh = self._fresh
+            fresh.append(inbound)
+            if len(fresh) > 256:
+                self._settle()
+        return inbound
+
     def _too_large(self, inbound: Inbound, out: Datagrams) -> list[MessagingEvent]:
         """A message above ``max_message_size`` (RFC 7252 §4.6): a CON request gets 4.13 with
         a Block1 option asking for blocks (RFC 7959 §2.9.3); anything else is dropped."""
@@ -387,10 +446,8 @@ class MessageLayer:
                         2, code, inbound.mid, response.token, response.options, response.payload
                     )
                     self._check_size(data)
-                    self._store_reply(inbound, data)
+                    self._piggybacked(inbound, data)
                     out.append((data, inbound.remote))
-                    inbound.state = _DONE
-                    self.stats.piggybacked += 1
                     return None
                 self._send_empty_ack(inbound, out)
             inbound.state = _DONE
@@ -410,6 +467,44 @@ class MessageLayer:
             owner=owner,
             track_reset=False,
         )
+
+    def piggyback(self, inbound: Inbound, response: Message) -> bytes | None:
+        """:meth:`respond` for the common case, in fewer steps: a response piggybacked on
+        the ACK of a unicast CON request not yet answered nor acknowledged, which
+        No-Response does not suppress.
+
+        Returns the datagram to send to ``inbound.remote``, the state as :meth:`respond`
+        would leave it; or None, having changed nothing, when the response cannot go out
+        this way (already answered or acknowledged, a NON request, too large, not
+        encodable): then :meth:`respond` decides.
+        """
+        if (
+            inbound.state is not _PENDING
+            or inbound.mtype is not CON
+            or inbound.multicast
+            or self._suppressed(inbound, response.code)
+        ):
+            return None
+        try:
+            data = encode_parts(
+                2,
+                response.code,
+                inbound.mid,
+                inbound.message.token,
+                response.options,
+                response.payload,
+            )
+        except EncodeError:
+            return None
+        if len(data) > self.config.max_message_size:
+            return None
+        self._piggybacked(inbound, data)
+        return data
+
+    def _piggybacked(self, inbound: Inbound, data: bytes) -> None:
+        self._store_reply(inbound, data)
+        inbound.state = _DONE
+        self.stats.piggybacked += 1
 
     def _suppressed(self, inbound: Inbound, code: int) -> bool:
         raw = inbound.message.options.get(OptionNumber.NO_RESPONSE)

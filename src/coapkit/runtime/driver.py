@@ -161,6 +161,9 @@ class Driver:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._progress: dict[Transfer, ProgressCallback] = {}
         self._closed = False
+        #: take the endpoint's shortcuts for plain requests and piggybacked responses
+        #: (Endpoint.accept_request, Endpoint.piggyback); the result is the same either way
+        self.fast_path = True
 
     def attach(self, transport: Any) -> None:
         self.transport = transport
@@ -175,9 +178,13 @@ class Driver:
             self._check_tracing()
         if self._tracing:
             self._trace("recv", data, remote)
-        self._process(
-            self.endpoint.datagram_received(data, remote, self.loop.time(), multicast=multicast)
-        )
+        now = self.loop.time()
+        if self.fast_path and not multicast and self.request_handler is not None:
+            inbound = self.endpoint.accept_request(data, remote, now)
+            if inbound is not None:
+                self._incoming(IncomingRequest(inbound.message, remote, inbound))
+                return
+        self._process(self.endpoint.datagram_received(data, remote, now, multicast=multicast))
 
     def error_received(self, remote: Remote, error: NetworkError) -> None:
         if self._closed:
@@ -370,6 +377,17 @@ class Driver:
     def _respond(self, handle: Inbound, response: Message) -> None:
         if self._closed:
             return
+        if self.fast_path:
+            data = self.endpoint.piggyback(handle, response)
+            if data is not None:
+                if self.responded is not None:
+                    self.responded(handle, response)
+                if not self._in_batch:  # a call from a task
+                    self._check_tracing()
+                if self._tracing:
+                    self._trace("send", data, handle.remote)
+                self.transport.sendto(data, handle.remote)
+                return
         try:
             output = self.endpoint.respond(handle, response, self.loop.time())
         except CoapError as exc:
