@@ -66,8 +66,8 @@ from __future__ import annotations
 import hashlib
 import random
 import sys
-from dataclasses import asdict
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
