@@ -50,6 +50,7 @@ from coapkit.transports.udp import (
 )
 
 logger = logging.getLogger("coapkit.server")
+_OBSERVE = int(OptionNumber.OBSERVE)
 
 DEFAULT_PORT = 5683
 ALL_COAP_GROUPS = (COAP_MULTICAST_V4, COAP_MULTICAST_V6_LINK, COAP_MULTICAST_V6_SITE)
@@ -225,7 +226,7 @@ class Server:
 
     def _complete(self, request: Request, response: Response) -> Message:
         message = response.to_message(request.message.token)
-        if OptionNumber.OBSERVE in request.message.options:
+        if _OBSERVE in request.message.options:
             message = self._observe_request(request, message)
         return message
 

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -324,11 +325,21 @@ def test_ctrl_c_interrupts_a_request():
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=cli_env(),
+            env={**cli_env(), "PYTHONFAULTHANDLER": "1"},
         )
         silent.recv(100)  # the request is out: the client is waiting in its event loop
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=10)
+        try:
+            out, err = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            masks = [line for line in status.splitlines() if line.startswith("Sig")]
+            process.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: where is it stuck?
+            out, err = process.communicate(timeout=10)
+            pytest.fail(
+                f"still running 10 s after SIGINT; its signal masks {masks}, ours "
+                f"{signal.pthread_sigmask(signal.SIG_BLOCK, [])}:\n{err.decode(errors='replace')}"
+            )
     assert (process.returncode, out, err) == (130, b"", b"coapkit: interrupted\n")
 
 

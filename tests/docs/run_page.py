@@ -10,6 +10,7 @@ loop policy) cannot leak into the tests or the next page.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import io
 import json
 import sys
@@ -21,6 +22,8 @@ from tests.docs.examples import blocks
 
 
 def main(page: Path, result: Path) -> int:
+    # A page that hangs shows where, on stderr, before the test's timeout (110 s) kills it.
+    faulthandler.dump_traceback_later(90, exit=True)
     namespace: dict[str, object] = {"__name__": "__main__"}
     outputs = []
     for block in blocks(page):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import signal
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -49,8 +50,42 @@ def choose_loop(requested: str | None) -> str:
 
 
 def run(main: Coroutine[Any, Any, T], loop: str) -> T:
-    """Run ``main`` to completion on the loop :func:`choose_loop` named."""
+    """Run ``main`` to completion on the loop :func:`choose_loop` named; Ctrl-C (SIGINT)
+    cancels it and raises KeyboardInterrupt."""
     if loop == "uvloop":
-        result: T = _uvloop().run(main)
+        result: T = _uvloop().run(_interruptible(main))
         return result
-    return asyncio.run(main)
+    return asyncio.run(_interruptible(main))
+
+
+async def _interruptible(main: Coroutine[Any, Any, T]) -> T:
+    """``main``, cancelled by SIGINT through the event loop's own signal handler.
+
+    With asyncio.run's own handler (a plain ``signal.signal`` handler), a ``coapkit
+    get`` on uvloop waiting for a silent peer now and then outlived its Ctrl-C in the
+    test suite.  A handler registered with the loop is run by the loop itself, on
+    either loop.  A command that handles SIGINT itself (observe, server) replaces this
+    handler while it runs.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    interrupted = False
+
+    def interrupt() -> None:
+        nonlocal interrupted
+        interrupted = True
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread; Windows
+        return await main
+    try:
+        return await main
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)

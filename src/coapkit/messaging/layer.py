@@ -93,6 +93,7 @@ _AWAITING = OutgoingState.AWAITING_ACK
 
 # No-Response (RFC 7967 §2.1): bits that suppress a class of responses.
 _NO_RESPONSE_BITS = {2: 0x02, 4: 0x08, 5: 0x10}
+_NO_RESPONSE = int(OptionNumber.NO_RESPONSE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,21 +479,15 @@ class MessageLayer:
         this way (already answered or acknowledged, a NON request, too large, not
         encodable): then :meth:`respond` decides.
         """
-        if (
-            inbound.state is not _PENDING
-            or inbound.mtype is not CON
-            or inbound.multicast
-            or self._suppressed(inbound, response.code)
-        ):
+        if inbound.state is not _PENDING or inbound.mtype is not CON or inbound.multicast:
+            return None
+        message = inbound.message
+        code = response.code
+        if message.options.get(_NO_RESPONSE) is not None and self._suppressed(inbound, code):
             return None
         try:
             data = encode_parts(
-                2,
-                response.code,
-                inbound.mid,
-                inbound.message.token,
-                response.options,
-                response.payload,
+                2, code, inbound.mid, message.token, response.options, response.payload
             )
         except EncodeError:
             return None
