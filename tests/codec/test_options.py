@@ -591,7 +591,9 @@ def test_set_raw() -> None:
 def test_immutable() -> None:
     options = Options.build(uri_path=["a"])
     with pytest.raises(AttributeError, match="immutable"):
-        options._items = ()  # type: ignore[misc]
+        options.items = ()
+    with pytest.raises(AttributeError, match="immutable"):
+        del options.items
     with pytest.raises(AttributeError):
         options.uri_path = ("b",)  # type: ignore[misc]
 

@@ -217,7 +217,7 @@ def encode_parts(
     if not 0 <= mtype <= 3:
         raise EncodeError(f"message type {mtype} is outside 0..3")
     header = bytes(((0x40 | (mtype << 4) | tkl), code, mid >> 8, mid & 0xFF))
-    items = options._items
+    items = options.items
     body = encode_options(items) if items else b""
     if payload:
         return b"".join((header, token, body, b"\xff", payload))

@@ -154,9 +154,11 @@ class Options:
     True
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("items",)
 
-    _items: tuple[OptionItem, ...]
+    #: All ``(number, raw value)`` pairs in wire order (a plain attribute, read on every
+    #: request: no property call in the hot loops).
+    items: tuple[OptionItem, ...]
 
     def __init__(self, items: Iterable[OptionItem] = ()) -> None:
         checked = []
@@ -165,13 +167,13 @@ class Options:
                 raise OptionValueError(number, f"option number {number} is outside 0..65535")
             checked.append((int(number), bytes(value)))
         checked.sort(key=_first)  # stable: repeated options keep their order
-        object.__setattr__(self, "_items", tuple(checked))
+        object.__setattr__(self, "items", tuple(checked))
 
     @classmethod
     def _trusted(cls, items: tuple[OptionItem, ...]) -> Options:
         """Wrap items already sorted and typed (the decoder's fast path)."""
         self = object.__new__(cls)
-        object.__setattr__(self, "_items", items)
+        object.__setattr__(self, "items", items)
         return self
 
     @classmethod
@@ -182,42 +184,40 @@ class Options:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Options are immutable; use replace(), add() or remove()")
 
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Options are immutable")
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Options, (self._items,))
+        return (Options, (self.items,))
 
     # -- container protocol -----------------------------------------------------
 
-    @property
-    def items(self) -> tuple[OptionItem, ...]:
-        """All ``(number, raw value)`` pairs in wire order."""
-        return self._items
-
     def __iter__(self) -> Iterator[OptionItem]:
-        return iter(self._items)
+        return iter(self.items)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)
 
     def __bool__(self) -> bool:
-        return bool(self._items)
+        return bool(self.items)
 
     def __contains__(self, number: object) -> bool:
-        for n, _ in self._items:  # noqa: SIM110 - a loop is twice as fast as any(generator)
+        for n, _ in self.items:  # noqa: SIM110 - a loop is twice as fast as any(generator)
             if n == number:
                 return True
         return False
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Options):
-            return self._items == other._items
+            return self.items == other.items
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash(self._items)
+        return hash(self.items)
 
     def __repr__(self) -> str:
         parts = []
-        for number, raw in self._items:
+        for number, raw in self.items:
             try:
                 value: object = decode_value(number, raw)
             except OptionValueError:
@@ -228,35 +228,35 @@ class Options:
     def numbers(self) -> list[int]:
         """The distinct option numbers present, ascending."""
         seen: list[int] = []
-        for number, _ in self._items:
+        for number, _ in self.items:
             if not seen or seen[-1] != number:
                 seen.append(number)
         return seen
 
     def get(self, number: int) -> bytes | None:
         """The raw value of the first instance of ``number``, or ``None``."""
-        for n, value in self._items:
+        for n, value in self.items:
             if n == number:
                 return value
         return None
 
     def get_all(self, number: int) -> list[bytes]:
         """The raw values of every instance of ``number``, in order."""
-        return [value for n, value in self._items if n == number]
+        return [value for n, value in self.items if n == number]
 
     def count(self, number: int) -> int:
-        return sum(1 for n, _ in self._items if n == number)
+        return sum(1 for n, _ in self.items if n == number)
 
     # -- deriving new options -----------------------------------------------------
 
     def add(self, number: int, value: bytes = b"") -> Options:
         """New options with one more raw instance of ``number`` (after any existing ones)."""
-        return Options((*self._items, (number, value)))
+        return Options((*self.items, (number, value)))
 
     def remove(self, *numbers: int) -> Options:
         """New options without any instance of the given numbers."""
         drop = set(numbers)
-        return Options._trusted(tuple(item for item in self._items if item[0] not in drop))
+        return Options._trusted(tuple(item for item in self.items if item[0] not in drop))
 
     def replace(self, **values: Any) -> Options:
         """New options with the keyword-named options set (``None`` or ``False`` removes).
@@ -278,14 +278,14 @@ class Options:
                 changes[spec.number] = [encode_value(spec, v) for v in values_list]
             else:
                 changes[spec.number] = [encode_value(spec, value)]
-        kept = [item for item in self._items if item[0] not in changes]
+        kept = [item for item in self.items if item[0] not in changes]
         kept.extend((number, raw) for number, raws in changes.items() for raw in raws)
         kept.sort(key=_first)
         return Options._trusted(tuple(kept))
 
     def set_raw(self, number: int, values: Sequence[bytes]) -> Options:
         """New options with every instance of ``number`` replaced by ``values`` (unchecked)."""
-        kept = [item for item in self._items if item[0] != number]
+        kept = [item for item in self.items if item[0] != number]
         kept.extend((number, bytes(v)) for v in values)
         return Options(kept)
 
@@ -309,7 +309,7 @@ class Options:
 
     def _strings(self, number: int) -> tuple[str, ...]:
         out = []
-        for n, raw in self._items:
+        for n, raw in self.items:
             if n == number:
                 value = decode_value(number, raw)
                 assert isinstance(value, str)
@@ -449,7 +449,7 @@ def option_problems(options: Options) -> list[tuple[int, str]]:
     """
     problems: list[tuple[int, str]] = []
     previous = -1
-    for number, raw in options._items:
+    for number, raw in options.items:
         spec = REGISTRY.get(number)
         if spec is None:
             problems.append((number, f"unknown option {number}"))
