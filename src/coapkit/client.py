@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import socket
 from collections.abc import AsyncIterator, Iterable
 from functools import lru_cache
@@ -42,6 +41,7 @@ from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParamet
 from coapkit.messaging.records import Remote
 from coapkit.resources.response import Response
 from coapkit.runtime.driver import Driver, ProgressCallback, ResponseStream, Tracer
+from coapkit.runtime.entropy import SystemEntropy
 from coapkit.transports.udp import UdpTransport
 
 logger = logging.getLogger("coapkit.client")
@@ -95,7 +95,7 @@ class Client:
             return self
         loop = asyncio.get_running_loop()
         endpoint = Endpoint(
-            rng=secrets.SystemRandom(),
+            rng=SystemEntropy(),
             params=self.params,
             messaging=self._messaging,
             token_length=self._token_length,

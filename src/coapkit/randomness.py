@@ -1,9 +1,10 @@
 """The randomness the sans-I/O core needs, injected at construction (DESIGN.md rule 3).
 
 The core never imports :mod:`random`, :mod:`secrets` or :mod:`os`; it takes an
-object with these methods.  The runtime passes :class:`secrets.SystemRandom`
-(tokens must be unpredictable, RFC 7252 §5.3.1); tests pass a seeded
-:class:`random.Random` so that the same seed gives a byte-identical trace.
+object with these methods.  The runtime passes
+:class:`~coapkit.runtime.entropy.SystemEntropy`, the kernel's CSPRNG (tokens must
+be unpredictable, RFC 7252 §5.3.1); tests pass a seeded :class:`random.Random` so
+that the same seed gives a byte-identical trace.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Awaitable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
@@ -42,6 +41,7 @@ from coapkit.resources.resource import Resource
 from coapkit.resources.response import Response
 from coapkit.resources.site import Site
 from coapkit.runtime.driver import Driver, Tracer
+from coapkit.runtime.entropy import SystemEntropy
 from coapkit.transports.udp import (
     COAP_MULTICAST_V4,
     COAP_MULTICAST_V6_LINK,
@@ -116,7 +116,7 @@ class Server:
             return self
         loop = asyncio.get_running_loop()
         endpoint = Endpoint(
-            rng=secrets.SystemRandom(),
+            rng=SystemEntropy(),
             params=self.params,
             messaging=self._messaging,
             blockwise=self._blockwise,
