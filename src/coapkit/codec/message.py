@@ -142,17 +142,27 @@ class Message:
         return decode(data)
 
 
+# The slots' own setters: they store past Message.__setattr__ (which refuses), and are
+# faster than object.__setattr__, which looks the slot up by name each time.
+_set_mtype = Message.__dict__["mtype"].__set__
+_set_code = Message.__dict__["code"].__set__
+_set_mid = Message.__dict__["mid"].__set__
+_set_token = Message.__dict__["token"].__set__
+_set_options = Message.__dict__["options"].__set__
+_set_payload = Message.__dict__["payload"].__set__
+
+
 def _make(
     mtype: MessageType, code: int, mid: int, token: bytes, options: Options, payload: bytes
 ) -> Message:
     """Build a message from fields already known to be well-typed (no coercion)."""
     m = _new(Message)
-    _set(m, "mtype", mtype)
-    _set(m, "code", code)
-    _set(m, "mid", mid)
-    _set(m, "token", token)
-    _set(m, "options", options)
-    _set(m, "payload", payload)
+    _set_mtype(m, mtype)
+    _set_code(m, code)
+    _set_mid(m, mid)
+    _set_token(m, token)
+    _set_options(m, options)
+    _set_payload(m, payload)
     return m
 
 

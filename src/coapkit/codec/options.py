@@ -173,7 +173,7 @@ class Options:
     def _trusted(cls, items: tuple[OptionItem, ...]) -> Options:
         """Wrap items already sorted and typed (the decoder's fast path)."""
         self = object.__new__(cls)
-        object.__setattr__(self, "items", items)
+        _set_items(self, items)
         return self
 
     @classmethod
@@ -435,6 +435,10 @@ class Options:
     def request_tag(self) -> tuple[bytes, ...]:
         return tuple(self.get_all(OptionNumber.REQUEST_TAG))
 
+
+#: the slot's own setter: stores past Options.__setattr__ (which refuses), faster than
+#: object.__setattr__
+_set_items = Options.__dict__["items"].__set__
 
 EMPTY_OPTIONS = Options._trusted(())
 

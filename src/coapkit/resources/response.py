@@ -37,7 +37,6 @@ __all__ = ["Response"]
 _CODES: dict[int, Code] = {int(code): code for code in Code}
 _CONTENT_FORMAT = OptionNumber.CONTENT_FORMAT
 _FIELDS = frozenset({"code", "payload", "options", "remote", "content_format"})
-_set = object.__setattr__
 _new = object.__new__
 
 
@@ -134,7 +133,9 @@ class Response:
             raise TypeError(f"options must be an Options value, not {type(options).__name__}")
         if option_values:
             options = options.replace(**option_values)
-        if isinstance(payload, str):
+        if payload.__class__ is bytes:
+            data = payload  # the common case, checked first
+        elif isinstance(payload, str):
             data = payload.encode("utf-8")
             if content_format is None and options.get(_CONTENT_FORMAT) is None:
                 content_format = TEXT_PLAIN
@@ -145,10 +146,10 @@ class Response:
                 options = _content_format_options(content_format)
             else:
                 options = options.replace(content_format=content_format)
-        _set(self, "code", code)
-        _set(self, "payload", data)
-        _set(self, "options", options)
-        _set(self, "remote", remote)
+        _set_code(self, code)
+        _set_payload(self, data)
+        _set_options(self, options)
+        _set_remote(self, remote)
 
     # -- value behaviour -------------------------------------------------------------
 
@@ -208,16 +209,16 @@ class Response:
         """
         if token.__class__ is not bytes:
             token = bytes(token)
-        return _make(MessageType.ACK, self.code, 0, token, self.options, self.payload)
+        return _make(_ACK, self.code, 0, token, self.options, self.payload)
 
     @classmethod
     def from_message(cls, message: Message, remote: object = None) -> Response:
         """The response carried by ``message`` (its type, MID and token are dropped)."""
         self = _new(cls)
-        _set(self, "code", _response_code(message.code))
-        _set(self, "payload", message.payload)
-        _set(self, "options", message.options)
-        _set(self, "remote", remote)
+        _set_code(self, _response_code(message.code))
+        _set_payload(self, message.payload)
+        _set_options(self, message.options)
+        _set_remote(self, remote)
         return self
 
     # -- constructors for common representations -----------------------------------------
@@ -322,3 +323,12 @@ class Response:
         except UnicodeDecodeError:
             raise LinkFormatError("the link-format payload is not valid UTF-8") from None
         return parse_link_format(text)
+
+
+# The slots' own setters (past Response.__setattr__, which refuses), faster than
+# object.__setattr__.
+_set_code = Response.__dict__["code"].__set__
+_set_payload = Response.__dict__["payload"].__set__
+_set_options = Response.__dict__["options"].__set__
+_set_remote = Response.__dict__["remote"].__set__
+_ACK = MessageType.ACK
