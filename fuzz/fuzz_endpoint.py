@@ -45,7 +45,7 @@ After every step:
 
 Every script runs twice, once through the general path (``datagram_received``,
 ``respond``) and once through the runtime's fast path (``accept_request`` first,
-``piggyback`` first, the general path when they decline): the two runs must emit
+``respond_now`` first, the general path when they decline): the two runs must emit
 the same datagrams at the same times and leave the same state (statistics,
 deduplication entries, peers, next deadline) after every step.
 
@@ -177,7 +177,7 @@ class Harness:
     """One endpoint, its application, and the checks.
 
     ``fast``: try the endpoint's fast path first, as the asyncio driver does
-    (:meth:`Endpoint.accept_request`, :meth:`Endpoint.piggyback`).
+    (:meth:`Endpoint.accept_request`, :meth:`Endpoint.respond_now`).
     """
 
     def __init__(self, fast: bool = False) -> None:
@@ -185,7 +185,7 @@ class Harness:
         #: what an observer of the endpoint sees: datagrams with their times, and the
         #: state after every step; the same for both paths
         self.transcript: list[tuple[Any, ...]] = []
-        #: requests taken by accept_request, responses by piggyback
+        #: requests taken by accept_request, responses by respond_now
         self.fast_taken = [0, 0]
         self.observers = ObserveRegistry(OBSERVE)
         self.endpoint = Endpoint(
@@ -300,7 +300,7 @@ class Harness:
 
     def respond(self, handle: Inbound, message: Message, now: float) -> None:
         if self.fast:
-            data = self.endpoint.piggyback(handle, message)
+            data = self.endpoint.respond_now(handle, message, now)
             if data is not None:
                 self.fast_taken[1] += 1
                 self.process(Output([(data, handle.remote)], [], self.endpoint), now)

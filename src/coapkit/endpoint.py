@@ -187,14 +187,15 @@ class Endpoint:
             return None
         return self.messaging.accept_request(data, remote, now, self._plain_options)
 
-    def piggyback(self, handle: Inbound, response: Message) -> bytes | None:
+    def respond_now(self, handle: Inbound, response: Message, now: float) -> bytes | None:
         """:meth:`respond` for the common case, in fewer steps (a runtime's fast path).
 
-        A response small enough for one message, without Observe, to a CON request
-        still unanswered, without block-wise options nor No-Response, goes
-        piggybacked in the ACK: this returns that datagram (for ``handle.remote``),
-        the state exactly as :meth:`respond` would leave it.  Otherwise it returns
-        None having changed nothing, and the caller calls :meth:`respond`.
+        A response small enough for one message, without Observe, to a request still
+        unanswered, without block-wise options nor No-Response, goes out at once:
+        piggybacked in the ACK of a CON, or as a NON to a NON when nothing waits
+        towards the peer.  This returns that datagram (for ``handle.remote``), the
+        state exactly as :meth:`respond` would leave it.  Otherwise it returns None
+        having changed nothing, and the caller calls :meth:`respond`.
         """
         if (
             self.amplification is not None
@@ -203,7 +204,7 @@ class Endpoint:
             or _has_block_option(handle.message, _SIZE2)
         ):
             return None
-        return self.messaging.piggyback(handle, response)
+        return self.messaging.respond_now(handle, response, now)
 
     def _blockwise_request(self, event: IncomingRequest, now: float, out: Datagrams) -> list[Any]:
         """Let the block-wise server answer or reassemble a request carrying Block1/Block2."""

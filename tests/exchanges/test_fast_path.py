@@ -1,4 +1,4 @@
-"""The endpoint's fast path (Endpoint.accept_request, Endpoint.piggyback), case by case.
+"""The endpoint's fast path (Endpoint.accept_request, Endpoint.respond_now), case by case.
 
 Each shortcut either does exactly what the general path (datagram_received,
 respond) would do, or declines having changed nothing.  The endpoint fuzz
@@ -64,7 +64,7 @@ def test_a_plain_request_from_a_known_peer_is_taken_as_the_general_path_would() 
     assert state(fast) == state(general)
 
     response = Message(code=Code.CONTENT, payload=b"hi", options=Options.build(max_age=5))
-    sent = fast.piggyback(inbound, response)
+    sent = fast.respond_now(inbound, response, 1.0)
     [(expected, remote)] = general.respond(event.handle, response, 1.0).datagrams
     assert (sent, remote) == (expected, CLIENT)
     assert inbound.state is InboundState.DONE
@@ -148,26 +148,68 @@ def test_a_multicast_or_oversized_request_is_declined() -> None:
         ),
     ],
 )
-def test_piggyback_declines_what_respond_must_decide(why: str, response: Message) -> None:
+def test_respond_now_declines_what_respond_must_decide(why: str, response: Message) -> None:
     ep = endpoint()
     known(ep)
     inbound = ep.accept_request(request(2), CLIENT, 1.0)
     assert inbound is not None
     before = state(ep)
-    assert ep.piggyback(inbound, response) is None, why
+    assert ep.respond_now(inbound, response, 1.0) is None, why
     assert inbound.state is InboundState.PENDING
     assert state(ep) == before
 
 
-def test_piggyback_declines_a_non_request_and_one_already_acknowledged() -> None:
+def test_a_non_request_is_answered_with_a_non_at_once_as_respond_would() -> None:
+    fast, general = endpoint(), endpoint()
+    for ep in (fast, general):
+        known(ep, mtype=NON)
+    data = request(2, NON)
+    inbound = fast.accept_request(data, CLIENT, 1.0)
+    assert inbound is not None and inbound.mtype is NON
+    [event] = general.datagram_received(data, CLIENT, 1.0).events
+    response = Message(code=Code.CONTENT, payload=b"hi")
+    sent = fast.respond_now(inbound, response, 1.0)
+    [(expected, _)] = general.respond(event.handle, response, 1.0).datagrams
+    assert sent == expected
+    answer = Message.decode(sent)
+    assert (answer.mtype, answer.token) == (NON, b"tok2")
+    assert state(fast) == state(general)
+    assert fast.next_deadline() == general.next_deadline()  # the message ID's hold
+
+
+def test_a_non_answer_waits_its_turn_behind_an_outstanding_con() -> None:
     ep = endpoint()
     known(ep, mtype=NON)
-    non = ep.accept_request(request(2, NON), CLIENT, 1.0)
-    assert non is not None and non.mtype is NON
-    assert ep.piggyback(non, Message(code=Code.CONTENT)) is None  # a NON answer, by respond
+    ep.request(Message(code=Code.GET), CLIENT, 1.0)  # a CON of ours is outstanding (NSTART 1)
+    inbound = ep.accept_request(request(2, NON), CLIENT, 1.0)
+    assert inbound is not None
+    before = state(ep)
+    assert ep.respond_now(inbound, Message(code=Code.CONTENT), 1.0) is None
+    assert state(ep) == before
+    assert inbound.state is InboundState.PENDING
+    assert ep.respond(inbound, Message(code=Code.CONTENT), 1.0).datagrams == []  # queued
+    assert ep.messaging.backlog(CLIENT) == 1
+
+
+def test_respond_now_declines_a_request_already_acknowledged() -> None:
+    ep = endpoint()
     known(ep)
     con = ep.accept_request(request(3), CLIENT, 1.0)
     assert con is not None
     ep.handle_timeout(1.0 + ep.messaging.config.empty_ack_delay)  # the empty ACK goes out
     assert con.state is InboundState.ACKED
-    assert ep.piggyback(con, Message(code=Code.CONTENT)) is None
+    assert ep.respond_now(con, Message(code=Code.CONTENT), 1.0) is None
+
+
+def test_a_non_answer_to_a_peer_forgotten_meanwhile_goes_the_general_way() -> None:
+    ep = endpoint()
+    known(ep, mtype=NON)
+    inbound = ep.accept_request(request(2, NON), CLIENT, 1.0)
+    assert inbound is not None
+    later = 1000.0  # every lifetime has passed: the peer is forgotten
+    ep.handle_timeout(later)
+    assert ep.messaging.peer(CLIENT) is None
+    assert ep.respond_now(inbound, Message(code=Code.CONTENT), later) is None
+    [(sent, _)] = ep.respond(inbound, Message(code=Code.CONTENT), later).datagrams
+    assert Message.decode(sent).mtype is NON  # from a peer record made anew
+    assert ep.messaging.peer(CLIENT) is not None

@@ -37,27 +37,27 @@ def test_the_fast_path_is_taken_and_changes_nothing() -> None:
     """run_both compares the general and the fast path step by step; here the fast path
     must also have taken a good share of the requests and responses."""
     rng = random.Random(8132)
-    accepted = piggybacked = 0
+    accepted = answered = 0
     for _ in range(200):
         general, fast = harness.run_both(harness.generate(rng))
         assert general.fast_taken == [0, 0]
         accepted += fast.fast_taken[0]
-        piggybacked += fast.fast_taken[1]
+        answered += fast.fast_taken[1]
     assert accepted > 100
-    assert piggybacked > 200
+    assert answered > 200
     many = harness.run_both(harness.seed_scripts()["many-peers.bin"])[1]
     assert many.fast_taken[0] == 36  # 40 NON GETs from 4 remotes: all but each first one
 
 
 def test_a_difference_between_the_paths_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    def forgetful(self: Endpoint, handle: object, response: object) -> bytes | None:
-        data = original(self, handle, response)
+    def forgetful(self: Endpoint, handle: object, response: object, now: float) -> bytes | None:
+        data = original(self, handle, response, now)
         if data is not None:
             self.messaging.stats.piggybacked -= 1
         return data
 
-    original = Endpoint.piggyback
-    monkeypatch.setattr(Endpoint, "piggyback", forgetful)
+    original = Endpoint.respond_now
+    monkeypatch.setattr(Endpoint, "respond_now", forgetful)
     with pytest.raises(harness.InvariantError, match="the fast path differs at step"):
         harness.run_both(harness.seed_scripts()["get-small.bin"])
 

@@ -469,32 +469,56 @@ class MessageLayer:
             track_reset=False,
         )
 
-    def piggyback(self, inbound: Inbound, response: Message) -> bytes | None:
-        """:meth:`respond` for the common case, in fewer steps: a response piggybacked on
-        the ACK of a unicast CON request not yet answered nor acknowledged, which
-        No-Response does not suppress.
+    def respond_now(self, inbound: Inbound, response: Message, now: float) -> bytes | None:
+        """:meth:`respond` for the common case, in fewer steps: the answer to a unicast
+        request not yet answered (nor acknowledged), which No-Response does not
+        suppress, goes out at once: piggybacked on the ACK of a CON, or as a NON with a
+        new message ID to a NON when nothing waits towards the peer (NSTART).
 
         Returns the datagram to send to ``inbound.remote``, the state as :meth:`respond`
         would leave it; or None, having changed nothing, when the response cannot go out
-        this way (already answered or acknowledged, a NON request, too large, not
-        encodable): then :meth:`respond` decides.
+        this way (already answered or acknowledged, a NON that has to wait its turn, too
+        large, not encodable): then :meth:`respond` decides.
         """
-        if inbound.state is not _PENDING or inbound.mtype is not CON or inbound.multicast:
+        if inbound.state is not _PENDING or inbound.multicast:
             return None
         message = inbound.message
         code = response.code
         if message.options.get(_NO_RESPONSE) is not None and self._suppressed(inbound, code):
             return None
+        mtype = inbound.mtype
+        if mtype is CON:
+            mid = inbound.mid
+        else:
+            peer = inbound.peer
+            if self._peers.get(inbound.remote) is not peer:
+                return None  # forgotten since (idle): send() meets the peer anew
+            params = peer.params
+            if peer.backlog or len(peer.outstanding) >= params.nstart:
+                return None
+            if not self._mids.available(peer):
+                return None
+            mid = -1  # allocated once the message is known to be encodable
         try:
             data = encode_parts(
-                2, code, inbound.mid, message.token, response.options, response.payload
+                2 if mtype is CON else 1,
+                code,
+                0 if mid < 0 else mid,
+                message.token,
+                response.options,
+                response.payload,
             )
         except EncodeError:
             return None
         if len(data) > self.config.max_message_size:
             return None
-        self._piggybacked(inbound, data)
-        return data
+        if mtype is CON:
+            self._piggybacked(inbound, data)
+            return data
+        mid = self._mids.allocate(peer, now + params.exchange_lifetime)
+        inbound.state = _DONE
+        self.stats.sent += 1
+        return b"".join((data[:2], bytes((mid >> 8, mid & 0xFF)), data[4:]))
 
     def _piggybacked(self, inbound: Inbound, data: bytes) -> None:
         self._store_reply(inbound, data)

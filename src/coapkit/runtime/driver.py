@@ -162,7 +162,7 @@ class Driver:
         self._progress: dict[Transfer, ProgressCallback] = {}
         self._closed = False
         #: take the endpoint's shortcuts for plain requests and piggybacked responses
-        #: (Endpoint.accept_request, Endpoint.piggyback); the result is the same either way
+        #: (Endpoint.accept_request, Endpoint.respond_now); the result is the same either way
         self.fast_path = True
 
     def attach(self, transport: Any) -> None:
@@ -378,15 +378,18 @@ class Driver:
         if self._closed:
             return
         if self.fast_path:
-            data = self.endpoint.piggyback(handle, response)
+            data = self.endpoint.respond_now(handle, response, self.loop.time())
             if data is not None:
                 if self.responded is not None:
                     self.responded(handle, response)
-                if not self._in_batch:  # a call from a task
+                in_batch = self._in_batch
+                if not in_batch:  # a call from a task
                     self._check_tracing()
                 if self._tracing:
                     self._trace("send", data, handle.remote)
                 self.transport.sendto(data, handle.remote)
+                if not in_batch:  # a NON's message ID is held: its expiry may come first
+                    self._rearm()
                 return
         try:
             output = self.endpoint.respond(handle, response, self.loop.time())
