@@ -319,3 +319,47 @@ async def test_too_many_pending_handlers_get_503():
             assert server.driver.overloaded == 1
             release.set()
             assert [r.text for r in await asyncio.gather(*first)] == ["done", "done"]
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_the_drivers_fast_path_serves_the_same(fast_path: bool) -> None:
+    """Plain requests after the first from a client go through Endpoint.accept_request and
+    Endpoint.respond_now when the driver's fast path is on, through the general path when
+    it is off; the client sees the same either way (CON and NON, a handler answering at
+    once and one awaiting)."""
+    taken = {"accepted": 0, "answered": 0}
+    async with Server(make_site(), bind=("127.0.0.1", 0)) as server:
+        server.driver.fast_path = fast_path
+        endpoint = server.endpoint
+        accept, respond_now = endpoint.accept_request, endpoint.respond_now
+
+        def counting_accept(*args):
+            inbound = accept(*args)
+            taken["accepted"] += inbound is not None
+            return inbound
+
+        def counting_respond(*args):
+            data = respond_now(*args)
+            taken["answered"] += data is not None
+            return data
+
+        endpoint.accept_request = counting_accept  # type: ignore[method-assign]
+        endpoint.respond_now = counting_respond  # type: ignore[method-assign]
+        url = f"coap://127.0.0.1:{server.port}"
+        async with Client() as client:
+            texts = []
+            for non in (False, False, True, True):
+                response = await client.get(f"{url}/hello", non=non)
+                texts.append((response.code, response.text))
+            slow = await client.get(f"{url}/slow")
+            changed = await client.post(f"{url}/counter")
+    assert texts == [(Code.CONTENT, "Hello, CoAP!")] * 4
+    assert (slow.text, changed.code, changed.text) == ("finally", Code.CHANGED, "1")
+    stats = endpoint.stats
+    assert stats.piggybacked >= 3  # the CON GETs, and /slow unless its empty ACK went first
+    if fast_path:
+        # all but the first CON and the first NON (a new peer, a new dedup stream)
+        assert taken["accepted"] == 4
+        assert taken["answered"] >= 4
+    else:
+        assert taken == {"accepted": 0, "answered": 0}

@@ -161,7 +161,7 @@ class Driver:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._progress: dict[Transfer, ProgressCallback] = {}
         self._closed = False
-        #: take the endpoint's shortcuts for plain requests and piggybacked responses
+        #: take the endpoint's shortcuts for plain requests and answers sent at once
         #: (Endpoint.accept_request, Endpoint.respond_now); the result is the same either way
         self.fast_path = True
 
