@@ -148,6 +148,27 @@ def option_spec(number: int) -> OptionSpec | None:
     return REGISTRY.get(number)
 
 
+#: number -> (min length, max length, repeatable): the checks :func:`within_bounds` makes
+OptionBounds = dict[int, tuple[int, int, bool]]
+
+
+def within_bounds(items: tuple[tuple[int, bytes], ...], bounds: OptionBounds) -> bool:
+    """Whether every option of ``items`` (sorted, as in a message) is in ``bounds``, of a
+    length it allows, and repeated only where repeatable: the one-loop check a received
+    request passes when nothing about its options needs a closer look."""
+    previous = -1
+    for number, value in items:
+        limits = bounds.get(number)
+        if (
+            limits is None
+            or not limits[0] <= len(value) <= limits[1]
+            or (number == previous and not limits[2])
+        ):
+            return False
+        previous = number
+    return True
+
+
 def option_name(number: int) -> str:
     """``"Uri-Path"`` for known numbers, ``"Option 65000"`` otherwise."""
     spec = REGISTRY.get(number)

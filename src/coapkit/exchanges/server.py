@@ -13,7 +13,14 @@ from typing import Any
 
 from coapkit.codec.codes import Code
 from coapkit.codec.message import Message, _make
-from coapkit.codec.option_registry import REGISTRY, OptionNumber, is_critical, option_name
+from coapkit.codec.option_registry import (
+    REGISTRY,
+    OptionBounds,
+    OptionNumber,
+    is_critical,
+    option_name,
+    within_bounds,
+)
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
 from coapkit.errors import EncodeError
@@ -94,7 +101,7 @@ class ServerExchanges:
         self.messaging = messaging
         self.understood = understood
         #: number -> (min length, max length, repeatable) of every understood option
-        self.option_bounds: dict[int, tuple[int, int, bool]] = {
+        self.option_bounds: OptionBounds = {
             number: (spec.min_length, spec.max_length, spec.repeatable)
             for number in understood
             if (spec := REGISTRY.get(number)) is not None
@@ -105,21 +112,8 @@ class ServerExchanges:
     ) -> list[EndpointEvent]:
         items = message.options.items
         understood = self.understood
-        bounds = self.option_bounds
         # Fast path: every option understood, of a valid length, none repeated wrongly.
-        previous = -1
-        clean = True
-        for number, value in items:
-            limits = bounds.get(number)
-            if (
-                limits is None
-                or not limits[0] <= len(value) <= limits[1]
-                or (number == previous and not limits[2])
-            ):
-                clean = False
-                break
-            previous = number
-        if not clean:
+        if not within_bounds(items, self.option_bounds):
             bad = unrecognised_options(message.options, understood)
             critical = [items[i][0] for i in bad if is_critical(items[i][0])]
             if critical:

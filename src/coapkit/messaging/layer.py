@@ -41,7 +41,7 @@ from typing import Any
 
 from coapkit.codec.codes import is_request
 from coapkit.codec.message import Message, _make, decode, encode_parts
-from coapkit.codec.option_registry import OptionNumber
+from coapkit.codec.option_registry import OptionBounds, OptionNumber, within_bounds
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
 from coapkit.errors import (
@@ -324,7 +324,7 @@ class MessageLayer:
         data: bytes,
         remote: Remote,
         now: float,
-        options: Mapping[int, tuple[int, int, bool]],
+        options: OptionBounds,
     ) -> Inbound | None:
         """:meth:`receive` for the common case, in fewer steps: a new unicast request (CON
         or NON) from a peer already known, every option in ``options`` (number -> (min
@@ -353,16 +353,8 @@ class MessageLayer:
             message = decode(data)
         except DecodeError:
             return None
-        previous = -1
-        for number, value in message.options.items:
-            limits = options.get(number)
-            if (
-                limits is None
-                or not limits[0] <= len(value) <= limits[1]
-                or (number == previous and not limits[2])
-            ):
-                return None
-            previous = number
+        if not within_bounds(message.options.items, options):
+            return None
         self.stats.received += 1
         params = peer.params
         lifetime = params.exchange_lifetime if confirmable else params.non_lifetime

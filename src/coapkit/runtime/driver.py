@@ -33,7 +33,7 @@ import asyncio
 import logging
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -212,20 +212,22 @@ class Driver:
             trace_logger.debug("%s", trace.format(direction, data, remote))
 
     def _process(self, output: Output) -> None:
-        datagrams = output.datagrams
-        if datagrams:
-            if not self._in_batch:  # a call from the application or the timer
-                self._check_tracing()
-            transport = self.transport
-            tracing = self._tracing
-            for data, remote in datagrams:
-                if tracing:
-                    self._trace("send", data, remote)
-                transport.sendto(data, remote)
+        if output.datagrams:
+            self._send(output.datagrams)
         for event in output.events:
             self._handle(event)
         if not self._in_batch:
             self._rearm()
+
+    def _send(self, datagrams: Sequence[tuple[bytes, Remote]]) -> None:
+        if not self._in_batch:  # a call from the application or the timer
+            self._check_tracing()
+        transport = self.transport
+        tracing = self._tracing
+        for data, remote in datagrams:
+            if tracing:
+                self._trace("send", data, remote)
+            transport.sendto(data, remote)
 
     def _rearm(self) -> None:
         if self._closed:
@@ -377,22 +379,18 @@ class Driver:
     def _respond(self, handle: Inbound, response: Message) -> None:
         if self._closed:
             return
+        now = self.loop.time()
         if self.fast_path:
-            data = self.endpoint.respond_now(handle, response, self.loop.time())
+            data = self.endpoint.respond_now(handle, response, now)
             if data is not None:
                 if self.responded is not None:
                     self.responded(handle, response)
-                in_batch = self._in_batch
-                if not in_batch:  # a call from a task
-                    self._check_tracing()
-                if self._tracing:
-                    self._trace("send", data, handle.remote)
-                self.transport.sendto(data, handle.remote)
-                if not in_batch:  # a NON's message ID is held: its expiry may come first
+                self._send(((data, handle.remote),))
+                if not self._in_batch:  # a NON's message ID is held: its expiry may come first
                     self._rearm()
                 return
         try:
-            output = self.endpoint.respond(handle, response, self.loop.time())
+            output = self.endpoint.respond(handle, response, now)
         except CoapError as exc:
             logger.warning("could not send the response: %s", exc)
             return
