@@ -20,17 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench_server import (
-    HERE,
-    ROOT,
-    build_coapflood,
-    free_port,
-    machine,
-    parse_flood,
-    pin,
-    print_table,
-    wait_ready,
-)
+from bench_server import HERE, build_coapflood, machine, parse_flood, pin, print_table, serving
 
 SERVERS = {
     "floor": HERE / "servers" / "floor.py",
@@ -61,21 +51,11 @@ def flood(binary: Path, port: int, count: int) -> dict[str, float]:
 
 
 def measure(binary: Path, server: str, loop: str, args: argparse.Namespace) -> dict[str, float]:
-    port = free_port()
-    command = [*pin(0), sys.executable, str(SERVERS[server]), "--port", str(port), "--loop", loop]
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + str(HERE / "servers"))
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_ready(port)
+    with serving(SERVERS[server], loop) as (process, port):
         flood(binary, port, args.warmup)
         user0, kernel0 = cpu_seconds(process.pid)
         result = flood(binary, port, args.requests)
         user1, kernel1 = cpu_seconds(process.pid)
-    finally:
-        process.terminate()
-        process.wait(10)
-        if process.stderr is not None:
-            process.stderr.close()
     return {
         "rps": result["rps"],
         "user": (user1 - user0) / args.requests * 1e6,

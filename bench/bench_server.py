@@ -25,6 +25,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -95,15 +97,27 @@ def parse_flood(line: str) -> dict[str, float]:
     return {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}
 
 
-def measure(
-    flood: Path, server: str, loop: str, mode: str, window: int, args: argparse.Namespace
-) -> dict[str, float]:
+@contextmanager
+def serving(script: Path, loop: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A server of bench/servers on a free port, pinned to CPU 0, answering; stopped after."""
     port = free_port()
-    command = [*pin(0), sys.executable, str(SERVERS[server]), "--port", str(port), "--loop", loop]
+    command = [*pin(0), sys.executable, str(script), "--port", str(port), "--loop", loop]
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + str(HERE / "servers"))
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_ready(port)
+        yield process, port
+    finally:
+        process.terminate()
+        process.wait(10)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def measure(
+    flood: Path, server: str, loop: str, mode: str, window: int, args: argparse.Namespace
+) -> dict[str, float]:
+    with serving(SERVERS[server], loop) as (_, port):
         run = subprocess.run(
             [
                 *pin(1),
@@ -122,12 +136,7 @@ def measure(
             text=True,
             check=True,
         )
-        return parse_flood(run.stdout)
-    finally:
-        process.terminate()
-        process.wait(10)
-        if process.stderr is not None:
-            process.stderr.close()
+    return parse_flood(run.stdout)
 
 
 def measure_workers(flood: Path, workers: int, loop: str, args: argparse.Namespace) -> float:

@@ -331,20 +331,17 @@ async def test_the_drivers_fast_path_serves_the_same(fast_path: bool) -> None:
     async with Server(make_site(), bind=("127.0.0.1", 0)) as server:
         server.driver.fast_path = fast_path
         endpoint = server.endpoint
-        accept, respond_now = endpoint.accept_request, endpoint.respond_now
 
-        def counting_accept(*args):
-            inbound = accept(*args)
-            taken["accepted"] += inbound is not None
-            return inbound
+        def counting(method, key):
+            def wrapper(*args):
+                result = method(*args)
+                taken[key] += result is not None
+                return result
 
-        def counting_respond(*args):
-            data = respond_now(*args)
-            taken["answered"] += data is not None
-            return data
+            return wrapper
 
-        endpoint.accept_request = counting_accept  # type: ignore[method-assign]
-        endpoint.respond_now = counting_respond  # type: ignore[method-assign]
+        endpoint.accept_request = counting(endpoint.accept_request, "accepted")
+        endpoint.respond_now = counting(endpoint.respond_now, "answered")
         url = f"coap://127.0.0.1:{server.port}"
         async with Client() as client:
             texts = []
