@@ -27,6 +27,8 @@ pytestmark = pytest.mark.interop
 
 LARGE = random.Random(3).randbytes(16_000)
 UPLOAD = random.Random(4).randbytes(10_000)
+#: what coap-client 4.3.1 prints (to stdout, exit status 0) when MAX_RETRANSMIT ran out
+GAVE_UP = b"cannot send CoAP pdu"
 
 
 class Resources:
@@ -64,10 +66,14 @@ async def test_posts_with_30_percent_loss_run_exactly_once(server):
     results = await asyncio.gather(
         *(run_coap_client("-l", "30%", "-m", "post", "-B", "90", uri) for _ in range(16))
     )
-    succeeded = [stdout for code, stdout, _ in results if code == 0 and stdout.strip()]
+    succeeded = [stdout for code, stdout, _ in results if code == 0 and stdout.strip().isdigit()]
+    # libcoap 4.3.1 deviation: a coap-client that gave up (all five copies of its request
+    # lost, probability 0.3^5 = 0.24 % each) still exits 0, and its log line goes to stdout
+    # (libcoap logs below CRIT to stdout), so a failure is told apart by what it printed.
+    gave_up = [stdout for _, stdout, _ in results if not stdout.strip().isdigit()]
+    assert all(GAVE_UP in stdout for stdout in gave_up), gave_up
     # Each request that reached the server ran once; its answers are never lost here, so
-    # every run is a success and vice versa.  Losing all five copies of a request has
-    # probability 0.3^5 = 0.24 %.
+    # every run that did not give up is a success and vice versa.
     assert resources.count == len(succeeded) >= 14
     assert sorted(int(s) for s in succeeded) == list(range(1, len(succeeded) + 1))
     posts = [m for m in trace.received if m.code == Code.POST]
@@ -99,10 +105,10 @@ async def test_a_block1_upload_survives_30_percent_loss(server, tmp_path):
     payload = tmp_path / "upload.bin"
     payload.write_bytes(UPLOAD)
     uri = f"coap://127.0.0.1:{running.port}/store"
-    code, _, stderr = await run_coap_client(
+    code, stdout, stderr = await run_coap_client(
         "-l", "30%", "-m", "put", "-f", str(payload), "-b", "1024", "-B", "150", uri, timeout=170
     )
-    if code != 0:
+    if code != 0 or GAVE_UP in stdout:  # libcoap 4.3.1 may exit 0 having given up
         # One of ten block exchanges lost all five copies (about 2.4 %): coap-client gave
         # up, and the server handed nothing up (a body is only whole with its last block).
         assert resources.stored == [], stderr
