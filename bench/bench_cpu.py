@@ -20,7 +20,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench_server import HERE, build_coapflood, machine, parse_flood, pin, print_table, serving
+from bench_server import (
+    COMPILED,
+    HERE,
+    available,
+    build_coapflood,
+    machine,
+    parse_flood,
+    pin,
+    print_table,
+    serving,
+)
 
 SERVERS = {
     "floor": HERE / "servers" / "floor.py",
@@ -34,6 +44,12 @@ LABELS = {
     "coapkit-endpoint": "coapkit `Endpoint` + driver only",
     "aiocoap": "aiocoap",
 }
+
+
+def label(server: str) -> str:
+    if server.endswith(COMPILED):
+        return LABELS[server.removesuffix(COMPILED)] + ", compiled (mypyc)"
+    return LABELS[server]
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
@@ -51,7 +67,7 @@ def flood(binary: Path, port: int, count: int) -> dict[str, float]:
 
 
 def measure(binary: Path, server: str, loop: str, args: argparse.Namespace) -> dict[str, float]:
-    with serving(SERVERS[server], loop) as (process, port):
+    with serving(SERVERS[server.removesuffix(COMPILED)], loop, server) as (process, port):
         flood(binary, port, args.warmup)
         user0, kernel0 = cpu_seconds(process.pid)
         result = flood(binary, port, args.requests)
@@ -69,14 +85,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--loops", default="asyncio,uvloop")
-    parser.add_argument("--servers", default="floor,coapkit,coapkit-endpoint")
+    parser.add_argument(
+        "--servers",
+        default=f"floor,coapkit,coapkit-endpoint,coapkit{COMPILED},coapkit-endpoint{COMPILED}",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = parser.parse_args()
 
     binary = build_coapflood()
     rows = []
     for loop in args.loops.split(","):
-        for server in args.servers.split(","):
+        for server in available(args.servers.split(",")):
             runs = [measure(binary, server, loop, args) for _ in range(args.repeat)]
             row = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
             rows.append((server, loop, row))
@@ -94,7 +113,7 @@ def main() -> None:
     ]
     for server, loop, row in rows:
         lines.append(
-            f"| {LABELS[server]} | {loop} | {row['rps']:,.0f} | {row['user']:.2f} "
+            f"| {label(server)} | {loop} | {row['rps']:,.0f} | {row['user']:.2f} "
             f"| {row['kernel']:.2f} |"
         )
     print_table(lines, args.markdown)

@@ -97,12 +97,48 @@ def parse_flood(line: str) -> dict[str, float]:
     return {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}
 
 
+#: a coapkit server's name with this suffix runs on the compiled build (scripts/compiled)
+COMPILED = "-mypyc"
+_compiled_build: list[Path | None] = []
+
+
+def compiled_build() -> Path | None:
+    """The compiled package's directory (built by scripts/compiled if need be), or None."""
+    if not _compiled_build:
+        command = [str(ROOT / "scripts" / "compiled")]
+        run = subprocess.run(command, capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            print(f"no compiled build: {run.stderr.strip()}", file=sys.stderr)
+        _compiled_build.append(Path(run.stdout.strip()) if run.returncode == 0 else None)
+    return _compiled_build[0]
+
+
+def available(servers: list[str]) -> list[str]:
+    """``servers`` without the compiled variants when there is no compiled build."""
+    if any(name.endswith(COMPILED) for name in servers) and compiled_build() is None:
+        return [name for name in servers if not name.endswith(COMPILED)]
+    return servers
+
+
+def pythonpath(server: str) -> str:
+    """PYTHONPATH for a server of bench/servers: the compiled package first for ``-mypyc``."""
+    paths = [ROOT / "src", HERE / "servers"]
+    if server.endswith(COMPILED):
+        build = compiled_build()
+        assert build is not None, "no compiled build (see scripts/compiled)"
+        paths.insert(0, build)
+    return os.pathsep.join(str(path) for path in paths)
+
+
 @contextmanager
-def serving(script: Path, loop: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """A server of bench/servers on a free port, pinned to CPU 0, answering; stopped after."""
+def serving(
+    script: Path, loop: str, server: str = ""
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A server of bench/servers on a free port, pinned to CPU 0, answering; stopped after.
+    ``server`` is its name in the tables (a ``-mypyc`` name runs the compiled build)."""
     port = free_port()
     command = [*pin(0), sys.executable, str(script), "--port", str(port), "--loop", loop]
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + str(HERE / "servers"))
+    env = dict(os.environ, PYTHONPATH=pythonpath(server))
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_ready(port)
@@ -117,7 +153,7 @@ def serving(script: Path, loop: str) -> Iterator[tuple[subprocess.Popen[bytes], 
 def measure(
     flood: Path, server: str, loop: str, mode: str, window: int, args: argparse.Namespace
 ) -> dict[str, float]:
-    with serving(SERVERS[server], loop) as (_, port):
+    with serving(SERVERS[server.removesuffix(COMPILED)], loop, server) as (_, port):
         run = subprocess.run(
             [
                 *pin(1),
@@ -225,7 +261,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--loops", default="asyncio,uvloop")
-    parser.add_argument("--servers", default="floor,coapkit,aiocoap")
+    parser.add_argument(
+        "--servers",
+        default=f"floor,coapkit,coapkit{COMPILED},aiocoap",
+        help=f"a coapkit name ending in {COMPILED} runs the compiled build (scripts/compiled)",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     parser.add_argument(
         "--workers",
@@ -236,7 +276,7 @@ def main() -> None:
 
     flood = build_coapflood()
     loops = args.loops.split(",")
-    servers = [name for name in args.servers.split(",") if name]
+    servers = available([name for name in args.servers.split(",") if name])
     results: dict[tuple[str, str, str], dict[str, float]] = {}
     for loop in loops:
         for name, mode, window in MODES:
@@ -279,21 +319,22 @@ def main() -> None:
     lines += ["", "Ratios (coapkit / other; throughput higher is better, latency lower):", ""]
     for loop in loops:
         for name, _, _ in MODES:
-            mine = results.get((loop, name, "coapkit"))
-            if mine is None:
-                continue
-            parts = []
-            for other in ("aiocoap", "floor"):
-                theirs = results.get((loop, name, other))
-                if theirs is None:
+            for coapkit in ("coapkit", f"coapkit{COMPILED}"):
+                mine = results.get((loop, name, coapkit))
+                if mine is None:
                     continue
-                parts.append(f"rps x{mine['rps'] / theirs['rps']:.2f} vs {other}")
-                if name == "CON w1":
-                    parts.append(
-                        f"p50 x{mine['p50_us'] / theirs['p50_us']:.2f}, "
-                        f"p99 x{mine['p99_us'] / theirs['p99_us']:.2f} vs {other}"
-                    )
-            lines.append(f"- {loop} {name}: " + "; ".join(parts))
+                parts = []
+                for other in ("aiocoap", "floor"):
+                    theirs = results.get((loop, name, other))
+                    if theirs is None:
+                        continue
+                    parts.append(f"rps x{mine['rps'] / theirs['rps']:.2f} vs {other}")
+                    if name == "CON w1":
+                        parts.append(
+                            f"p50 x{mine['p50_us'] / theirs['p50_us']:.2f}, "
+                            f"p99 x{mine['p99_us'] / theirs['p99_us']:.2f} vs {other}"
+                        )
+                lines.append(f"- {loop} {name} {coapkit}: " + "; ".join(parts))
     if workers:
         lines += [
             "",

@@ -14,6 +14,7 @@ import pytest
 
 from coapkit import Code
 from coapkit.client import Client
+from coapkit.compiled import is_compiled
 from coapkit.errors import ErrorResponse, NetworkError, RequestCancelled, RequestTimeout
 from coapkit.messaging.parameters import TransmissionParameters
 from coapkit.resources import Resource, Response, Site
@@ -340,8 +341,10 @@ async def test_the_drivers_fast_path_serves_the_same(fast_path: bool) -> None:
 
             return wrapper
 
-        endpoint.accept_request = counting(endpoint.accept_request, "accepted")
-        endpoint.respond_now = counting(endpoint.respond_now, "answered")
+        counted = not is_compiled()  # a compiled Endpoint's methods cannot be wrapped
+        if counted:
+            endpoint.accept_request = counting(endpoint.accept_request, "accepted")
+            endpoint.respond_now = counting(endpoint.respond_now, "answered")
         url = f"coap://127.0.0.1:{server.port}"
         async with Client() as client:
             texts = []
@@ -354,7 +357,7 @@ async def test_the_drivers_fast_path_serves_the_same(fast_path: bool) -> None:
     assert (slow.text, changed.code, changed.text) == ("finally", Code.CHANGED, "1")
     stats = endpoint.stats
     assert stats.piggybacked >= 3  # the CON GETs, and /slow unless its empty ACK went first
-    if fast_path:
+    if fast_path and counted:
         # all but the first CON and the first NON (a new peer, a new dedup stream)
         assert taken["accepted"] == 4
         assert taken["answered"] >= 4

@@ -26,8 +26,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from coapkit.codec.codes import code_name, is_request, is_response
-from coapkit.codec.options import EMPTY_OPTIONS, OptionItem, Options
+from coapkit.codec.options import EMPTY_OPTIONS, OptionInput, OptionItem, Options
 from coapkit.codec.types import MessageType
+from coapkit.compiled import mypyc_attr
 from coapkit.errors import DecodeError, EncodeError
 
 _TYPES = (MessageType.CON, MessageType.NON, MessageType.ACK, MessageType.RST)
@@ -35,6 +36,7 @@ _new = object.__new__
 _set = object.__setattr__
 
 
+@mypyc_attr(native_class=False)  # its immutability idiom needs a regular class
 class Message:
     """One CoAP message.
 
@@ -59,9 +61,9 @@ class Message:
         mtype: MessageType | int = MessageType.CON,
         code: int = 0,
         mid: int = 0,
-        token: bytes = b"",
-        options: Options | Iterable[OptionItem] = EMPTY_OPTIONS,
-        payload: bytes = b"",
+        token: bytes | bytearray | memoryview = b"",
+        options: Options | Iterable[OptionInput] = EMPTY_OPTIONS,
+        payload: bytes | bytearray | memoryview = b"",
     ) -> None:
         _set(self, "mtype", MessageType(mtype))
         _set(self, "code", int(code))
@@ -144,12 +146,12 @@ class Message:
 
 # The slots' own setters: they store past Message.__setattr__ (which refuses), and are
 # faster than object.__setattr__, which looks the slot up by name each time.
-_set_mtype = Message.__dict__["mtype"].__set__
-_set_code = Message.__dict__["code"].__set__
-_set_mid = Message.__dict__["mid"].__set__
-_set_token = Message.__dict__["token"].__set__
-_set_options = Message.__dict__["options"].__set__
-_set_payload = Message.__dict__["payload"].__set__
+_set_mtype = vars(Message)["mtype"].__set__
+_set_code = vars(Message)["code"].__set__
+_set_mid = vars(Message)["mid"].__set__
+_set_token = vars(Message)["token"].__set__
+_set_options = vars(Message)["options"].__set__
+_set_payload = vars(Message)["payload"].__set__
 
 
 def _make(

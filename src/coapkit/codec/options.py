@@ -32,9 +32,12 @@ from coapkit.codec.option_registry import (
     encode_uint,
     option_name,
 )
+from coapkit.compiled import mypyc_attr
 from coapkit.errors import OptionValueError
 
 OptionItem = tuple[int, bytes]
+#: what the constructors accept for one option (the value is copied to bytes)
+OptionInput = tuple[int, bytes | bytearray | memoryview]
 
 _first = itemgetter(0)
 
@@ -136,12 +139,14 @@ def decode_value(number: int, raw: bytes) -> int | str | bytes | None:
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise OptionValueError(number, f"{spec.name} is not valid UTF-8") from None
+            pass  # raised below, outside the handler: no decoder traceback chained to it
+        raise OptionValueError(number, f"{spec.name} is not valid UTF-8")
     if fmt is OptionFormat.EMPTY:
         return None
     return raw
 
 
+@mypyc_attr(native_class=False)  # its immutability idiom needs a regular class
 class Options:
     """Immutable, ordered CoAP options with typed accessors.
 
@@ -160,7 +165,7 @@ class Options:
     #: request: no property call in the hot loops).
     items: tuple[OptionItem, ...]
 
-    def __init__(self, items: Iterable[OptionItem] = ()) -> None:
+    def __init__(self, items: Iterable[OptionInput] = ()) -> None:
         checked = []
         for number, value in items:
             if not 0 <= number <= 0xFFFF:
@@ -249,7 +254,7 @@ class Options:
 
     # -- deriving new options -----------------------------------------------------
 
-    def add(self, number: int, value: bytes = b"") -> Options:
+    def add(self, number: int, value: bytes | bytearray | memoryview = b"") -> Options:
         """New options with one more raw instance of ``number`` (after any existing ones)."""
         return Options((*self.items, (number, value)))
 
@@ -283,7 +288,7 @@ class Options:
         kept.sort(key=_first)
         return Options._trusted(tuple(kept))
 
-    def set_raw(self, number: int, values: Sequence[bytes]) -> Options:
+    def set_raw(self, number: int, values: Sequence[bytes | bytearray | memoryview]) -> Options:
         """New options with every instance of ``number`` replaced by ``values`` (unchecked)."""
         kept = [item for item in self.items if item[0] != number]
         kept.extend((number, bytes(v)) for v in values)
@@ -438,7 +443,7 @@ class Options:
 
 #: the slot's own setter: stores past Options.__setattr__ (which refuses), faster than
 #: object.__setattr__
-_set_items = Options.__dict__["items"].__set__
+_set_items = vars(Options)["items"].__set__
 
 EMPTY_OPTIONS = Options._trusted(())
 

@@ -30,7 +30,9 @@ from coapkit.codec.message import Message, _make
 from coapkit.codec.option_registry import OptionNumber
 from coapkit.codec.options import EMPTY_OPTIONS, Options
 from coapkit.codec.types import MessageType
+from coapkit.compiled import mypyc_attr
 from coapkit.errors import ErrorResponse, LinkFormatError
+from coapkit.messaging.records import Remote
 
 __all__ = ["Response"]
 
@@ -91,6 +93,7 @@ def _restore(
     return Response(code, payload, options=Options(items), remote=remote)
 
 
+@mypyc_attr(native_class=False)  # its immutability idiom needs a regular class
 class Response:
     """A CoAP response: code, options and payload (and, on the client side, its remote).
 
@@ -113,7 +116,7 @@ class Response:
     code: int
     options: Options
     payload: bytes
-    remote: object
+    remote: Remote | None
 
     def __init__(
         self,
@@ -327,8 +330,8 @@ class Response:
 
 # The slots' own setters (past Response.__setattr__, which refuses), faster than
 # object.__setattr__.
-_set_code = Response.__dict__["code"].__set__
-_set_payload = Response.__dict__["payload"].__set__
-_set_options = Response.__dict__["options"].__set__
-_set_remote = Response.__dict__["remote"].__set__
+_set_code = vars(Response)["code"].__set__
+_set_payload = vars(Response)["payload"].__set__
+_set_options = vars(Response)["options"].__set__
+_set_remote = vars(Response)["remote"].__set__
 _ACK = MessageType.ACK
