@@ -17,6 +17,7 @@ Each figure is the median of ``--repeat`` runs; ratios are printed last.
 Numbers only, nothing asserted.
 
     .venv/bin/python bench/bench_client.py [--requests 20000] [--repeat 3] [--loop asyncio|uvloop]
+                                           [--compiled]
 """
 
 from __future__ import annotations
@@ -38,7 +39,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
-from bench_server import free_port, pin, print_table  # noqa: E402
+from bench_server import compiled_build, free_port, pin, print_table  # noqa: E402
+
+#: --compiled: the coapkit client of the compiled build (scripts/compiled), not the pure one
+COMPILED = "--compiled" in sys.argv[1:]
+if COMPILED:
+    _build = compiled_build()
+    if _build is None:
+        sys.exit("--compiled: no compiled build (see scripts/compiled)")
+    sys.path.insert(0, str(_build))
 
 from coapkit.client import Client  # noqa: E402
 from coapkit.messaging.parameters import TransmissionParameters  # noqa: E402
@@ -232,6 +241,9 @@ def main() -> None:
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--skip-big", action="store_true")
     parser.add_argument("--markdown", type=Path)
+    parser.add_argument(
+        "--compiled", action="store_true", help="run coapkit's compiled build (mypyc)"
+    )
     args = parser.parse_args()
     if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
@@ -276,7 +288,8 @@ def main() -> None:
 
     table = {(label, who): value for label, who, value in rows}
     lines = [
-        f"Client benchmark, loop {args.loop}, {args.requests} requests, median of {args.repeat}",
+        f"Client benchmark, loop {args.loop}, {args.requests} requests, median of {args.repeat}"
+        f", coapkit {'compiled (mypyc)' if COMPILED else 'pure Python'}",
         "",
         "| measurement | client | value |",
         "|---|---|---:|",

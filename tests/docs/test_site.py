@@ -17,6 +17,7 @@ import pytest
 from coapkit.cli.introspect import commands
 from coapkit.cli.main import build_parser
 from coapkit.cli.reference import markdown
+from coapkit.compiled import is_compiled
 from tests.docs.examples import DOCS, ROOT, pages
 
 
@@ -117,13 +118,22 @@ def _classes() -> dict[str, type]:
     }
 
 
+def _signature(cls: type) -> inspect.Signature:
+    try:
+        return inspect.signature(cls)
+    except ValueError:
+        if is_compiled():  # the docs and the source are the same in both builds
+            pytest.skip(f"{cls.__name__} is compiled here (no signature): the pure run checks it")
+        raise
+
+
 def _default(cls: type, name: str) -> object:
     if dataclasses.is_dataclass(cls):
         fields = {f.name: f for f in dataclasses.fields(cls)}
         if name in fields:
             return fields[name].default
         return getattr(cls, name)  # a plain class attribute (ObserveConfig)
-    return inspect.signature(cls).parameters[name].default
+    return _signature(cls).parameters[name].default
 
 
 _UNITS = {"KiB": 1024, "MiB": 1024 * 1024}
@@ -155,7 +165,7 @@ def test_each_limit_names_a_real_setting_with_that_default(row: list[str]) -> No
             name = cls_name
         assert owner is not None, limit
         if name:
-            assert hasattr(owner, name) or name in inspect.signature(owner).parameters, (
+            assert hasattr(owner, name) or name in _signature(owner).parameters, (
                 limit,
                 name,
             )
