@@ -36,7 +36,7 @@ from typing import Any
 from coapkit.blockwise.client import ClientTransfers, Transfer
 from coapkit.blockwise.server import BlockwiseConfig, BlockwiseServer
 from coapkit.codec.codes import Code
-from coapkit.codec.message import Message
+from coapkit.codec.message import Message, ResponseParts
 from coapkit.codec.option_registry import OptionNumber
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
@@ -187,7 +187,7 @@ class Endpoint:
             return None
         return self.messaging.accept_request(data, remote, now, self._plain_options)
 
-    def respond_now(self, handle: Inbound, response: Message, now: float) -> bytes | None:
+    def respond_now(self, handle: Inbound, response: ResponseParts, now: float) -> bytes | None:
         """:meth:`respond` for the common case, in fewer steps (a runtime's fast path).
 
         A response small enough for one message, without Observe, to a request still

@@ -25,7 +25,7 @@ from typing import Any
 
 from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.codec.codes import Code, code_name
-from coapkit.codec.message import Message
+from coapkit.codec.message import Message, ResponseParts
 from coapkit.codec.option_registry import OptionNumber
 from coapkit.endpoint import Endpoint
 from coapkit.errors import CoapError
@@ -214,11 +214,13 @@ class Server:
 
     # -- requests ----------------------------------------------------------------------------------
 
-    def _handle(self, event: IncomingRequest) -> Message | Awaitable[Message]:
+    def _handle(self, event: IncomingRequest) -> ResponseParts | Awaitable[ResponseParts]:
         request = Request(event.request, event.remote, event.handle)
         result = self.site.dispatch(request)
         if isinstance(result, Response):
-            return self._complete(request, result)
+            if _OBSERVE in event.request.options:
+                return self._complete(request, result)
+            return result  # the driver sends its parts: no message built on the fast path
         return self._finish(request, result)
 
     async def _finish(self, request: Request, pending: Awaitable[Response]) -> Message:
@@ -284,7 +286,7 @@ class Server:
             con_every=resource.con_every,
         )
 
-    def _log(self, handle: Inbound, response: Message) -> None:
+    def _log(self, handle: Inbound, response: ResponseParts) -> None:
         """One line per answered request (``log_requests``): what went back, also when the
         amplification defence held the handler's response back for an Echo round trip."""
         request = Request(handle.message, handle.remote, handle)

@@ -22,6 +22,7 @@ from coapkit.endpoint import Endpoint
 from coapkit.exchanges.amplification import AmplificationConfig
 from coapkit.exchanges.events import IncomingRequest
 from coapkit.messaging.records import InboundState
+from coapkit.resources import Response
 
 CON, NON = MessageType.CON, MessageType.NON
 CLIENT = ("192.0.2.1", 40000)
@@ -72,6 +73,25 @@ def test_a_plain_request_from_a_known_peer_is_taken_as_the_general_path_would() 
     # a duplicate gets the stored reply from the general path, as usual
     assert fast.accept_request(data, CLIENT, 1.5) is None
     assert fast.datagram_received(data, CLIENT, 1.5).datagrams == [(expected, CLIENT)]
+
+
+def test_respond_now_takes_a_resources_response_as_it_is() -> None:
+    """Anything with code, options and payload will do (ResponseParts): a server hands its
+    handler's Response over without making a message of it; the token is the request's."""
+    by_message, by_response = endpoint(), endpoint()
+    sent = []
+    for ep, answer in (
+        (by_message, Message(code=Code.CONTENT, payload=b"hi", options=Options.build(etag=b"1"))),
+        (by_response, Response(Code.CONTENT, b"hi", etag=b"1")),
+    ):
+        known(ep)
+        inbound = ep.accept_request(request(2), CLIENT, 1.0)
+        assert inbound is not None
+        sent.append(ep.respond_now(inbound, answer, 1.0))
+    assert sent[0] is not None and sent[0] == sent[1]
+    reply = Message.decode(sent[1])
+    assert (reply.mtype, reply.mid, reply.token) == (MessageType.ACK, 2, b"tok2")
+    assert state(by_message) == state(by_response)
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ an RST (§4.2).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from coapkit.codec.codes import code_name, is_request, is_response
 from coapkit.codec.options import EMPTY_OPTIONS, OptionInput, OptionItem, Options
@@ -142,6 +142,22 @@ class Message:
     def decode(data: bytes | bytearray | memoryview) -> Message:
         """Parse a datagram; raises :class:`DecodeError` (and nothing else) if malformed."""
         return decode(data)
+
+
+class ResponseParts(Protocol):
+    """What a response is made of for the endpoint's fast answer (``respond_now``): code,
+    options and payload.  A :class:`Message` has them; so has
+    :class:`coapkit.resources.Response`, which a server can hand over as it is (the
+    request decides the type, message ID and token)."""
+
+    @property
+    def code(self) -> int: ...
+
+    @property
+    def options(self) -> Options: ...
+
+    @property
+    def payload(self) -> bytes: ...
 
 
 # The slots' own setters: they store past Message.__setattr__ (which refuses), and are

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coapkit.codec.codes import is_request
-from coapkit.codec.message import Message, _make, decode, encode_parts
+from coapkit.codec.message import Message, ResponseParts, _make, decode, encode_parts
 from coapkit.codec.option_registry import OptionBounds, OptionNumber, within_bounds
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
@@ -461,7 +461,7 @@ class MessageLayer:
             track_reset=False,
         )
 
-    def respond_now(self, inbound: Inbound, response: Message, now: float) -> bytes | None:
+    def respond_now(self, inbound: Inbound, response: ResponseParts, now: float) -> bytes | None:
         """:meth:`respond` for the common case, in fewer steps: the answer to a unicast
         request not yet answered (nor acknowledged), which No-Response does not
         suppress, goes out at once: piggybacked on the ACK of a CON, or as a NON with a

@@ -24,7 +24,12 @@ Client requests wait on a future stored in the request handle's ``owner``;
 observations and multicast requests on a :class:`ResponseStream`.  Incoming
 requests go to the ``request_handler`` (the server's site): a response that
 is ready at once is sent in the same step (so it is piggybacked), one that
-needs awaiting runs in a task and is sent when the task finishes.
+needs awaiting runs in a task and is sent when the task finishes.  A handler
+answers with a :class:`Message` or with anything else that has its code,
+options and payload (:class:`~coapkit.codec.message.ResponseParts`, such as a
+``coapkit.resources.Response``): those are sent as they are on the fast path
+and made into a message (the request's token, type decided by the endpoint)
+only when the general path needs one.
 """
 
 from __future__ import annotations
@@ -35,11 +40,11 @@ import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from coapkit.blockwise.client import Transfer, TransferProgress
 from coapkit.codec.codes import Code
-from coapkit.codec.message import Message
+from coapkit.codec.message import Message, ResponseParts
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
 from coapkit.endpoint import Endpoint, Output
@@ -70,7 +75,7 @@ layer_loggers = {
 }
 _DEBUG = logging.DEBUG
 
-RequestHandler = Callable[[IncomingRequest], "Message | Awaitable[Message]"]
+RequestHandler = Callable[[IncomingRequest], "ResponseParts | Awaitable[ResponseParts]"]
 Tracer = Callable[[str, bytes, Remote], None]
 ProgressCallback = Callable[[int, int | None], None]
 
@@ -147,7 +152,7 @@ class Driver:
         self._pending_by_remote: dict[Remote, int] = {}
         #: called after each answer to a request handler's request went to the endpoint
         #: (the server's request log): ``responded(handle, response)``
-        self.responded: Callable[[Inbound, Message], None] | None = None
+        self.responded: Callable[[Inbound, ResponseParts], None] | None = None
         self._overload_logged_at = -1e9
         self.request_handler = request_handler
         self.tracer = tracer
@@ -326,17 +331,18 @@ class Driver:
             logger.exception("request handler failed")
             self._respond(event.handle, Message(code=Code.INTERNAL_SERVER_ERROR))
             return
-        if isinstance(result, Message):
+        if isinstance(result, Message) or not hasattr(result, "__await__"):
             self._respond(event.handle, result)
             return
+        pending = cast("Awaitable[ResponseParts]", result)
         if _EAGER:
             task = asyncio.Task(
-                self._finish(event.handle, result),
+                self._finish(event.handle, pending),
                 loop=self.loop,
                 eager_start=True,  # type: ignore[call-arg]
             )
         else:
-            task = self.loop.create_task(self._finish(event.handle, result))
+            task = self.loop.create_task(self._finish(event.handle, pending))
         if not task.done():
             self._tasks.add(task)
             self._pending_by_remote[remote] = pending_here + 1
@@ -365,7 +371,8 @@ class Driver:
         busy = Message(code=Code.SERVICE_UNAVAILABLE, options=Options.build(max_age=2))
         self._respond(handle, busy)
 
-    async def _finish(self, handle: Inbound, pending: Awaitable[Message]) -> None:
+    async def _finish(self, handle: Inbound, pending: Awaitable[ResponseParts]) -> None:
+        response: ResponseParts
         try:
             response = await pending
         except asyncio.CancelledError:
@@ -376,7 +383,7 @@ class Driver:
         if not self._closed:
             self._respond(handle, response)
 
-    def _respond(self, handle: Inbound, response: Message) -> None:
+    def _respond(self, handle: Inbound, response: ResponseParts) -> None:
         if self._closed:
             return
         now = self.loop.time()
@@ -389,6 +396,15 @@ class Driver:
                 if not self._in_batch:  # a NON's message ID is held: its expiry may come first
                     self._rearm()
                 return
+        if not isinstance(response, Message):  # parts only: the request gives the token
+            response = Message(
+                MessageType.ACK,
+                response.code,
+                0,
+                handle.message.token,
+                response.options,
+                response.payload,
+            )
         try:
             output = self.endpoint.respond(handle, response, now)
         except CoapError as exc:
