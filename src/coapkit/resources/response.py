@@ -87,7 +87,7 @@ def load_cbor() -> Any:
 
 
 def _restore(
-    code: int, payload: bytes, items: tuple[tuple[int, bytes], ...], remote: object
+    code: int, payload: bytes, items: tuple[tuple[int, bytes], ...], remote: Remote | None
 ) -> Response:
     # Options are pickled as their items: Options itself has no __reduce__ (yet).
     return Response(code, payload, options=Options(items), remote=remote)
@@ -125,7 +125,7 @@ class Response:
         *,
         content_format: int | None = None,
         options: Options | None = None,
-        remote: object = None,
+        remote: Remote | None = None,
         **option_values: Any,
     ) -> None:
         if code.__class__ is not Code or code not in _RESPONSE_CODES:
@@ -215,7 +215,7 @@ class Response:
         return _make(_ACK, self.code, 0, token, self.options, self.payload)
 
     @classmethod
-    def from_message(cls, message: Message, remote: object = None) -> Response:
+    def from_message(cls, message: Message, remote: Remote | None = None) -> Response:
         """The response carried by ``message`` (its type, MID and token are dropped)."""
         self = _new(cls)
         _set_code(self, _response_code(message.code))
