@@ -219,7 +219,7 @@ class Server:
         result = self.site.dispatch(request)
         if isinstance(result, Response):
             if _OBSERVE in event.request.options:
-                return self._complete(request, result)
+                return self._observe_request(request, result.to_message(event.request.token))
             return result  # the driver sends its parts: no message built on the fast path
         return self._finish(request, result)
 
