@@ -30,6 +30,7 @@ or :class:`~coapkit.exchanges.events.RequestFailed` back.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -245,10 +246,30 @@ class Endpoint:
                 deadline = candidate
         return deadline
 
-    def network_error(self, remote: Remote, error: CoapError, now: float) -> Output:
-        """The transport reports ``error`` for ``remote`` (e.g. ICMP port unreachable)."""
+    def network_error(
+        self, remote: Remote, error: CoapError, now: float, head: bytes = b""
+    ) -> Output:
+        """The transport reports ``error`` for ``remote``; ``head`` is the start of the
+        datagram it concerns, when the network quoted it (an ICMP error does).
+
+        A message too large for the path (``EMSGSIZE``: a local refusal, or ICMP
+        "fragmentation needed" / "packet too big") fails only that message, found
+        by the message ID in ``head``.  Any other error (port, host or network
+        unreachable) says the remote cannot be reached: every exchange towards it
+        fails at once instead of waiting out its retransmissions (RFC 7252 §4.2
+        lets an endpoint give up early), and every observation it holds here ends
+        (RFC 7641 §4.5: a client that cannot be reached is no longer interested),
+        so that notifications stop going to a port nobody listens on.
+        """
         out: Datagrams = []
+        if getattr(error, "errno", None) == _EMSGSIZE and len(head) >= 4:
+            mid = (head[2] << 8) | head[3]
+            events = self._dispatch(
+                self.messaging.message_failed(remote, mid, error, now, out), now, out
+            )
+            return Output(out, events, self)
         events = self._dispatch(self.messaging.network_error(remote, error, now, out), now, out)
+        events.extend(self.observe.peer_failed(remote, error))
         return Output(out, events, self)
 
     def shutdown(self, now: float) -> Output:
@@ -540,6 +561,7 @@ class Endpoint:
         return events
 
 
+_EMSGSIZE = errno.EMSGSIZE
 _CLIENT_EVENTS = (ResponseEvent, RequestFailed, RequestAcknowledged, PongReceived)
 _FATE_EVENTS = (ResponseAcknowledged, ResponseRejected, ResponseDeliveryFailed)
 _BLOCK1 = int(OptionNumber.BLOCK1)

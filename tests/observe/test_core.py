@@ -97,7 +97,7 @@ def test_registry_indexes_and_counts() -> None:
     assert registry.remove_client(A, b"2") is None
     assert registry.count_for(A) == 0 and registry.observers(KEY) == []
     assert registry.remove_key(OTHER) == [third]
-    assert len(registry) == 0 and registry._per_remote == {} and registry._by_key == {}
+    assert len(registry) == 0 and registry._by_remote == {} and registry._by_key == {}
 
 
 def test_registering_again_with_the_same_token_replaces() -> None:
@@ -116,9 +116,9 @@ def test_remove_tolerates_an_index_already_gone() -> None:
     observer = registry.register(KEY, A, b"1", get(), 0.0)
     assert observer is not None
     del registry._by_key[KEY]
-    del registry._per_remote[A]
+    del registry._by_remote[A]
     assert registry.remove(observer)
-    assert len(registry) == 0 and registry._per_remote == {}
+    assert len(registry) == 0 and registry._by_remote == {}
 
 
 def test_sequences_per_key() -> None:

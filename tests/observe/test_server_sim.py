@@ -50,7 +50,7 @@ def assert_freed(server: SimServer, client: SimClient, state: State) -> None:
     assert len(registry) == 0
     assert registry.count_for(client.address) == 0
     assert registry.observers(state) == []
-    assert registry._by_key == {} and registry._by_client == {} and registry._per_remote == {}
+    assert registry._by_key == {} and registry._by_client == {} and registry._by_remote == {}
     assert server.endpoint.messaging.outstanding(client.address) == 0
     assert server.endpoint.messaging.backlog(client.address) == 0
 
@@ -560,7 +560,7 @@ def test_invariants_under_30_percent_loss(seed: int) -> None:
 
     registry = server.registry
     assert sum(len(v) for v in registry._by_key.values()) == len(registry)
-    assert sum(registry._per_remote.values()) == len(registry)
+    assert sum(len(v) for v in registry._by_remote.values()) == len(registry)
     assert registry.count_for(clients[0].address) <= 3
     assert all(o.pending is None for o in registry.observers(state))
     for i in (1, 2):

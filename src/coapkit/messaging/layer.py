@@ -831,6 +831,28 @@ class MessageLayer:
         events.append(PeerFailed(remote, error))
         return events
 
+    def message_failed(
+        self, remote: Remote, mid: int, error: CoapError, now: float, out: Datagrams
+    ) -> list[MessagingEvent]:
+        """The network refused one message (e.g. too large for the path): fail only it.
+
+        ``mid`` comes from the start of the datagram the error quotes.  A CON
+        awaiting its ACK or a tracked NON fails with ``error``; anything else
+        (an ACK, an untracked NON) has nobody waiting for it and is only reported.
+        """
+        peer = self._peers.get(remote)
+        outgoing = None
+        if peer is not None:
+            outgoing = peer.outstanding.pop(mid, None)
+            if outgoing is None:
+                outgoing = peer.recent_non.pop(mid, None)
+        if outgoing is None:
+            return [MessageIgnored(remote, f"a message could not be sent: {error}", b"")]
+        outgoing.state = OutgoingState.FAILED
+        if peer is not None and peer.backlog:
+            self._drain(peer, now, out)
+        return [DeliveryFailed(outgoing, error)]
+
     def shutdown(self, now: float) -> list[MessagingEvent]:
         """Cancel every retransmission and backlog entry; nothing is sent afterwards."""
         if self._closed:

@@ -5,8 +5,9 @@ Theory of operation
 An :class:`Observer` is one client's registration on one resource: its
 remote, its token and the request it registered with (notifications are
 rendered as answers to that request, so its query and Accept still apply).
-Observers are indexed by resource and by (remote, token), both dicts, so
-registering, finding and removing are O(1).
+Observers are indexed by resource, by (remote, token) and by remote, all
+dicts, so registering, finding and removing are O(1), and removing every
+observation of a client that cannot be reached any more costs only its own.
 
 Each resource has its own Observe sequence number: 24 bits, increasing by
 one per new state and wrapping, which the client's ordering rule (§3.4,
@@ -91,14 +92,15 @@ class ObserveRegistry:
         self.config = config or ObserveConfig()
         self._by_key: dict[Any, dict[tuple[Remote, bytes], Observer]] = {}
         self._by_client: dict[tuple[Remote, bytes], Observer] = {}
-        self._per_remote: dict[Remote, int] = {}
+        self._by_remote: dict[Remote, dict[bytes, Observer]] = {}
         self._sequences: dict[Any, int] = {}
 
     def __len__(self) -> int:
         return len(self._by_client)
 
     def count_for(self, remote: Remote) -> int:
-        return self._per_remote.get(remote, 0)
+        mine = self._by_remote.get(remote)
+        return 0 if mine is None else len(mine)
 
     def observers(self, key: Any) -> list[Observer]:
         return list(self._by_key.get(key, {}).values())
@@ -115,13 +117,13 @@ class ObserveRegistry:
             self.remove(existing)
         elif (
             len(self._by_client) >= self.config.max_observers
-            or self._per_remote.get(remote, 0) >= self.config.max_per_remote
+            or self.count_for(remote) >= self.config.max_per_remote
         ):
             return None
         observer = Observer(key, remote, token, request, now)
         self._by_client[(remote, token)] = observer
         self._by_key.setdefault(key, {})[(remote, token)] = observer
-        self._per_remote[remote] = self._per_remote.get(remote, 0) + 1
+        self._by_remote.setdefault(remote, {})[token] = observer
         return observer
 
     def remove(self, observer: Observer) -> bool:
@@ -135,13 +137,23 @@ class ObserveRegistry:
             observers.pop(client, None)
             if not observers:
                 del self._by_key[observer.key]
-        count = self._per_remote.get(observer.remote, 1) - 1
-        if count:
-            self._per_remote[observer.remote] = count
-        else:
-            self._per_remote.pop(observer.remote, None)
+        mine = self._by_remote.get(observer.remote)
+        if mine is not None:
+            mine.pop(observer.token, None)
+            if not mine:
+                del self._by_remote[observer.remote]
         observer.pending = None
         return True
+
+    def remove_remote(self, remote: Remote) -> list[Observer]:
+        """Forget every observation ``remote`` holds (it cannot be reached any more)."""
+        mine = self._by_remote.get(remote)
+        if not mine:
+            return []
+        observers = list(mine.values())
+        for observer in observers:
+            self.remove(observer)
+        return observers
 
     def remove_client(self, remote: Remote, token: bytes) -> Observer | None:
         observer = self._by_client.get((remote, token))

@@ -30,6 +30,9 @@ hands the result in.  Its inputs:
 * :meth:`ObserveServer.on_event`: the fate of a notification: an ACK sends
   the pending state; an RST (§3.6) or no ACK after every retransmission
   (§4.5) removes the observer.
+* :meth:`ObserveServer.peer_failed`: the network says a client cannot be
+  reached (ICMP port or host unreachable): all its observers are removed at
+  once (§4.5), whichever notification the error was about.
 
 Each input takes ``now`` and an ``out`` list for the datagrams to send, and
 returns events for the application (:class:`ObserverRemoved`).
@@ -208,6 +211,13 @@ class ObserveServer:
             owner=observer,
             track_reset=True,
         )
+
+    def peer_failed(self, remote: Remote, error: CoapError) -> list[Any]:
+        """``remote`` cannot be reached (an ICMP error): its observations end (§4.5)."""
+        return [
+            ObserverRemoved(observer, f"client unreachable: {error}")
+            for observer in self.registry.remove_remote(remote)
+        ]
 
     # -- what became of a notification ---------------------------------------------------------
 

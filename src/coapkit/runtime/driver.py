@@ -20,6 +20,18 @@ once per batch of received datagrams (and once per call from the
 application or the timer); when it is not, a datagram costs one attribute
 test, as when no ``tracer`` is given.
 
+Containment: the driver is where the stack calls out (request handlers, the
+tracer, logging, progress callbacks, the futures of waiting callers) and where
+the event loop calls in (datagrams, errors, the timer).  Nothing that fails
+out there may stop the work in here: the endpoint sees every datagram before
+anything is traced, every event of an output is delivered even if sending or
+tracing failed, the timer is re-armed whatever its work raised, and a failing
+callback is reported once on the log (a tracer that raises is switched off).
+A request handler that raises answers 5.00; one that outlives
+``handler_timeout`` is cancelled, answered 5.00 and its slot given back, and
+one that ignores its cancellation does not hold up :meth:`Driver.close` for
+longer than ``close_grace``.
+
 Client requests wait on a future stored in the request handle's ``owner``;
 observations and multicast requests on a :class:`ResponseStream`.  Incoming
 requests go to the ``request_handler`` (the server's site): a response that
@@ -39,11 +51,11 @@ import logging
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
+from contextlib import suppress
 from typing import Any, cast
 
 from coapkit.blockwise.client import Transfer, TransferProgress
-from coapkit.codec.codes import Code
+from coapkit.codec.codes import Code, code_name
 from coapkit.codec.message import Message, ResponseParts
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
@@ -61,7 +73,7 @@ from coapkit.exchanges.events import (
     ResponseRejected,
 )
 from coapkit.messaging.parameters import TransmissionParameters
-from coapkit.messaging.records import Inbound, Remote
+from coapkit.messaging.records import Inbound, InboundState, Remote
 from coapkit.observe.registry import Observer
 from coapkit.observe.server import ObserverRemoved
 from coapkit.trace import DatagramTrace, show_remote
@@ -139,9 +151,22 @@ class Driver:
         tracer: Tracer | None = None,
         max_pending: int = 1000,
         max_pending_per_remote: int = 100,
+        handler_timeout: float | None = None,
+        close_grace: float = 2.0,
     ) -> None:
         self.endpoint = endpoint
         self.loop = loop
+        #: how long a request handler may run before it is cancelled and the request
+        #: answered 5.00 (default: EXCHANGE_LIFETIME, after which no client still waits)
+        self.handler_timeout = (
+            endpoint.messaging.params.exchange_lifetime
+            if handler_timeout is None
+            else handler_timeout
+        )
+        #: how long :meth:`close` waits for cancelled handlers to finish
+        self.close_grace = close_grace
+        #: handlers cancelled because they outlived handler_timeout
+        self.handlers_timed_out = 0
         #: handlers that may be awaiting at once; beyond, requests get 5.03 with Max-Age
         self.max_pending = max_pending
         #: the same for one remote, so that one slow client cannot take every slot
@@ -163,7 +188,10 @@ class Driver:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
         self._in_batch = False
-        self._tasks: set[asyncio.Task[Any]] = set()
+        #: running handler tasks -> (deadline, request, remote), in deadline order (the
+        #: timeout is one constant, so insertion order is deadline order)
+        self._tasks: dict[asyncio.Task[Any], tuple[float, Inbound, Remote]] = {}
+        self._trace_failed = False
         self._progress: dict[Transfer, ProgressCallback] = {}
         self._closed = False
         #: take the endpoint's shortcuts for plain requests and answers sent at once
@@ -183,19 +211,28 @@ class Driver:
             self._check_tracing()
         if self._tracing:
             self._trace("recv", data, remote)
-        now = self.loop.time()
-        if self.fast_path and not multicast and self.request_handler is not None:
-            inbound = self.endpoint.accept_request(data, remote, now)
-            if inbound is not None:
-                self._incoming(IncomingRequest(inbound.message, remote, inbound))
-                return
-        self._process(self.endpoint.datagram_received(data, remote, now, multicast=multicast))
+        try:
+            now = self.loop.time()
+            if self.fast_path and not multicast and self.request_handler is not None:
+                inbound = self.endpoint.accept_request(data, remote, now)
+                if inbound is not None:
+                    self._incoming(IncomingRequest(inbound.message, remote, inbound))
+                    return
+            self._process(self.endpoint.datagram_received(data, remote, now, multicast=multicast))
+        except Exception:
+            _report_failure(f"processing a datagram from {show_remote(remote)}")
 
-    def error_received(self, remote: Remote, error: NetworkError) -> None:
+    def error_received(self, remote: Remote, error: NetworkError, head: bytes = b"") -> None:
+        """The network reported ``error`` for ``remote``; ``head`` is the start of the
+        datagram it concerns, when known."""
         if self._closed:
             return
-        logger.debug("network error for %s: %s", show_remote(remote), error)
-        self._process(self.endpoint.network_error(remote, error, self.loop.time()))
+        try:
+            if logger.isEnabledFor(_DEBUG):
+                logger.debug("network error for %s: %s", show_remote(remote), error)
+            self._process(self.endpoint.network_error(remote, error, self.loop.time(), head))
+        except Exception:
+            _report_failure(f"handling a network error for {show_remote(remote)}")
 
     def batch_done(self) -> None:
         self._in_batch = False
@@ -205,22 +242,36 @@ class Driver:
 
     def _check_tracing(self) -> None:
         """Whether datagrams are traced until the next check (once per batch or call)."""
-        self._tracing = self.tracer is not None or trace_logger.isEnabledFor(_DEBUG)
+        self._tracing = not self._trace_failed and (
+            self.tracer is not None or trace_logger.isEnabledFor(_DEBUG)
+        )
 
     def _trace(self, direction: str, data: bytes, remote: Remote) -> None:
-        if self.tracer is not None:
-            self.tracer(direction, data, remote)
-        if trace_logger.isEnabledFor(_DEBUG):
-            trace = self._log_trace
-            if trace is None:
-                trace = self._log_trace = DatagramTrace(self.loop.time)
-            trace_logger.debug("%s", trace.format(direction, data, remote))
+        """Trace a datagram; a tracer (or trace log handler) that raises is switched off."""
+        try:
+            if self.tracer is not None:
+                self.tracer(direction, data, remote)
+            if trace_logger.isEnabledFor(_DEBUG):
+                trace = self._log_trace
+                if trace is None:
+                    trace = self._log_trace = DatagramTrace(self.loop.time)
+                trace_logger.debug("%s", trace.format(direction, data, remote))
+        except Exception:
+            self._trace_failed = True
+            self._tracing = False
+            _report_failure("the datagram tracer (tracing is off from now on)")
 
     def _process(self, output: Output) -> None:
-        if output.datagrams:
-            self._send(output.datagrams)
+        try:
+            if output.datagrams:
+                self._send(output.datagrams)
+        except Exception:
+            _report_failure("sending")
         for event in output.events:
-            self._handle(event)
+            try:
+                self._handle(event)
+            except Exception:
+                _report_failure(f"delivering {event.__class__.__name__}")
         if not self._in_batch:
             self._rearm()
 
@@ -238,6 +289,10 @@ class Driver:
         if self._closed:
             return
         deadline = self.endpoint.next_deadline()
+        if self._tasks:  # the oldest running handler's deadline
+            overdue = next(iter(self._tasks.values()))[0]
+            if deadline is None or overdue < deadline:
+                deadline = overdue
         when = self._timer_when
         if when is not None and (deadline is None or deadline >= when):
             # The armed timer fires no later than needed; when it fires it runs what is due
@@ -255,8 +310,15 @@ class Driver:
         self._timer_when = None
         if self._closed:
             return
-        self._process(self.endpoint.handle_timeout(self.loop.time()))
-        self._rearm()
+        try:
+            now = self.loop.time()
+            if self._tasks:
+                self._cancel_overdue(now)
+            self._process(self.endpoint.handle_timeout(now))
+        except Exception:
+            _report_failure("the endpoint's timer")
+        finally:
+            self._rearm()
 
     def _handle(self, event: Any) -> None:
         cls = event.__class__
@@ -344,17 +406,46 @@ class Driver:
         else:
             task = self.loop.create_task(self._finish(event.handle, pending))
         if not task.done():
-            self._tasks.add(task)
+            deadline = self.loop.time() + self.handler_timeout
+            first = not self._tasks
+            self._tasks[task] = (deadline, event.handle, remote)
             self._pending_by_remote[remote] = pending_here + 1
-            task.add_done_callback(partial(self._handler_done, remote))
+            task.add_done_callback(self._handler_done)
+            if first and not self._in_batch:
+                self._rearm()
 
-    def _handler_done(self, remote: Remote, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+    def _handler_done(self, task: asyncio.Task[None]) -> None:
+        entry = self._tasks.pop(task, None)
+        if entry is not None:
+            self._release(entry[2])
+
+    def _release(self, remote: Remote) -> None:
         left = self._pending_by_remote.get(remote, 1) - 1
         if left > 0:
             self._pending_by_remote[remote] = left
         else:
             self._pending_by_remote.pop(remote, None)
+
+    def _cancel_overdue(self, now: float) -> None:
+        """Cancel handlers that outlived ``handler_timeout``: their requests are answered
+        5.00 now and their slots given back, whether or not the task obeys the
+        cancellation (one that does not is left to finish unheeded)."""
+        tasks = self._tasks
+        while tasks:
+            task, (deadline, handle, remote) = next(iter(tasks.items()))
+            if deadline > now:
+                return
+            del tasks[task]
+            self._release(remote)
+            self.handlers_timed_out += 1
+            _report_failure(
+                f"the request handler for {_describe_request(handle)}: still running after "
+                f"{self.handler_timeout:g} s; cancelled, answered 5.00",
+                traceback=False,
+            )
+            if handle.state is not InboundState.DONE:
+                self._respond(handle, Message(code=Code.INTERNAL_SERVER_ERROR))
+            task.cancel()
 
     def _refuse_overloaded(self, handle: Inbound) -> None:
         """5.03 Service Unavailable with Max-Age: come back later (RFC 7252 §5.9.3.4)."""
@@ -378,10 +469,15 @@ class Driver:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("request handler failed")
+            _report_failure("request handler")
             response = Message(code=Code.INTERNAL_SERVER_ERROR)
-        if not self._closed:
-            self._respond(handle, response)
+        if self._closed:
+            return
+        if handle.state is InboundState.DONE:
+            # Answered meanwhile (the handler outlived its deadline and got 5.00).
+            logger.debug("a late handler's response to %s dropped", show_remote(handle.remote))
+            return
+        self._respond(handle, response)
 
     def _respond(self, handle: Inbound, response: ResponseParts) -> None:
         if self._closed:
@@ -390,9 +486,9 @@ class Driver:
         if self.fast_path:
             data = self.endpoint.respond_now(handle, response, now)
             if data is not None:
-                if self.responded is not None:
-                    self.responded(handle, response)
                 self._send(((data, handle.remote),))
+                if self.responded is not None:
+                    self._log_response(handle, response)
                 if not self._in_batch:  # a NON's message ID is held: its expiry may come first
                     self._rearm()
                 return
@@ -410,9 +506,19 @@ class Driver:
         except CoapError as exc:
             logger.warning("could not send the response: %s", exc)
             return
-        if self.responded is not None:
-            self.responded(handle, response)
         self._process(output)
+        if self.responded is not None:
+            self._log_response(handle, response)
+
+    def _log_response(self, handle: Inbound, response: ResponseParts) -> None:
+        """The ``responded`` hook (the request log), after the answer went out."""
+        hook = self.responded
+        if hook is None:
+            return
+        try:
+            hook(handle, response)
+        except Exception:
+            _report_failure("the request log")
 
     def respond(
         self,
@@ -540,24 +646,75 @@ class Driver:
     # -- the end ---------------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Fail what is open, stop the timer and the handler tasks, close the transport."""
+        """Answer the requests whose handlers still run with 5.03, fail what is open, stop
+        the timer and the handler tasks, close the transport.
+
+        A client whose request got an empty ACK would otherwise wait for a separate
+        response until its exchange lifetime ends; 5.03 Service Unavailable (with
+        Max-Age 30) tells it at once that the server went away and may be back.  Handler
+        tasks are cancelled; those that ignore the cancellation are abandoned after
+        ``close_grace`` seconds with a warning naming them.
+        """
         if self._closed:
             return
+        running = list(self._tasks.items())
+        for _task, (_deadline, handle, _remote) in running:
+            unavailable = Message(code=Code.SERVICE_UNAVAILABLE, options=_CLOSING_OPTIONS)
+            try:
+                if handle.state is InboundState.PENDING:  # piggybacked, or a NON to a NON
+                    self._respond(handle, unavailable)
+                elif handle.state is InboundState.ACKED:  # no one will retransmit it: NON
+                    self.respond(handle, unavailable, mtype=MessageType.NON)
+            except Exception:
+                _report_failure("answering a request at shutdown")
         output = self.endpoint.shutdown(self.loop.time())
         for event in output.events:
-            self._handle(event)
+            try:
+                self._handle(event)
+            except Exception:
+                _report_failure(f"delivering {event.__class__.__name__}")
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        tasks = list(self._tasks)
+        tasks = [task for task, _ in running]
+        self._tasks.clear()
+        self._pending_by_remote.clear()
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            _, stuck = await asyncio.wait(tasks, timeout=self.close_grace)
+            for task in stuck:
+                _report_failure(
+                    f"request handler {task.get_coro()!r} ignored its cancellation; "
+                    f"abandoned after {self.close_grace:g} s",
+                    traceback=False,
+                )
         if self.transport is not None:
             self.transport.close()
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+_CLOSING_OPTIONS = Options.build(max_age=30)
+
+
+def _report_failure(what: str, *, traceback: bool = True) -> None:
+    """Log that something the driver called failed, with its traceback; never raises
+    (a logging handler or filter that raises must not take the driver down with it)."""
+    with suppress(Exception):
+        if traceback:
+            logger.exception("%s failed", what)
+        else:
+            logger.warning("%s", what)
+
+
+def _describe_request(handle: Inbound) -> str:
+    message = handle.message
+    try:
+        path = "/" + "/".join(message.options.uri_path)
+    except CoapError:
+        path = "(undecodable path)"
+    return f"{code_name(message.code)} {path} from {show_remote(handle.remote)}"

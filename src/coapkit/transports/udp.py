@@ -13,7 +13,24 @@ driver rearm its single timer once per batch rather than per datagram.
   :meth:`UdpTransport.remote_for` maps a resolved address to this form.
 * Linux ``IP_RECVERR``/``IPV6_RECVERR``: ICMP errors (port unreachable...)
   are read from the socket's error queue with the destination they concern
-  and reported through ``error_received(remote, exc)``.
+  (the queue entry names it, and quotes the start of the datagram that
+  caused it) and reported through ``error_received(remote, exc, head)``.
+  The kernel also reports a queued error once more as the result of the
+  *next* ``sendto``, whoever that goes to; such a send is not this
+  recipient's failure: the queue is drained (each entry reported to the
+  remote it names) and the datagram is sent again.
+* Never deaf.  An error in the queue makes the socket signal ``EPOLLERR``
+  until the queue is read.  asyncio's selector loop hands that to the
+  reader, which drains the queue; libuv (uvloop) instead treats ``POLLERR``
+  on a poll handle as fatal and stops watching the socket for good, silently.
+  On such loops the socket is put in an epoll set of its own and the loop
+  watches that set's descriptor, which only ever becomes *readable* when the
+  socket has something to report, errors included (see :class:`_Watch`).
+* Sends that cannot go now: ``EAGAIN`` (full send buffer) waits for
+  writability, ``ENOBUFS`` (full device queue, no readiness event for it)
+  retries on a short timer backing off to 0.1 s; meanwhile datagrams queue in
+  order, at most ``WRITE_BACKLOG_LIMIT`` of them (beyond, new ones are
+  dropped and counted: the message layer retransmits what must arrive).
 * ``IP_PKTINFO``/``IPV6_RECVPKTINFO`` when bound to a wildcard address or
   joined to multicast groups: the destination address of each datagram tells
   whether it was multicast, and replies leave from the address the request
@@ -27,8 +44,11 @@ import errno as errno_module
 import ipaddress
 import logging
 import os
+import select
 import socket
 import struct
+from asyncio import selector_events
+from collections import deque
 from typing import Any, Protocol
 
 from coapkit.errors import NetworkError
@@ -51,6 +71,27 @@ COAP_MULTICAST_V6_SITE = "ff05::fd"
 MAX_DATAGRAM = 65536
 BATCH_LIMIT = 64  #: datagrams read per wake-up before yielding to the loop
 REPLY_FROM_LIMIT = 4096  #: remotes whose local destination address is remembered
+WRITE_BACKLOG_LIMIT = 4096  #: datagrams waiting for a full send buffer; beyond, dropped
+ERROR_HEAD = 64  #: bytes of the offending datagram kept with an error (CoAP header and token)
+
+#: Errors a send can return because an earlier ICMP error (for any destination) is
+#: pending on the socket; that send did not go out and is not its recipient's failure.
+_PENDING_ERRORS = frozenset(
+    {
+        errno_module.ECONNREFUSED,
+        errno_module.EHOSTUNREACH,
+        errno_module.ENETUNREACH,
+        errno_module.EHOSTDOWN,
+        errno_module.ENONET,
+        errno_module.EPROTO,
+        errno_module.EMSGSIZE,
+        errno_module.ETIMEDOUT,
+        errno_module.EACCES,
+    }
+)
+_SEND_LATER = object()  #: a send result: wait for the socket to become writable
+_SEND_RETRY = object()  #: a send result: try again on a timer (ENOBUFS)
+_SEND_DONE = object()  #: a send result: sent, or failed and reported
 
 Address = tuple[Any, ...]
 
@@ -60,7 +101,7 @@ class DatagramSink(Protocol):
 
     def datagram_received(self, data: bytes, remote: Address, multicast: bool) -> None: ...
 
-    def error_received(self, remote: Address, error: NetworkError) -> None: ...
+    def error_received(self, remote: Address, error: NetworkError, head: bytes) -> None: ...
 
     def batch_done(self) -> None: ...
 
@@ -79,6 +120,7 @@ class UdpTransport:
         sink: DatagramSink,
         *,
         want_pktinfo: bool,
+        watch: bool | None = None,
     ) -> None:
         self.loop = loop
         self.sock = sock
@@ -87,10 +129,20 @@ class UdpTransport:
         self._want_pktinfo = want_pktinfo
         self._closed = False
         self._groups: set[str] = set()
-        self._write_backlog: list[tuple[bytes, Address]] = []
+        self._write_backlog: deque[tuple[bytes, Address]] = deque()
+        self._retry_timer: asyncio.TimerHandle | None = None
+        self._retry_delay = 0.0
+        self._writer_armed = False
+        #: datagrams dropped because the send backlog was full
+        self.dropped = 0
+        #: errors read from the socket's error queue (ICMP and local errors)
+        self.errors_received = 0
         #: remote -> the pktinfo to answer it from the address it wrote to (bounded, FIFO)
         self._reply_from: dict[Address, tuple[int, int, bytes]] = {}
-        loop.add_reader(sock.fileno(), self._on_readable)
+        if watch is None:
+            watch = _loop_needs_watch(loop)
+        self._watch = _Watch(sock) if watch else None
+        loop.add_reader(self._watched_fd(), self._on_readable)
 
     # -- construction -------------------------------------------------------------------
 
@@ -104,8 +156,13 @@ class UdpTransport:
         *,
         reuse_port: bool = False,
         pktinfo: bool | None = None,
+        watch: bool | None = None,
     ) -> UdpTransport:
-        """Open and bind a socket.  ``host`` ``"::"`` (default) is dual-stack when possible."""
+        """Open and bind a socket.  ``host`` ``"::"`` (default) is dual-stack when possible.
+
+        ``watch``: watch the socket through an epoll set of its own (see the module
+        doc); by default on Linux for every loop but asyncio's selector loop.
+        """
         family = socket.AF_INET6
         if host == "0.0.0.0" or (host and _is_ipv4(host)):
             family = socket.AF_INET
@@ -140,7 +197,7 @@ class UdpTransport:
         except BaseException:
             sock.close()
             raise
-        return cls(loop, sock, sink, want_pktinfo=want_pktinfo)
+        return cls(loop, sock, sink, want_pktinfo=want_pktinfo, watch=watch)
 
     @property
     def local_address(self) -> Address:
@@ -206,9 +263,20 @@ class UdpTransport:
 
     # -- receiving ------------------------------------------------------------------------------
 
+    def _watched_fd(self) -> int:
+        watch = self._watch
+        return self.sock.fileno() if watch is None else watch.fileno()
+
+    @property
+    def watched(self) -> bool:
+        """True when the loop watches the socket through an epoll set of its own."""
+        return self._watch is not None
+
     def _on_readable(self) -> None:
         sink = self.sink
         sock = self.sock
+        if self._watch is not None and self._write_backlog and self._retry_timer is None:
+            self._flush()  # the watch set reports writability here too
         try:
             if self._want_pktinfo:
                 self._read_with_pktinfo(sock, sink)
@@ -265,18 +333,30 @@ class UdpTransport:
         table[remote] = info
 
     def _read_errors(self, first: OSError) -> None:
-        """Drain the error queue; each entry names the destination an ICMP error was about."""
+        """A read failed: report the errors waiting in the error queue to whom they concern."""
         if not _LINUX:
             logger.debug("socket error %r without an error queue", first)
             return
+        for remote, error, head in self._drain_error_queue(first.errno or errno_module.EIO):
+            self.sink.error_received(remote, error, head)
+
+    def _drain_error_queue(self, fallback: int) -> list[tuple[Address, NetworkError, bytes]]:
+        """Read the socket's error queue (``IP_RECVERR``): each entry names the destination
+        an error was about and quotes the start of the datagram that caused it.
+
+        Reading the queue also clears the error the kernel would otherwise return
+        from the next send, and ends the ``EPOLLERR`` condition.
+        """
+        found: list[tuple[Address, NetworkError, bytes]] = []
         for _ in range(BATCH_LIMIT):
             try:
-                _data, ancdata, _flags, addr = self.sock.recvmsg(MAX_DATAGRAM, 512, MSG_ERRQUEUE)
+                data, ancdata, _flags, addr = self.sock.recvmsg(ERROR_HEAD, 512, MSG_ERRQUEUE)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError:
-                return
-            code = first.errno or errno_module.EIO
+                break
+            self.errors_received += 1
+            code = fallback
             for level, kind, payload in ancdata:
                 if (level, kind) in (
                     (socket.IPPROTO_IP, IP_RECVERR),
@@ -284,42 +364,128 @@ class UdpTransport:
                 ) and len(payload) >= 4:
                     code = struct.unpack_from("=I", payload)[0]
             if addr:
-                self.sink.error_received(tuple(addr), _network_error(code, addr))
+                remote = tuple(addr)
+                found.append((remote, _network_error(code, remote), bytes(data)))
+        return found
 
     # -- sending ---------------------------------------------------------------------------------
 
     def sendto(self, data: bytes, remote: Address) -> None:
+        """Send one datagram; never raises for the network's reasons (they are reported)."""
         if self._closed:
             return
-        if self._write_backlog:
-            self._write_backlog.append((data, remote))
+        backlog = self._write_backlog
+        if backlog:
+            self._queue(data, remote)
             return
-        try:
-            info = self._reply_from.get(remote) if self._reply_from else None
-            if info is None:
-                self.sock.sendto(data, remote)
+        result = self._send_one(data, remote)
+        if result is not _SEND_DONE:
+            self._queue(data, remote)
+            self._wait(result)
+
+    def _raw_send(self, data: bytes, remote: Address) -> None:
+        info = self._reply_from.get(remote) if self._reply_from else None
+        if info is None:
+            self.sock.sendto(data, remote)
+        else:
+            self.sock.sendmsg([data], [info], 0, remote)
+
+    def _send_one(self, data: bytes, remote: Address) -> object:
+        """Try to send now: _SEND_DONE (sent, or failed and reported), _SEND_LATER or
+        _SEND_RETRY (keep it and try again)."""
+        for _ in range(4):
+            try:
+                self._raw_send(data, remote)
+            except (BlockingIOError, InterruptedError):
+                return _SEND_LATER
+            except OSError as exc:
+                code = exc.errno or errno_module.EIO
+                if code == errno_module.ENOBUFS:
+                    return _SEND_RETRY
+                if code in _PENDING_ERRORS and _LINUX:
+                    # Probably an earlier ICMP error for someone else, returned by this
+                    # send: the queue says whose; this datagram did not go, send it again.
+                    others = self._drain_error_queue(code)
+                    if others:
+                        self._report_later(others)
+                        continue
+                self._report_later([(remote, _network_error(code, remote), data[:ERROR_HEAD])])
+                return _SEND_DONE
             else:
-                self.sock.sendmsg([data], [info], 0, remote)
-        except (BlockingIOError, InterruptedError):
-            self._write_backlog.append((data, remote))
+                return _SEND_DONE
+        return _SEND_DONE
+
+    def _report_later(self, errors: list[tuple[Address, NetworkError, bytes]]) -> None:
+        """Report errors found while sending on the loop's next turn, not from inside the
+        send: the caller may be in the middle of sending a list of datagrams."""
+        self.loop.call_soon(self._report, errors)
+
+    def _report(self, errors: list[tuple[Address, NetworkError, bytes]]) -> None:
+        if self._closed:
+            return
+        for remote, error, head in errors:
+            self.sink.error_received(remote, error, head)
+
+    def _queue(self, data: bytes, remote: Address) -> None:
+        backlog = self._write_backlog
+        if len(backlog) >= WRITE_BACKLOG_LIMIT:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                logger.warning(
+                    "send buffer full: %d datagrams waiting, %d dropped so far",
+                    len(backlog),
+                    self.dropped,
+                )
+            return
+        backlog.append((data, remote))
+
+    def _wait(self, result: object) -> None:
+        """Try the backlog again when the socket is writable, or after a pause (ENOBUFS)."""
+        if result is _SEND_RETRY:
+            if self._retry_timer is None:
+                delay = self._retry_delay = min(0.1, max(0.005, self._retry_delay * 2))
+                self._retry_timer = self.loop.call_later(delay, self._on_retry)
+            return
+        self._retry_delay = 0.0
+        if self._writer_armed:
+            return
+        self._writer_armed = True
+        if self._watch is not None:
+            self._watch.want_write(True)
+        else:
             self.loop.add_writer(self.sock.fileno(), self._on_writable)
-        except OSError as exc:
-            self.sink.error_received(remote, _network_error(exc.errno or errno_module.EIO, remote))
+
+    def _stop_waiting(self) -> None:
+        if self._writer_armed:
+            self._writer_armed = False
+            if self._watch is not None:
+                self._watch.want_write(False)
+            else:
+                self.loop.remove_writer(self.sock.fileno())
+        self._retry_delay = 0.0
+
+    def _on_retry(self) -> None:
+        self._retry_timer = None
+        if not self._closed:
+            self._flush()
 
     def _on_writable(self) -> None:
+        if self._retry_timer is None:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Send what waits, in order, until the socket refuses again."""
         backlog = self._write_backlog
         while backlog:
             data, remote = backlog[0]
-            try:
-                self.sock.sendto(data, remote)
-            except (BlockingIOError, InterruptedError):
+            result = self._send_one(data, remote)
+            if result is not _SEND_DONE:
+                if result is _SEND_RETRY and self._writer_armed:
+                    self._stop_waiting()
+                self._wait(result)
                 return
-            except OSError as exc:
-                self.sink.error_received(
-                    remote, _network_error(exc.errno or errno_module.EIO, remote)
-                )
-            backlog.pop(0)
-        self.loop.remove_writer(self.sock.fileno())
+            backlog.popleft()
+        self._stop_waiting()
 
     def close(self) -> None:
         if self._closed:
@@ -327,15 +493,58 @@ class UdpTransport:
         self._closed = True
         fd = self.sock.fileno()
         if fd >= 0:
-            self.loop.remove_reader(fd)
-            if self._write_backlog:
+            self.loop.remove_reader(self._watched_fd())
+            if self._writer_armed and self._watch is None:
                 self.loop.remove_writer(fd)
+        self._writer_armed = False
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
         self._write_backlog.clear()
+        if self._watch is not None:
+            self._watch.close()
         self.sock.close()
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+class _Watch:
+    """An epoll set holding only the socket, for loops that must not see ``POLLERR``.
+
+    The loop watches this set's descriptor for reading.  An epoll descriptor is
+    readable while one of its members is ready, and it never reports an error
+    condition itself: the socket's ``EPOLLERR`` (an ICMP error waiting in its
+    queue) shows up as "readable", and the reader drains the queue.  The set is
+    level-triggered and never waited on: the kernel re-checks the socket each
+    time the loop polls the set, so it stays readable exactly as long as the
+    socket has data, errors or (when asked for) room to write.
+    """
+
+    __slots__ = ("_epoll", "_fd")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._epoll = select.epoll()
+        self._fd = sock.fileno()
+        self._epoll.register(self._fd, select.EPOLLIN)
+
+    def fileno(self) -> int:
+        return self._epoll.fileno()
+
+    def want_write(self, on: bool) -> None:
+        mask = select.EPOLLIN | (select.EPOLLOUT if on else 0)
+        self._epoll.modify(self._fd, mask)
+
+    def close(self) -> None:
+        self._epoll.close()
+
+
+def _loop_needs_watch(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether the socket needs its own epoll set on this loop (see :class:`_Watch`)."""
+    if not _LINUX or not hasattr(select, "epoll"):
+        return False  # no error queue either: nothing raises POLLERR for UDP there
+    return not isinstance(loop, selector_events.BaseSelectorEventLoop)
 
 
 def _try_setsockopt(sock: socket.socket, level: int, option: int, value: int) -> bool:
