@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Iterable, Sequence
+from contextlib import suppress
 from types import TracebackType
 from typing import Any
 
@@ -28,7 +29,7 @@ from coapkit.codec.codes import Code, code_name
 from coapkit.codec.message import Message, ResponseParts
 from coapkit.codec.option_registry import OptionNumber
 from coapkit.endpoint import Endpoint
-from coapkit.errors import CoapError
+from coapkit.errors import CoapError, ProtocolUsageError
 from coapkit.exchanges.amplification import AmplificationConfig
 from coapkit.exchanges.events import IncomingRequest
 from coapkit.messaging.addresses import describe_remote
@@ -53,6 +54,8 @@ logger = logging.getLogger("coapkit.server")
 _OBSERVE = int(OptionNumber.OBSERVE)
 
 DEFAULT_PORT = 5683
+#: async renderings of one observer's notifications that may run at once (see _render)
+RENDERS_PER_OBSERVER = 2
 ALL_COAP_GROUPS = (COAP_MULTICAST_V4, COAP_MULTICAST_V6_LINK, COAP_MULTICAST_V6_SITE)
 
 
@@ -76,7 +79,13 @@ class Server:
         amplification: AmplificationConfig | None = None,
         max_pending: int = 1000,
         max_pending_per_remote: int = 100,
+        handler_timeout: float | None = None,
+        close_grace: float = 2.0,
     ) -> None:
+        """``handler_timeout``: seconds an ``async`` handler may run before it is cancelled
+        and its request answered 5.00 (default: EXCHANGE_LIFETIME, 247 s: no client
+        waits longer).  ``close_grace``: how long :meth:`close` waits for cancelled
+        handlers before abandoning them with a warning."""
         self.site = site if site is not None else Site()
         self._bind = bind
         self.params = params
@@ -90,12 +99,18 @@ class Server:
         self._amplification = amplification
         self._max_pending = max_pending
         self._max_pending_per_remote = max_pending_per_remote
+        self._handler_timeout = handler_timeout
+        self._close_grace = close_grace
+        self._address: tuple[Any, ...] | None = None
         self.observers = ObserveRegistry(observe)
         self._driver: Driver | None = None
         self._transport: UdpTransport | None = None
         self._stopped: asyncio.Event | None = None
         self._observed: set[Resource] = set()
-        self._render_tasks: set[asyncio.Task[Any]] = set()
+        #: rendering tasks per observer (at most RENDERS_PER_OBSERVER); a newer state
+        #: beyond waits as the one next sequence number to render (coalesced)
+        self._render_tasks: dict[Observer, list[asyncio.Task[Any]]] = {}
+        self._render_next: dict[Observer, int] = {}
 
     # -- the site -------------------------------------------------------------------------------
 
@@ -130,6 +145,8 @@ class Server:
             tracer=self._tracer,
             max_pending=self._max_pending,
             max_pending_per_remote=self._max_pending_per_remote,
+            handler_timeout=self._handler_timeout,
+            close_grace=self._close_grace,
         )
         driver.responded = self._log if self._log_requests else None
         transport = UdpTransport.bind(
@@ -144,6 +161,7 @@ class Server:
                 except OSError as exc:
                     logger.warning("could not join multicast group %s: %s", group, exc)
         self._driver, self._transport = driver, transport
+        self._address = transport.local_address
         self._stopped = asyncio.Event()
         logger.info("serving CoAP on %s", describe_remote(transport.local_address))
         return self
@@ -153,7 +171,9 @@ class Server:
         for resource in self._observed:
             resource.remove_update_listener(self._updated)
         self._observed.clear()
-        tasks = list(self._render_tasks)
+        tasks = [task for running in self._render_tasks.values() for task in running]
+        self._render_tasks.clear()
+        self._render_next.clear()
         for task in tasks:
             task.cancel()
         if tasks:
@@ -164,10 +184,19 @@ class Server:
             self._stopped.set()
 
     async def serve_forever(self) -> None:
-        """Serve until :meth:`close` is called (or the task is cancelled)."""
+        """Serve until :meth:`close` is called (or the task is cancelled).
+
+        A server that this call started is closed when it returns or is cancelled
+        (its socket with it); one started before (``async with``) is left to its owner.
+        """
+        started_here = self._driver is None
         await self.start()
         assert self._stopped is not None
-        await self._stopped.wait()
+        try:
+            await self._stopped.wait()
+        finally:
+            if started_here:
+                await self.close()
 
     async def __aenter__(self) -> Server:
         return await self.start()
@@ -183,15 +212,17 @@ class Server:
     @property
     def driver(self) -> Driver:
         if self._driver is None:
-            raise CoapError("the server is not started")
+            raise ProtocolUsageError(
+                "the server is not started (or closed): use `async with server:`"
+            )
         return self._driver
 
     @property
     def address(self) -> tuple[Any, ...]:
-        """The bound socket address (host, port, ...)."""
-        if self._transport is None:
-            raise CoapError("the server is not started")
-        return self._transport.local_address
+        """The bound socket address (host, port, ...); after :meth:`close`, the one it had."""
+        if self._address is None:
+            raise ProtocolUsageError("the server is not started: use `async with server:`")
+        return self._address
 
     @property
     def port(self) -> int:
@@ -228,7 +259,7 @@ class Server:
 
     def _complete(self, request: Request, response: Response) -> Message:
         message = response.to_message(request.message.token)
-        if _OBSERVE in request.message.options:
+        if _OBSERVE in request.message.options and self._driver is not None:
             message = self._observe_request(request, message)
         return message
 
@@ -258,20 +289,45 @@ class Server:
             return
         sequence, observers = self.endpoint.observe.updated(resource)
         for observer in observers:
-            result = self.site.dispatch(Request(observer.request, observer.remote, None))
-            if isinstance(result, Response):
-                self._send_notification(observer, resource, result, sequence)
-            else:
-                task = self.driver.loop.create_task(
-                    self._render_later(observer, resource, result, sequence)
-                )
-                self._render_tasks.add(task)
-                task.add_done_callback(self._render_tasks.discard)
+            running = self._render_tasks.get(observer)
+            if running is not None and len(running) >= RENDERS_PER_OBSERVER:
+                # Renderings for this observer still run: the newest state waits for one
+                # of them to finish, replacing any state that waited before.
+                self._render_next[observer] = sequence
+                continue
+            self._render(observer, resource, sequence)
+
+    def _render(self, observer: Observer, resource: Resource, sequence: int) -> None:
+        """Render ``observer``'s notification of state ``sequence``; an ``async`` handler
+        runs as a task (two at most per observer: one stuck rendering does not hold
+        up newer states, and many updates do not make many tasks)."""
+        result = self.site.dispatch(Request(observer.request, observer.remote, None))
+        if isinstance(result, Response):
+            self._send_notification(observer, resource, result, sequence)
+            return
+        task = self.driver.loop.create_task(
+            self._render_later(observer, resource, result, sequence)
+        )
+        self._render_tasks.setdefault(observer, []).append(task)
 
     async def _render_later(
         self, observer: Observer, resource: Resource, pending: Awaitable[Response], sequence: int
     ) -> None:
-        self._send_notification(observer, resource, await pending, sequence)
+        try:
+            response = await pending
+        finally:
+            running = self._render_tasks.get(observer)
+            if running is not None:
+                with suppress(ValueError):
+                    running.remove(asyncio.current_task())  # type: ignore[arg-type]
+                if not running:
+                    del self._render_tasks[observer]
+        # An older state finishing late is dropped by the endpoint (Observe ordering).
+        self._send_notification(observer, resource, response, sequence)
+        newer = self._render_next.pop(observer, None)
+        if newer is not None and self._driver is not None:
+            if self.endpoint.observe.registry.is_registered(observer):
+                self._render(observer, resource, newer)
 
     def _send_notification(
         self, observer: Observer, resource: Resource, response: Response, sequence: int

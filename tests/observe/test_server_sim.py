@@ -418,7 +418,7 @@ def test_con_every_nth(config: ObserveConfig, attrs: dict[str, object], expected
 
 
 def test_a_con_at_least_every_24_hours() -> None:
-    network, state, server = make()
+    network, state, server = make(config=ObserveConfig(con_interval=24 * HOUR))
     state.max_age = 2 * 3600  # no re-registrations in between
     client = SimClient(network, client_address(0))
     observation = client.observe()
