@@ -291,6 +291,15 @@ class MessageLayer:
         if mtype is ACK:
             if is_request(code):
                 return self._ignore(remote, "request carried in an ACK", data)
+            if len(data) > self.config.max_message_size:
+                # Like any other oversized response (see _too_large); the CON it answers
+                # stays outstanding: its retransmission may get an answer that fits.
+                stats.oversized += 1
+                return self._ignore(
+                    remote,
+                    f"ACK of {len(data)} bytes exceeds {self.config.max_message_size}",
+                    b"",
+                )
             outgoing = peer_or_none.outstanding.pop(message.mid, None) if peer_or_none else None
             if outgoing is None:
                 return self._ignore(remote, "ACK matches no outstanding CON", data)
