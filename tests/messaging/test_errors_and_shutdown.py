@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 from coapkit.errors import EndpointClosed, NetworkError, RequestCancelled
-from coapkit.messaging import DeliveryFailed, MessageLayer, OutgoingState, PeerFailed
+from coapkit.messaging import (
+    DeliveryFailed,
+    MessageIgnored,
+    MessageLayer,
+    OutgoingState,
+    PeerFailed,
+)
 from coapkit.testing import LinkConditions, MessageLayerNode, SimulatedNetwork
 
 from .helpers import (
@@ -69,6 +77,22 @@ def test_a_network_error_leaves_received_requests_alone() -> None:
     d.layer.network_error(A, NetworkError("x"), 0.0, [])
     d.respond(event.inbound, response(token=b"\x0a"))  # type: ignore[union-attr]
     assert d.take() == [(0.0, h("6145 0042 0a"), A)]
+
+
+def test_a_message_too_large_for_the_path_fails_alone() -> None:
+    """EMSGSIZE names one datagram (by the message ID it quotes), not the peer."""
+    d = Driver(make_layer())
+    first = d.send(request(CON, token=b"\x01"), A)
+    d.take()
+    error = NetworkError("message too long", errno=errno.EMSGSIZE)
+    out: list[tuple[bytes, object]] = []
+    assert d.layer.message_failed(A, first.mid, error, 1.0, out) == [DeliveryFailed(first, error)]
+    assert first.state is OutgoingState.FAILED
+    second = d.send(request(CON, token=b"\x02"), A)  # the peer itself is fine
+    assert second.state is OutgoingState.AWAITING_ACK
+    # A message ID nothing waits on (an ACK already sent, say) is only reported.
+    [ignored] = d.layer.message_failed(A, 0x7777, error, 1.0, out)
+    assert isinstance(ignored, MessageIgnored) and "message too long" in ignored.reason
 
 
 def test_shutdown_cancels_every_exchange() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 from itertools import pairwise
 
 import pytest
 
 from coapkit.codec.codes import Code
 from coapkit.codec.message import decode
+from coapkit.errors import NetworkError
 from coapkit.observe.ordering import follows
 from coapkit.observe.registry import ObserveConfig, ObserveRegistry
 from coapkit.observe.server import ObserverRemoved
@@ -296,6 +298,50 @@ def test_vanished_observer_of_non_notifications_goes_at_the_next_con() -> None:
         CON,
         CON,
     ]
+
+
+def test_an_unreachable_client_loses_every_observation_at_once() -> None:
+    """An ICMP error (port unreachable) for a client ends all its observations (§4.5),
+    whichever notification drew it, and nobody else's."""
+    network, state, server = make()
+    gone = SimClient(network, client_address(0))
+    stays = SimClient(network, client_address(1))
+    gone.observe()
+    gone.observe(at=0.1)  # a second observation (another token) of the same client
+    kept = stays.observe()
+    network.run_until(1)
+    assert server.registry.count_for(gone.address) == 2
+    error = NetworkError("port unreachable", errno=errno.ECONNREFUSED)
+    output = server.endpoint.network_error(gone.address, error, network.now)
+    removed = [e for e in output.events if isinstance(e, ObserverRemoved)]
+    assert len(removed) == 2 and {e.observer.remote for e in removed} == {gone.address}
+    assert all("unreachable" in e.reason for e in removed)
+    assert server.registry.count_for(gone.address) == 0
+    server.update(state, 2)
+    network.run_until(3)
+    assert notifications(network, SERVER, gone.address) == []
+    assert len(kept.payloads) == 2 and len(server.registry) == 1
+
+
+def test_a_silently_vanished_observer_goes_within_the_documented_bound() -> None:
+    """No ICMP error, no RST (a host unplugged): at one notification a second, the next
+    CON notification (con_interval, 30 s) times out after MAX_TRANSMIT_WAIT (93 s at
+    most) and the observer is removed: no notifications to it after 10 + 30 + 93 s."""
+    network, state, server = make()
+    gone = SimClient(network, client_address(0))
+    stays = SimClient(network, client_address(1))
+    gone.observe()
+    kept = stays.observe()
+    for second in range(1, 301):
+        server.update(state, float(second))
+    network.call_at(10.0, gone.address, lambda now: network.detach(gone.address) or [])
+    network.run_until(10 + 30 + 93 + 1)
+    assert server.registry.count_for(gone.address) == 0
+    last = max(t for t, _ in notifications(network, SERVER, gone.address))
+    network.run_until(301)
+    assert max(t for t, _ in notifications(network, SERVER, gone.address)) == last
+    assert len(kept.payloads) == 301  # the live observer got every state, CONs included
+    assert server.registry.count_for(stays.address) == 1
 
 
 @pytest.mark.parametrize("code", [Code.SERVICE_UNAVAILABLE, Code.NOT_FOUND, Code.FORBIDDEN])

@@ -76,7 +76,7 @@ def send_through(loop: str, qdisc: str, count: int, sndbuf: int | None) -> None:
             receiver.stop()
     assert waited > 0, "the kernel never refused a send: the test did not test anything"
     assert errors == []
-    assert received == ["%08d" % n for n in range(count)]  # all of them, in order
+    assert received == [f"{n:08d}" for n in range(count)]  # all of them, in order
     assert back == [b"hello from the namespace"]  # and the socket still received
 
 
