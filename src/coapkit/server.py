@@ -163,7 +163,8 @@ class Server:
         self._driver, self._transport = driver, transport
         self._address = transport.local_address
         self._stopped = asyncio.Event()
-        logger.info("serving CoAP on %s", describe_remote(transport.local_address))
+        with suppress(Exception):  # a raising log filter must not leave a half-started server
+            logger.info("serving CoAP on %s", describe_remote(transport.local_address))
         return self
 
     async def close(self) -> None:
