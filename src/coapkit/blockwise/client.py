@@ -24,13 +24,14 @@ may take several exchanges (each its own token and message IDs) below it:
 
 Re-registration, and when an observation is lost (RFC 7641 §3.3.1)
 ------------------------------------------------------------------
-A notification is fresh for Max-Age seconds (60 when absent).  When that
-much time plus ``reregister_margin`` (for the notification's latency) passes
-without a fresh notification, the client cannot tell a resource that did not
-change from a server that is gone, so it sends the registration again, with
-the same token.  Any answer with Observe (even the state it already has)
-confirms the observation and starts the wait again; an answer without
-Observe, or an error code, ends the observation like any final response.
+A notification is fresh for Max-Age seconds (60 when absent, RFC 7252
+§5.10.5).  When that much time plus ``reregister_margin`` (for the
+notification's latency) passes without a fresh notification, the client
+cannot tell a resource that did not change from a server that is gone, so it
+sends the registration again, with the same token.  An answer with Observe
+that carries the state the client has, or a newer one, confirms the
+observation and starts the wait again; an answer without Observe, or an
+error code, ends the observation like any final response.
 
 The re-registration is bounded like a request (see
 :meth:`~coapkit.exchanges.client.ClientExchanges.resend`): by the
