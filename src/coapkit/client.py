@@ -34,7 +34,7 @@ from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
 from coapkit.codec.uri import CoapUri, parse_uri
 from coapkit.endpoint import Endpoint
-from coapkit.errors import CoapError, NetworkError, RequestTimeout, UriError
+from coapkit.errors import NetworkError, NotStarted, RequestCancelled, RequestTimeout, UriError
 from coapkit.messaging.addresses import describe_remote
 from coapkit.messaging.layer import MessagingConfig
 from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParameters
@@ -57,7 +57,8 @@ class Client:
         (each request may pass its own ``params=``)
     :param messaging: message-layer limits (:class:`~coapkit.messaging.layer.MessagingConfig`)
     :param token_length: bytes of random token per request (RFC 7252 §5.3.1)
-    :param timeout: default per-request timeout in seconds (``None``: CoAP's own timing)
+    :param timeout: default per-request timeout in seconds (``None``: CoAP's own timing);
+        for an observation it bounds each registration exchange (see :meth:`observe`)
     :param tracer: ``tracer(direction, data, remote)`` called for every datagram
         (see :mod:`coapkit.trace` for the readable form)
     :param multicast_interface: interface for multicast requests
@@ -127,13 +128,17 @@ class Client:
 
     @property
     def driver(self) -> Driver:
+        """The running driver; :class:`~coapkit.errors.NotStarted` before start or after close."""
         if self._driver is None:
-            raise CoapError("the client is not started; use 'async with Client() as client'")
+            raise _not_started()
         return self._driver
 
     @property
     def local_address(self) -> tuple[Any, ...]:
-        assert self._transport is not None
+        """The address of the client's socket; there is none before start or after close
+        (:class:`~coapkit.errors.NotStarted`)."""
+        if self._driver is None or self._transport is None:
+            raise _not_started()
         return self._transport.local_address
 
     # -- addressing ---------------------------------------------------------------------------
@@ -356,8 +361,25 @@ class Client:
         ...         print(response.text)
 
         Leaving the ``async with`` block (or :meth:`Observation.cancel`) deregisters.
-        The iteration ends after a response without Observe (the server does not, or no
-        longer, lets us observe); a reset or network error is raised.
+
+        The iteration ends cleanly (``StopAsyncIteration``) after a response without
+        Observe (the server does not, or no longer, lets us observe), and when this
+        program ends the observation: :meth:`Observation.cancel` (from any task, also
+        while another task awaits the next notification), leaving the ``async with``
+        block, or closing the client.  It raises when the server or the network ends it:
+        :class:`~coapkit.errors.ResetByPeer`, :class:`~coapkit.errors.NetworkError`, or
+        :class:`~coapkit.errors.RequestTimeout` when the server stopped answering.
+
+        ``timeout`` (default: the client's ``timeout``) bounds each registration
+        exchange, not the life of the observation: the first response must come within
+        it, and so must the answer to each re-registration.  A notification is fresh
+        for its Max-Age (60 s without one); when Max-Age and a margin of 5 s pass
+        without a notification, the client registers again (RFC 7641 §3.3.1).  If that
+        is not answered in time (``timeout``; without one, when a CON's retransmissions
+        give up, at most 93 s, or after 145 s for a NON) the iteration raises
+        :class:`~coapkit.errors.RequestTimeout` and :attr:`Observation.active` becomes
+        False.  A server that went away is noticed then, and at once if the network says
+        so (ICMP port unreachable: :class:`~coapkit.errors.NetworkError`).
         """
         return Observation(self, uri, method, payload, non=non, timeout=timeout, options=kwargs)
 
@@ -406,7 +428,16 @@ class Client:
 
 
 class Observation:
-    """An observation started by :meth:`Client.observe`; iterate it for responses."""
+    """An observation started by :meth:`Client.observe`; iterate it for responses.
+
+    The registration is sent by :meth:`start` (``async with`` or the first ``anext``).
+    :meth:`cancel` and the end of the ``async with`` block, from any task, end the
+    iteration cleanly: a task awaiting the next response gets ``StopAsyncIteration``, and
+    responses not yet taken are dropped.  So does closing the client: the program, not
+    the server, ended the observation.  An error that ends the observation (see
+    :meth:`Client.observe`) is raised once; the iteration is over after it, as an async
+    generator's is.
+    """
 
     def __init__(
         self,
@@ -431,15 +462,22 @@ class Observation:
         self.first: Response | None = None  #: the response to the registration
 
     async def start(self) -> Observation:
-        if self._stream is None:
-            parsed, remotes = await self._client.resolve(self._uri)
-            message = self._client.build_request(
+        """Send the registration (once); ``async with`` and the first ``anext`` call it."""
+        if not self._settled():
+            client = self._client
+            parsed, remotes = await client.resolve(self._uri)
+            if self._settled():
+                return self  # started or cancelled by another task while resolving
+            message = client.build_request(
                 self._method, parsed, self._payload, observe=0, **self._options
             )
-            self._stream = self._client.open_stream(
-                message, remotes[0], non=self._non, timeout=self._timeout
-            )
+            timeout = self._timeout if self._timeout is not None else client.timeout
+            self._stream = client.open_stream(message, remotes[0], non=self._non, timeout=timeout)
         return self
+
+    def _settled(self) -> bool:
+        """Whether the registration went out already, or never will (cancelled)."""
+        return self._stream is not None or self._finished
 
     def __aiter__(self) -> Observation:
         return self
@@ -448,9 +486,21 @@ class Observation:
         if self._finished:
             raise StopAsyncIteration
         await self.start()
-        assert self._stream is not None
-        item = await self._stream.next()
-        if item is None:
+        stream = self._stream
+        if stream is None:  # cancelled before the registration was sent
+            raise StopAsyncIteration
+        try:
+            item = await stream.next()
+        except RequestCancelled:
+            # cancel() from another task, or the client closed: this program ended the
+            # observation, which is no failure of it (the stream says "cancelled").
+            self._finished = True
+            raise StopAsyncIteration from None
+        except BaseException:
+            self._finished = True  # raised once, as an async generator's error is
+            raise
+        if item is None or self._finished:
+            # (cancelled while a response was on its way to this task: dropped)
             self._finished = True
             raise StopAsyncIteration
         reply, source = item
@@ -465,11 +515,18 @@ class Observation:
         return self._stream is not None and not self._stream.ended
 
     def cancel(self) -> None:
-        """Stop observing; the server is told with a GET carrying Observe=1 (RFC 7641 §3.6)."""
+        """Stop observing; the server is told with a GET carrying Observe=1 (RFC 7641 §3.6).
+
+        The iteration ends cleanly, also for a task awaiting the next response.  Calling
+        it again, or after the observation ended, or once the client is closed, does
+        nothing more.
+        """
         self._finished = True
         stream = self._stream
+        driver = self._client._driver
         if stream is not None and stream.handle is not None and not stream.ended:
-            self._client.driver.cancel(stream.handle)
+            if driver is not None:
+                driver.cancel(stream.handle)
 
     async def __aenter__(self) -> Observation:
         return await self.start()
@@ -480,8 +537,7 @@ class Observation:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._client._driver is not None:
-            self.cancel()
+        self.cancel()
 
 
 @lru_cache(maxsize=256)
@@ -494,6 +550,13 @@ def _parse_cached(uri: str) -> CoapUri:
 def _uri_options(uri: CoapUri) -> Options:
     """A URI's request options, built once per URI (both are immutable values)."""
     return uri.to_options()
+
+
+def _not_started() -> NotStarted:
+    return NotStarted(
+        "the client is not started (or is closed); "
+        "use 'async with Client() as client:' or 'await client.start()'"
+    )
 
 
 def _method_code(method: int | str) -> int:

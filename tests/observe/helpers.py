@@ -216,8 +216,10 @@ class SimClient:
         method: int = Code.GET,
         mtype: MessageType = CON,
         payload: bytes = b"",
+        timeout: float | None = None,
         **options: Any,
     ) -> Observation:
+        """Register at ``at``; ``timeout`` bounds each registration exchange."""
         observation = Observation(self.node)
         message = Message(
             mtype,
@@ -227,7 +229,9 @@ class SimClient:
         )
 
         def start(now: float) -> list[tuple[bytes, Remote]]:
-            transfer, datagrams = self.node.request(message, self.server, now, keep_open=True)
+            transfer, datagrams = self.node.request(
+                message, self.server, now, keep_open=True, timeout=timeout
+            )
             observation.transfer = transfer
             return list(datagrams)
 

@@ -9,7 +9,14 @@ import pytest
 from coapkit.codec.codes import Code
 from coapkit.codec.message import Message
 from coapkit.codec.options import Options
-from coapkit.errors import RequestTimeout, ResetByPeer, RetransmissionsExceeded
+from coapkit.errors import (
+    BacklogFull,
+    NetworkError,
+    RequestTimeout,
+    ResetByPeer,
+    RetransmissionsExceeded,
+)
+from coapkit.messaging.layer import MessagingConfig
 from coapkit.observe.ordering import MAX_SEQUENCE, follows
 from coapkit.resources import Site
 from coapkit.testing import LinkConditions, SimulatedNetwork
@@ -189,6 +196,11 @@ def test_a_vanished_server_ends_the_observation(seed: int) -> None:
     [(when, failure)] = [(t, e) for t, e in observation.events if e in observation.failures]
     assert isinstance(failure.error, RetransmissionsExceeded)
     assert 15.01 + 62 <= when <= 15.01 + 93
+    assert str(failure.error).startswith(
+        f"192.0.2.100:5683 stopped answering the observation: no notification for "
+        f"{when - 0.01:.0f} s, and the re-registration sent {when - 15.01:.0f} s ago got no "
+        "answer (no acknowledgement from 192.0.2.100:5683 after 5 transmissions)"
+    )
     assert [round(t, 2) for t, _ in registrations(network, client)] == [0.0, 15.01]
     assert client.endpoint.client.open_count == 0
     assert client.endpoint.transfers.next_deadline() is None
@@ -205,8 +217,174 @@ def test_a_vanished_server_ends_a_non_observation() -> None:
     [(when, failure)] = [(t, e) for t, e in observation.events if e in observation.failures]
     assert isinstance(failure.error, RequestTimeout)
     assert when == pytest.approx(15.01 + 145)  # NON_LIFETIME after the re-registration
+    assert "stopped answering the observation: no notification for 160 s" in str(failure.error)
     assert [round(t, 2) for t, _ in registrations(network, client)] == [0.0, 15.01, 80.01, 145.01]
     assert client.endpoint.client.open_count == 0
+
+
+# -- a server that stops answering (§3.3.1): the observation fails, within a bound ---------------
+
+
+@pytest.mark.parametrize("mtype", [CON, NON])
+def test_the_timeout_bounds_each_re_registration(mtype: object) -> None:
+    """``timeout`` bounds the re-registration like the registration: unanswered for 2 s
+    (before a CON's retransmissions give up, 45 s at the earliest), the observation
+    fails with a RequestTimeout that says what happened, and leaves nothing behind."""
+    network = SimulatedNetwork(seed=1)
+    ScriptedServer(network, max_age=10)
+    client = SimClient(network, client_address(0))
+    observation = client.observe(mtype=mtype, timeout=2.0)  # type: ignore[arg-type]
+    network.run_until(1)
+    network.detach(SERVER)
+    network.run_until(1000)
+    [(when, failure)] = [(t, e) for t, e in observation.events if e in observation.failures]
+    assert when == pytest.approx(15.01 + 2)
+    assert type(failure.error) is RequestTimeout
+    assert str(failure.error) == (
+        "192.0.2.100:5683 stopped answering the observation: no notification for 17 s, and "
+        "the re-registration sent 2.0 s ago got no answer "
+        "(no response from 192.0.2.100:5683 in time)"
+    )
+    assert isinstance(failure.error.__cause__, RequestTimeout)
+    assert [round(t, 2) for t, _ in registrations(network, client)] == [0.0, 15.01]
+    assert max(t for t, _ in sent(network, client.address, SERVER)) < 17.01  # no more
+    assert client.endpoint.client.open_count == 0
+    assert client.endpoint.client.next_deadline() is None
+    assert client.endpoint.transfers.next_deadline() is None
+    assert observation.payloads == [b"registered"]
+
+
+@pytest.mark.parametrize(("mtype", "earliest", "latest"), [(CON, 62, 93), (NON, 145, 145)])
+def test_without_max_age_a_vanished_server_is_noticed_after_65_s_and_the_bound(
+    mtype: object, earliest: float, latest: float
+) -> None:
+    """No Max-Age: fresh for 60 s (RFC 7252 §5.10.5), so the re-registration goes at 65.01;
+    then a CON fails when its retransmissions give up, a NON after NON_LIFETIME (re-sent
+    at 130.01 and 195.01 meanwhile, in case one was lost)."""
+    network = SimulatedNetwork(seed=1)
+    ScriptedServer(network)
+    client = SimClient(network, client_address(0))
+    observation = client.observe(mtype=mtype)  # type: ignore[arg-type]
+    network.run_until(1)
+    network.detach(SERVER)
+    network.run_until(2000)
+    [(when, failure)] = [(t, e) for t, e in observation.events if e in observation.failures]
+    assert 65.01 + earliest <= when <= 65.01 + latest + 1e-9
+    assert isinstance(failure.error, RequestTimeout)
+    assert f"no notification for {when - 0.01:.0f} s" in str(failure.error)
+    times = [round(t, 2) for t, _ in registrations(network, client)]
+    assert times == ([0.0, 65.01] if mtype is CON else [0.0, 65.01, 130.01, 195.01])
+    assert client.endpoint.client.open_count == 0
+
+
+@pytest.mark.parametrize("mtype", [CON, NON])
+def test_a_silent_server_that_still_answers_keeps_the_observation(mtype: object) -> None:
+    """No notification for 10 minutes, but every re-registration is answered (with the
+    state the client has): the observation goes on, and nothing is yielded again."""
+    network, server, client = setup(max_age=10)
+    observation = client.observe(mtype=mtype, timeout=2.0)  # type: ignore[arg-type]
+    network.run_until(600)
+    assert not observation.ended and not observation.failures
+    assert observation.sequences == [10]
+    times = [t for t, _ in registrations(network, client)]
+    assert len(times) == 40 and times[-1] == pytest.approx(39 * 15.01)  # every 15.01 s
+    server.send(600.0, 11, b"news")
+    network.run_until(601)
+    assert observation.payloads == [b"registered", b"news"]
+
+
+def test_a_lost_non_re_registration_is_sent_again_within_the_bound() -> None:
+    """The first NON re-registration (datagram 2 on the link) is lost; the one sent a
+    default Max-Age later is answered, within NON_LIFETIME: the observation goes on."""
+    network, _, client = setup(max_age=10)
+    network.set_link(client.address, SERVER, LinkConditions(drop=frozenset({2})))
+    observation = client.observe(mtype=NON)
+    network.run_until(200)
+    assert not observation.ended and not observation.failures
+    times = [round(t, 2) for t, _ in registrations(network, client)]
+    assert times[:4] == [0.0, 15.01, 80.01, 95.02]  # (answered at 80.02: Max-Age again)
+
+
+def test_a_re_registration_answered_without_observe_ends_the_observation_cleanly() -> None:
+    """The server restarted and the resource is no longer observable (§3.3.1, §3.6)."""
+    network, server, client = setup(max_age=10)
+    observation = client.observe()
+
+    def forget(now: float) -> list[tuple[bytes, tuple[str, int]]]:
+        server.sequence = None
+        return []
+
+    network.call_at(5, SERVER, forget)
+    network.run_until(100)
+    assert observation.ended and not observation.failures
+    assert [(m.options.observe, m.payload) for m in observation.responses] == [
+        (10, b"registered"),
+        (None, b"registered"),
+    ]
+    assert [round(t, 2) for t, _ in registrations(network, client)] == [0.0, 15.01]
+    assert client.endpoint.client.open_count == 0
+    assert client.endpoint.transfers.next_deadline() is None
+
+
+def test_a_reset_re_registration_fails_the_observation() -> None:
+    network, server, client = setup(max_age=10)
+    observation = client.observe()
+
+    def refuse(now: float) -> list[tuple[bytes, tuple[str, int]]]:
+        server.reject = True
+        return []
+
+    network.call_at(5, SERVER, refuse)
+    network.run_until(100)
+    [(when, failure)] = [(t, e) for t, e in observation.events if e in observation.failures]
+    assert isinstance(failure.error, ResetByPeer)
+    assert when == pytest.approx(15.02)
+    assert client.endpoint.client.open_count == 0
+
+
+@pytest.mark.parametrize("at", [5.0, 15.5])
+def test_a_network_error_fails_the_observation_at_once(at: float) -> None:
+    """ICMP port unreachable (the transport reports it as a network error), while the
+    observation is quiet or while its re-registration (15.01) waits for an answer."""
+    network, _, client = setup(max_age=10)
+    observation = client.observe()
+    network.run_until(1)
+    network.detach(SERVER)
+
+    def unreachable(now: float) -> list[tuple[bytes, tuple[str, int]]]:
+        error = NetworkError("192.0.2.100:5683: port unreachable")
+        return client.node._consume(client.endpoint.network_error(SERVER, error, now), now)
+
+    network.call_at(at, client.address, unreachable)
+    network.run_until(1000)
+    [(when, failure)] = [(t, e) for t, e in observation.events if e in observation.failures]
+    assert isinstance(failure.error, NetworkError)
+    assert when == at
+    assert client.endpoint.client.open_count == 0
+    assert client.endpoint.transfers.next_deadline() is None
+
+
+def test_a_re_registration_that_cannot_be_sent_fails_the_observation() -> None:
+    """The backlog towards the server is full when Max-Age passes: the observation fails
+    with BacklogFull as an event; nothing raises out of handle_timeout."""
+    network = SimulatedNetwork(seed=1)
+    ScriptedServer(network, max_age=10)
+    client = SimClient(network, client_address(0), messaging=MessagingConfig(backlog_limit=0))
+    observation = client.observe()
+    network.run_until(1)
+    network.detach(SERVER)  # so that the next request stays outstanding (NSTART 1)
+
+    def busy(now: float) -> list[tuple[bytes, tuple[str, int]]]:
+        request = Message(CON, Code.GET, options=Options.build(uri_path=["other"]))
+        return client.node.request(request, SERVER, now)[1]  # type: ignore[no-any-return]
+
+    network.call_at(10, client.address, busy)
+    network.run_until(16)
+    [(when, failure)] = [(t, e) for t, e in observation.events if e in observation.failures]
+    assert isinstance(failure.error, BacklogFull)
+    assert when == pytest.approx(15.01)
+    assert client.endpoint.client.open_count == 1  # only the other request
+    assert client.endpoint.transfers.next_deadline() is None
 
 
 @pytest.mark.parametrize(("delay", "mtype"), [(1.0, CON), (0.0, NON)])

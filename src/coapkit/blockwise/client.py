@@ -22,6 +22,33 @@ may take several exchanges (each its own token and message IDs) below it:
   is sent again with the same token; cancelling sends a deregistration
   (GET with Observe=1, §3.6).
 
+Re-registration, and when an observation is lost (RFC 7641 §3.3.1)
+------------------------------------------------------------------
+A notification is fresh for Max-Age seconds (60 when absent, RFC 7252
+§5.10.5).  When that much time plus ``reregister_margin`` (for the
+notification's latency) passes without a fresh notification, the client
+cannot tell a resource that did not change from a server that is gone, so it
+sends the registration again, with the same token.  An answer with Observe
+that carries the state the client has, or a newer one, confirms the
+observation and starts the wait again; an answer without Observe, or an
+error code, ends the observation like any final response.
+
+The re-registration is bounded like a request (see
+:meth:`~coapkit.exchanges.client.ClientExchanges.resend`): by the
+transfer's ``timeout`` if it has one, else a CON by the message layer's
+retransmissions (at most MAX_TRANSMIT_WAIT, 93 s by default) and a NON by
+NON_LIFETIME (145 s).  A NON is sent again every default Max-Age (65 s)
+meanwhile, for a link that loses one; a CON still being retransmitted is
+left alone.  When the bound passes without an answer the observation fails:
+a :class:`~coapkit.exchanges.events.RequestFailed` for the transfer, with a
+:class:`~coapkit.errors.RequestTimeout` (or its subclass
+:class:`~coapkit.errors.RetransmissionsExceeded`) that says how long the
+server has been silent.  A Reset (:class:`~coapkit.errors.ResetByPeer`) or a
+network error (:class:`~coapkit.errors.NetworkError`, e.g. ICMP port
+unreachable) fails it at once.  So an observation of a server that went away
+ends at most Max-Age + margin + that bound after the last notification; it
+is never re-sent for ever.
+
 The application sees one final :class:`~coapkit.exchanges.events.ResponseEvent`
 (or a :class:`~coapkit.exchanges.events.RequestFailed`) per request, plus
 non-final ones for notifications, and :class:`TransferProgress` after each block.
@@ -41,7 +68,13 @@ from coapkit.codec.message import Message, _make
 from coapkit.codec.option_registry import OptionNumber
 from coapkit.codec.options import BlockValue, Options
 from coapkit.codec.types import MessageType
-from coapkit.errors import CoapError, OptionValueError, RetransmissionsExceeded, TransferError
+from coapkit.errors import (
+    CoapError,
+    OptionValueError,
+    RequestTimeout,
+    RetransmissionsExceeded,
+    TransferError,
+)
 from coapkit.exchanges.client import ClientExchanges, ClientRequest
 from coapkit.exchanges.events import (
     EndpointEvent,
@@ -50,6 +83,7 @@ from coapkit.exchanges.events import (
     RequestFailed,
     ResponseEvent,
 )
+from coapkit.messaging.addresses import describe_remote
 from coapkit.messaging.layer import Datagrams
 from coapkit.messaging.parameters import TransmissionParameters
 from coapkit.messaging.records import OutgoingState, Remote
@@ -103,6 +137,7 @@ class Transfer:
         "request",
         "request_tag",
         "reregister_at",
+        "reregistered_at",
         "restarts",
         "size2",
         "started_at",
@@ -154,6 +189,8 @@ class Transfer:
         self.last_sequence = -1
         self.last_time = 0.0
         self.reregister_at: float | None = None
+        #: when the re-registration that is still unanswered was sent (None: none is)
+        self.reregistered_at: float | None = None
         self.parent: Transfer | None = None
         self.fetch: Transfer | None = None
 
@@ -327,6 +364,8 @@ class ClientTransfers:
         if isinstance(event, RequestFailed):
             if exchange is not transfer.exchange:
                 return []
+            if transfer.observe and transfer.registered and isinstance(event.error, RequestTimeout):
+                return self._fail(transfer, self._observation_lost(transfer, event.error, now))
             if (
                 isinstance(event.error, RetransmissionsExceeded)
                 and (transfer.body is not None or transfer.upload is not None)
@@ -580,6 +619,7 @@ class ClientTransfers:
             if exchange is not None and exchange.open:
                 self.exchanges.cancel(exchange, now, out)
             return self._finish(transfer, response, remote)
+        transfer.reregistered_at = None  # the server answers: it is still there
         if transfer.registered and sequence == transfer.last_sequence:
             # The state we have, again (the answer to a re-registration): not news, even
             # past the 128 s of §3.4, but the observation is alive and confirmed now.
@@ -653,6 +693,31 @@ class ClientTransfers:
         self._seq += 1
         heapq.heappush(self._timers, (deadline, self._seq, transfer))
 
+    def _observation_lost(
+        self, transfer: Transfer, error: RequestTimeout, now: float
+    ) -> RequestTimeout:
+        """The error that ends an observation whose server stopped answering (§3.3.1).
+
+        Only a re-registration can time out once an observation is registered (the first
+        answer clears the exchange's bound), so the error says so, and for how long the
+        server has been silent; its class stays that of ``error``, so that callers that
+        catch :class:`RequestTimeout` or :class:`RetransmissionsExceeded` still do.
+        """
+        where = describe_remote(transfer.remote)
+        text = f"{where} stopped answering the observation: no notification for "
+        text += _seconds(now - transfer.last_time)
+        sent = transfer.reregistered_at
+        if sent is not None:
+            text += f", and the re-registration sent {_seconds(now - sent)} ago got no answer"
+        text += f" ({error})"
+        lost = (
+            RetransmissionsExceeded(text)
+            if isinstance(error, RetransmissionsExceeded)
+            else RequestTimeout(text)
+        )
+        lost.__cause__ = error
+        return lost
+
     # -- endings -----------------------------------------------------------------------------------
 
     def _finish(self, transfer: Transfer, response: Message, remote: Remote) -> list[Any]:
@@ -683,6 +748,7 @@ class ClientTransfers:
     def _close(self, transfer: Transfer) -> None:
         transfer.state = TransferState.DONE
         transfer.reregister_at = None
+        transfer.reregistered_at = None
         self._end_upload(transfer)
 
     def cancel(self, transfer: Transfer, now: float, out: Datagrams) -> None:
@@ -718,6 +784,15 @@ class ClientTransfers:
         return None
 
     def handle_timeout(self, now: float, out: Datagrams) -> list[Any]:
+        """Re-register the observations whose Max-Age (plus the margin) has passed (§3.3.1).
+
+        The re-registration's bound (see the module's docstring) is armed by the
+        exchanges; another attempt is scheduled a default Max-Age later in case the
+        answer is lost, which for a CON still being retransmitted does nothing.  A
+        re-registration that cannot be sent at all (e.g. the backlog towards the peer is
+        full) fails the observation: the events say so, nothing raises.
+        """
+        events: list[Any] = []
         timers = self._timers
         while timers and timers[0][0] <= now:
             deadline, _, transfer = heapq.heappop(timers)
@@ -738,10 +813,22 @@ class ClientTransfers:
             message = _make(
                 transfer.mtype, transfer.request.code, 0, b"", options, transfer.request.payload
             )
-            # Another round is scheduled above: if nothing comes back, try again after the
-            # default Max-Age.
-            self.exchanges.resend(exchange, message, now, out, mtype=transfer.mtype)
-        return []
+            if transfer.reregistered_at is None:
+                transfer.reregistered_at = now
+            try:
+                self.exchanges.resend(
+                    exchange,
+                    message,
+                    now,
+                    out,
+                    mtype=transfer.mtype,
+                    params=transfer.params,
+                    timeout=transfer.timeout,
+                )
+            except CoapError as exc:
+                self.exchanges.cancel(exchange, now, out)
+                events.extend(self._fail(transfer, exc))
+        return events
 
 
 def _block(options: Options, number: int) -> BlockValue | None:
@@ -754,3 +841,8 @@ def _block(options: Options, number: int) -> BlockValue | None:
 def _strip_block2(message: Message) -> Message:
     options = message.options.remove(N.BLOCK2, N.SIZE2)
     return _make(message.mtype, message.code, message.mid, message.token, options, message.payload)
+
+
+def _seconds(span: float) -> str:
+    """A duration for a person: whole seconds, tenths below ten."""
+    return f"{span:.0f} s" if span >= 10 else f"{span:.1f} s"

@@ -210,11 +210,18 @@ class ClientExchanges:
         out: Datagrams,
         *,
         mtype: MessageType | None = None,
+        params: TransmissionParameters | None = None,
+        timeout: float | None = None,
     ) -> None:
         """Send a new message for an open request, keeping its token (Observe re-registration).
 
-        Any retransmission of the previous message stops; the request stays open.  A NON
-        with no answer (no response of any kind) fails the request after NON_LIFETIME.
+        Any retransmission of the previous message stops; the request stays open.  The new
+        message is bounded like a new request: it fails after ``timeout`` if one is given,
+        else a CON when the message layer gives up on it (MAX_TRANSMIT_WAIT, or
+        EXCHANGE_LIFETIME after an empty ACK) and a NON after NON_LIFETIME.  A bound that
+        is already armed and comes sooner is kept: sending again while unanswered must not
+        put the failure off (an observation re-sent every minute would otherwise never
+        fail).  Any response clears the bound (see :meth:`_deliver`).
         """
         if request.state is RequestState.DONE:
             raise ProtocolUsageError("the request is no longer open")
@@ -223,18 +230,24 @@ class ClientExchanges:
             self.messaging.cancel(previous, now, out)
             if mtype is None:
                 mtype = previous.mtype
-        message = _make(
-            mtype or CON, message.code, 0, request.token, message.options, message.payload
-        )
+        mtype = mtype or CON
+        params = params or self.messaging.parameters_for(request.remote)
+        message = _make(mtype, message.code, 0, request.token, message.options, message.payload)
         request.message = message
         request.acknowledged = False
         request.sent_at = now
+        request.separate_timeout = params.exchange_lifetime
         request.outgoing = self.messaging.send(
-            message, request.remote, now, out, mtype=mtype or CON, owner=request
+            message, request.remote, now, out, mtype=mtype, params=params, owner=request
         )
-        if mtype is NON and request.deadline is None:
-            # A CON fails when unacknowledged; a NON when nothing answers in NON_LIFETIME.
-            self._arm(request, now + self.messaging.parameters_for(request.remote).non_lifetime)
+        if timeout is not None:
+            bound: float | None = now + timeout
+        elif mtype is NON:
+            bound = now + params.non_lifetime
+        else:
+            bound = None  # the message layer's retransmissions bound a CON
+        if bound is not None and (request.deadline is None or bound < request.deadline):
+            self._arm(request, bound)
 
     def ping(self, remote: Remote, now: float, out: Datagrams) -> ClientRequest:
         """Send a CoAP ping (an empty CON); the RST answering it is a :class:`PongReceived`."""
