@@ -96,11 +96,11 @@ class EndpointClosed(CoapError):
     """The endpoint has been shut down; nothing more is sent or received."""
 
 
-class NotStarted(CoapError, RuntimeError):
-    """A client was used before :meth:`~coapkit.client.Client.start` or after it was closed.
+class NotStarted(ProtocolUsageError, RuntimeError):
+    """A client or server was used before ``start()`` or after it was closed.
 
     The socket, and so the local address, exists only between the two; ``async with
-    Client() as client:`` starts it and closes it.
+    Client() as client:`` (or ``async with server:``) starts it and closes it.
     """
 
     hint = "use 'async with Client() as client:' or 'await client.start()' first"

@@ -29,7 +29,7 @@ from coapkit.codec.codes import Code, code_name
 from coapkit.codec.message import Message, ResponseParts
 from coapkit.codec.option_registry import OptionNumber
 from coapkit.endpoint import Endpoint
-from coapkit.errors import CoapError, ProtocolUsageError
+from coapkit.errors import CoapError, NotStarted
 from coapkit.exchanges.amplification import AmplificationConfig
 from coapkit.exchanges.events import IncomingRequest
 from coapkit.messaging.addresses import describe_remote
@@ -213,16 +213,14 @@ class Server:
     @property
     def driver(self) -> Driver:
         if self._driver is None:
-            raise ProtocolUsageError(
-                "the server is not started (or closed): use `async with server:`"
-            )
+            raise NotStarted("the server is not started (or closed): use 'async with server:'")
         return self._driver
 
     @property
     def address(self) -> tuple[Any, ...]:
         """The bound socket address (host, port, ...); after :meth:`close`, the one it had."""
         if self._address is None:
-            raise ProtocolUsageError("the server is not started: use `async with server:`")
+            raise NotStarted("the server is not started: use 'async with server:'")
         return self._address
 
     @property

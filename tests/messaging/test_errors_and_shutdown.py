@@ -6,6 +6,7 @@ import errno
 
 import pytest
 
+from coapkit.codec.types import MessageType
 from coapkit.errors import EndpointClosed, NetworkError, RequestCancelled
 from coapkit.messaging import (
     DeliveryFailed,
@@ -93,6 +94,21 @@ def test_a_message_too_large_for_the_path_fails_alone() -> None:
     # A message ID nothing waits on (an ACK already sent, say) is only reported.
     [ignored] = d.layer.message_failed(A, 0x7777, error, 1.0, out)
     assert isinstance(ignored, MessageIgnored) and "message too long" in ignored.reason
+
+
+def test_an_oversized_ack_is_dropped_and_its_con_stays_outstanding() -> None:
+    """SECURITY.md: messages above max_message_size other than CON requests are dropped;
+    a piggybacked response is no exception (the client accepted a 65 kB ACK before)."""
+    d = Driver(make_layer())
+    sent = d.send(request(CON, token=b"\x01"), A)
+    d.take()
+    big = response(token=b"\x01", payload=bytes(2000)).replace(mtype=MessageType.ACK, mid=sent.mid)
+    [ignored] = d.receive(big.encode(), A)
+    assert isinstance(ignored, MessageIgnored) and "exceeds 1152" in ignored.reason
+    assert sent.state is OutgoingState.AWAITING_ACK and d.layer.stats.oversized == 1
+    fits = response(token=b"\x01", payload=bytes(100)).replace(mtype=MessageType.ACK, mid=sent.mid)
+    [answer] = d.receive(fits.encode(), A)
+    assert answer.__class__.__name__ == "ResponseReceived"
 
 
 def test_shutdown_cancels_every_exchange() -> None:
