@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import warnings
 from collections.abc import AsyncIterator, Iterable
+from contextlib import suppress
 from functools import lru_cache
 from types import TracebackType
 from typing import Any
@@ -42,7 +44,7 @@ from coapkit.messaging.records import Remote
 from coapkit.resources.response import Response
 from coapkit.runtime.driver import Driver, ProgressCallback, ResponseStream, Tracer
 from coapkit.runtime.entropy import SystemEntropy
-from coapkit.transports.udp import UdpTransport
+from coapkit.transports.udp import UdpTransport, resolve_bind_host
 
 logger = logging.getLogger("coapkit.client")
 
@@ -91,10 +93,16 @@ class Client:
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    def _started(self) -> bool:
+        return self._driver is not None
+
     async def start(self) -> Client:
         if self._driver is not None:
             return self
         loop = asyncio.get_running_loop()
+        host = await resolve_bind_host(loop, self._bind[0])
+        if self._started():  # by another task meanwhile
+            return self
         endpoint = Endpoint(
             rng=SystemEntropy(),
             params=self.params,
@@ -103,7 +111,7 @@ class Client:
             blockwise=self._blockwise,
         )
         driver = Driver(endpoint, loop, tracer=self._tracer)
-        transport = UdpTransport.bind(loop, driver, self._bind[0], self._bind[1], pktinfo=False)
+        transport = UdpTransport.bind(loop, driver, host, self._bind[1], pktinfo=False)
         driver.attach(transport)
         if self._multicast_interface is not None:
             transport.set_multicast_interface(self._multicast_interface)
@@ -527,6 +535,25 @@ class Observation:
         if stream is not None and stream.handle is not None and not stream.ended:
             if driver is not None:
                 driver.cancel(stream.handle)
+
+    def __del__(self) -> None:
+        # Dropped while the server may still notify (a `break` out of `async for` without
+        # `async with`): deregister as leaving `async with` would, and say so.
+        stream = self._stream
+        if stream is None or stream.ended or self._finished or stream.handle is None:
+            return
+        driver = self._client._driver
+        if driver is None or driver.closed:
+            return
+        warnings.warn(
+            f"an observation of {self._uri} was dropped while active; it is deregistered "
+            "now (use 'async with client.observe(...)' to end it where you decide)",
+            ResourceWarning,
+            source=self,
+            stacklevel=1,
+        )
+        with suppress(RuntimeError):  # the loop is closed: nothing can be sent any more
+            driver.loop.call_soon(driver.cancel, stream.handle)
 
     async def __aenter__(self) -> Observation:
         return await self.start()

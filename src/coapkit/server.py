@@ -48,6 +48,7 @@ from coapkit.transports.udp import (
     COAP_MULTICAST_V6_LINK,
     COAP_MULTICAST_V6_SITE,
     UdpTransport,
+    resolve_bind_host,
 )
 
 logger = logging.getLogger("coapkit.server")
@@ -107,6 +108,8 @@ class Server:
         self._transport: UdpTransport | None = None
         self._stopped: asyncio.Event | None = None
         self._observed: set[Resource] = set()
+        #: the observer count each resource was last told (update_observation_count)
+        self._observation_counts: dict[Resource, int] = {}
         #: rendering tasks per observer (at most RENDERS_PER_OBSERVER); a newer state
         #: beyond waits as the one next sequence number to render (coalesced)
         self._render_tasks: dict[Observer, list[asyncio.Task[Any]]] = {}
@@ -126,10 +129,16 @@ class Server:
 
     # -- lifecycle --------------------------------------------------------------------------------
 
+    def _started(self) -> bool:
+        return self._driver is not None
+
     async def start(self) -> Server:
         if self._driver is not None:
             return self
         loop = asyncio.get_running_loop()
+        host = await resolve_bind_host(loop, self._bind[0])
+        if self._started():  # by another task meanwhile
+            return self
         endpoint = Endpoint(
             rng=SystemEntropy(),
             params=self.params,
@@ -149,8 +158,9 @@ class Server:
             close_grace=self._close_grace,
         )
         driver.responded = self._log if self._log_requests else None
+        driver.observer_removed = self._observer_removed
         transport = UdpTransport.bind(
-            loop, driver, self._bind[0], self._bind[1], reuse_port=self._reuse_port
+            loop, driver, host, self._bind[1], reuse_port=self._reuse_port
         )
         driver.attach(transport)
         if self._multicast:
@@ -168,6 +178,10 @@ class Server:
         return self
 
     async def close(self) -> None:
+        for resource, count in list(self._observation_counts.items()):
+            if count:
+                self._tell_count(resource, 0)
+        self._observation_counts.clear()
         driver, self._driver = self._driver, None
         for resource in self._observed:
             resource.remove_update_listener(self._updated)
@@ -271,13 +285,40 @@ class Server:
         except CoapError:  # a path that is not UTF-8: the site has answered 4.00 already
             found = None
         resource = found[0] if found is not None and found[0].observable else None
+        registry = self.endpoint.observe.registry
+        before = registry.find(request.remote, request.message.token)
         message = self.endpoint.observe.on_response(
             resource, request.message, request.remote, message, self.driver.loop.time()
         )
         if resource is not None and resource not in self._observed:
             resource.add_update_listener(self._updated)
             self._observed.add(resource)
+        if before is not None and before.key is not resource:
+            self._count_changed(before.key)
+        if resource is not None:
+            self._count_changed(resource)
         return message
+
+    def _observer_removed(self, observer: Observer) -> None:
+        self._count_changed(observer.key)
+
+    def _count_changed(self, key: Any) -> None:
+        """Tell a resource how many observe it, when that number changed."""
+        if not isinstance(key, Resource) or self._driver is None:
+            return
+        count = self.endpoint.observe.registry.count_of(key)
+        if self._observation_counts.get(key, 0) != count:
+            self._tell_count(key, count)
+
+    def _tell_count(self, resource: Resource, count: int) -> None:
+        if count:
+            self._observation_counts[resource] = count
+        else:
+            self._observation_counts.pop(resource, None)
+        try:
+            resource.update_observation_count(count)
+        except Exception:
+            logger.exception("%r.update_observation_count(%d) failed", resource, count)
 
     def notify(self, resource: Resource) -> None:
         """Notify the observers of ``resource`` of a new state (like ``resource.updated()``)."""

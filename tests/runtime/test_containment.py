@@ -320,3 +320,23 @@ def test_a_server_not_started_says_so(loop: str) -> None:
     server = make_server()
     with pytest.raises(ProtocolUsageError, match="not started"):
         _ = server.port
+
+
+def test_a_host_name_to_bind_is_resolved(loop: str) -> None:
+    """``Server(bind=("localhost", 0))`` failed with gaierror; it binds 127.0.0.1 now."""
+
+    async def main() -> None:
+        server = Server(bind=("localhost", 0))
+
+        @server.route("/hello")
+        def hello(request: Any) -> Response:
+            return Response(payload="hi")
+
+        async with server, Client(bind=("localhost", 0), timeout=3) as client:
+            assert server.address[0] == "127.0.0.1"
+            assert client.local_address[0] == "127.0.0.1"
+            assert (await client.get(f"coap://localhost:{server.port}/hello")).text == "hi"
+        with pytest.raises(OSError, match=r"cannot resolve 'no-such-host\.invalid'"):
+            await Server(bind=("no-such-host.invalid", 0)).start()
+
+    run_on(loop, main())

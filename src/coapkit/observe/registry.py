@@ -110,6 +110,11 @@ class ObserveRegistry:
         mine = self._by_remote.get(remote)
         return 0 if mine is None else len(mine)
 
+    def count_of(self, key: Any) -> int:
+        """How many observers ``key`` has."""
+        mine = self._by_key.get(key)
+        return 0 if mine is None else len(mine)
+
     def observers(self, key: Any) -> list[Observer]:
         return list(self._by_key.get(key, {}).values())
 

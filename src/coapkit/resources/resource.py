@@ -126,6 +126,23 @@ class Resource:
         for listener in list(getattr(self, "_update_listeners", ())):
             listener(self)
 
+    def update_observation_count(self, count: int) -> None:
+        """Called by a server whenever the number of clients observing this resource there
+        changes (as aiocoap's hook of the same name): ``count`` is the new number, 0 when
+        the last one went (deregistered, reset, unreachable, or the server closed).
+
+        Override it to sample a sensor only while someone observes::
+
+            def update_observation_count(self, count):
+                if count and self.sampler is None:
+                    self.sampler = asyncio.create_task(self.sample())
+                elif not count and self.sampler is not None:
+                    self.sampler.cancel()
+                    self.sampler = None
+
+        An exception raised here is logged and otherwise ignored.
+        """
+
     def add_update_listener(self, listener: Callable[[Resource], None]) -> None:
         """Called by servers so that :meth:`updated` reaches them."""
         listeners: list[Callable[[Resource], None]] | None = self.__dict__.get("_update_listeners")

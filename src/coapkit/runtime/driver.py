@@ -178,6 +178,8 @@ class Driver:
         #: called after each answer to a request handler's request went to the endpoint
         #: (the server's request log): ``responded(handle, response)``
         self.responded: Callable[[Inbound, ResponseParts], None] | None = None
+        #: called when the endpoint removed an observer on its own (RST, no ACK, ICMP...)
+        self.observer_removed: Callable[[Observer], None] | None = None
         self._overload_logged_at = -1e9
         self.request_handler = request_handler
         self.tracer = tracer
@@ -356,6 +358,8 @@ class Driver:
                 owner.set_result(event.rtt)
         elif cls is ObserverRemoved:
             layer_loggers["observe"].debug("observer %r removed: %s", event.observer, event.reason)
+            if self.observer_removed is not None:
+                self.observer_removed(event.observer)
         elif cls is RequestAcknowledged:
             layer_loggers["exchanges"].debug(
                 "request %r acknowledged; awaiting a separate response", event.handle

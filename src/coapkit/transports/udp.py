@@ -547,6 +547,28 @@ def _loop_needs_watch(loop: asyncio.AbstractEventLoop) -> bool:
     return not isinstance(loop, selector_events.BaseSelectorEventLoop)
 
 
+async def resolve_bind_host(loop: asyncio.AbstractEventLoop, host: str) -> str:
+    """The address to bind for ``host``: an IP literal or wildcard as it is, a host name
+    (``"localhost"``) resolved to its first address, preferring IPv4 as most clients
+    and peers on a host name reach it there first."""
+    if _is_wildcard(host) or _is_ip(host.partition("%")[0]):
+        return host
+    try:
+        infos = await loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+    except socket.gaierror as exc:
+        raise OSError(f"cannot resolve {host!r} to an address to bind: {exc.strerror}") from exc
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    return str(infos[0][4][0])
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _try_setsockopt(sock: socket.socket, level: int, option: int, value: int) -> bool:
     try:
         sock.setsockopt(level, option, value)
