@@ -66,6 +66,12 @@ class Client:
     :param multicast_interface: interface for multicast requests
     :param blockwise: block sizes and the largest response body reassembled
         (:class:`~coapkit.blockwise.server.BlockwiseConfig`)
+    :param max_waiting: requests that may wait, in all, for their turn towards a server:
+        NSTART (1) requests are outstanding towards each server and
+        ``MessagingConfig.backlog_limit`` (1,000) more are queued in the message layer;
+        beyond those, requests wait in order here, so that ``asyncio.gather`` of
+        10,000 requests to one server completes.  Beyond ``max_waiting``, a request
+        fails at once with :class:`~coapkit.errors.BacklogFull` naming this setting.
     """
 
     def __init__(
@@ -79,8 +85,10 @@ class Client:
         tracer: Tracer | None = None,
         multicast_interface: str | int | None = None,
         blockwise: BlockwiseConfig | None = None,
+        max_waiting: int = 100_000,
     ) -> None:
         self._bind = bind or ("::", 0)
+        self._max_waiting = max_waiting
         self._blockwise = blockwise
         self._multicast_interface = multicast_interface
         self.params = params
@@ -110,7 +118,7 @@ class Client:
             token_length=self._token_length,
             blockwise=self._blockwise,
         )
-        driver = Driver(endpoint, loop, tracer=self._tracer)
+        driver = Driver(endpoint, loop, tracer=self._tracer, max_waiting=self._max_waiting)
         transport = UdpTransport.bind(loop, driver, host, self._bind[1], pktinfo=False)
         driver.attach(transport)
         if self._multicast_interface is not None:

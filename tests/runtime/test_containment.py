@@ -340,3 +340,33 @@ def test_a_host_name_to_bind_is_resolved(loop: str) -> None:
             await Server(bind=("no-such-host.invalid", 0)).start()
 
     run_on(loop, main())
+
+
+def test_gather_of_10000_requests_to_one_server_completes(loop: str) -> None:
+    """aiocoap completes them all; coapkit failed 8,999 with BacklogFull."""
+
+    async def main() -> None:
+        async with make_server() as server, Client(timeout=30) as client:
+            uri = f"coap://127.0.0.1:{server.port}/hello"
+            responses = await asyncio.gather(*(client.get(uri) for _ in range(10_000)))
+            assert {r.text for r in responses} == {"hi"} and len(responses) == 10_000
+            assert client.driver._room_waiters == {} and client.driver._waiting == 0
+
+    run_on(loop, main())
+
+
+def test_beyond_max_waiting_a_request_fails_naming_the_setting(loop: str) -> None:
+    async def main() -> None:
+        async with make_server() as server, Client(timeout=30, max_waiting=10) as client:
+            uri = f"coap://127.0.0.1:{server.port}/hello"
+            results = await asyncio.gather(
+                *(client.get(uri) for _ in range(1_100)), return_exceptions=True
+            )
+            failed = [r for r in results if isinstance(r, Exception)]
+            assert len(failed) == 1_100 - 1 - 1_000 - 10  # outstanding, backlog, waiting
+            message = str(failed[0])
+            assert "max_waiting" in message and f"127.0.0.1:{server.port}" in message
+            assert "::ffff:" not in message
+            assert all(r.text == "hi" for r in results if not isinstance(r, Exception))
+
+    run_on(loop, main())

@@ -60,7 +60,13 @@ from coapkit.codec.message import Message, ResponseParts
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
 from coapkit.endpoint import Endpoint, Output
-from coapkit.errors import CoapError, EndpointClosed, NetworkError, RequestCancelled
+from coapkit.errors import (
+    BacklogFull,
+    CoapError,
+    EndpointClosed,
+    NetworkError,
+    RequestCancelled,
+)
 from coapkit.exchanges.events import (
     Diagnostic,
     IncomingRequest,
@@ -153,6 +159,7 @@ class Driver:
         max_pending_per_remote: int = 100,
         handler_timeout: float | None = None,
         close_grace: float = 2.0,
+        max_waiting: int = 100_000,
     ) -> None:
         self.endpoint = endpoint
         self.loop = loop
@@ -165,6 +172,12 @@ class Driver:
         )
         #: how long :meth:`close` waits for cancelled handlers to finish
         self.close_grace = close_grace
+        #: requests that may wait, in all, for room in a peer's NSTART backlog
+        self.max_waiting = max_waiting
+        #: requests waiting for room in a peer's backlog, per remote, first come first
+        #: served (see :meth:`_wait_for_room`)
+        self._room_waiters: dict[Remote, deque[asyncio.Future[None]]] = {}
+        self._waiting = 0
         #: handlers cancelled because they outlived handler_timeout
         self.handlers_timed_out = 0
         #: handlers that may be awaiting at once; beyond, requests get 5.03 with Max-Age
@@ -274,6 +287,8 @@ class Driver:
                 self._handle(event)
             except Exception:
                 _report_failure(f"delivering {event.__class__.__name__}")
+        if self._room_waiters:
+            self._wake_waiters()
         if not self._in_batch:
             self._rearm()
 
@@ -580,10 +595,17 @@ class Driver:
         """
         if self._closed:
             raise EndpointClosed("the client is closed")
+        if self._room_waiters and remote in self._room_waiters:
+            await self._wait_for_room(remote)  # behind those already waiting
+        while True:
+            try:
+                handle, output = self.endpoint.request(
+                    message, remote, self.loop.time(), mtype=mtype, params=params, timeout=timeout
+                )
+                break
+            except BacklogFull:
+                await self._wait_for_room(remote, first=True)
         future: asyncio.Future[tuple[Message, Remote]] = self.loop.create_future()
-        handle, output = self.endpoint.request(
-            message, remote, self.loop.time(), mtype=mtype, params=params, timeout=timeout
-        )
         handle.owner = future
         if progress is not None:
             self._progress[handle] = progress
@@ -596,6 +618,56 @@ class Driver:
         finally:
             if progress is not None:
                 self._progress.pop(handle, None)
+
+    async def _wait_for_room(self, remote: Remote, *, first: bool = False) -> None:
+        """Wait until the peer's NSTART backlog has room (RFC 7252 §4.7: at most NSTART
+        exchanges outstanding towards a peer; the message layer queues up to
+        ``backlog_limit`` more).  Requests beyond wait here in order, ``max_waiting`` of
+        them at most, so that ``gather`` of many requests to one server completes rather
+        than failing with :class:`BacklogFull`.  ``first``: this request was woken and
+        found no room after all (another took it): it keeps its place at the front.
+        """
+        if self._closed:
+            raise EndpointClosed("the client is closed")
+        if self._waiting >= self.max_waiting:
+            raise BacklogFull(
+                f"{self._waiting} requests already wait for room towards "
+                f"{show_remote(remote)} and other peers (NSTART="
+                f"{self.endpoint.messaging.parameters_for(remote).nstart}, "
+                f"MessagingConfig.backlog_limit="
+                f"{self.endpoint.messaging.config.backlog_limit} each); "
+                "raise Client(max_waiting=) to let more wait"
+            )
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        waiters = self._room_waiters.setdefault(remote, deque())
+        if first:
+            waiters.appendleft(waiter)
+        else:
+            waiters.append(waiter)
+        self._waiting += 1
+        try:
+            await waiter
+        finally:
+            self._waiting -= 1
+            if not waiter.done() or waiter.cancelled():
+                with suppress(ValueError):
+                    waiters.remove(waiter)
+                if not waiters and self._room_waiters.get(remote) is waiters:
+                    del self._room_waiters[remote]
+
+    def _wake_waiters(self) -> None:
+        """Let as many waiting requests go as each peer's backlog has room for."""
+        messaging = self.endpoint.messaging
+        limit = messaging.config.backlog_limit
+        for remote, waiters in list(self._room_waiters.items()):
+            room = limit - messaging.backlog(remote)
+            while waiters and room > 0:
+                waiter = waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    room -= 1
+            if not waiters:
+                del self._room_waiters[remote]
 
     def open_stream(
         self,
@@ -661,6 +733,11 @@ class Driver:
         """
         if self._closed:
             return
+        for waiters in self._room_waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(EndpointClosed("the client is closed"))
+        self._room_waiters.clear()
         running = list(self._tasks.items())
         for _task, (_deadline, handle, _remote) in running:
             unavailable = Message(code=Code.SERVICE_UNAVAILABLE, options=_CLOSING_OPTIONS)
