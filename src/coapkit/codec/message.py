@@ -290,6 +290,20 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
     token = data[4:pos]
     if pos == n:
         return _make(mtype, code, mid, token, EMPTY_OPTIONS, b"")
+    options, payload = decode_options(data, pos, mtype, mid)
+    return _make(mtype, code, mid, token, options, payload)
+
+
+def decode_options(
+    data: bytes, pos: int, mtype: MessageType | None = None, mid: int | None = None
+) -> tuple[Options, bytes]:
+    """The options and payload of a message whose options start at ``pos`` and which ends
+    at the end of ``data`` (shared by the UDP codec and the stream framing of RFC 8323).
+
+    ``mtype`` and ``mid`` go into a :class:`DecodeError` so that the message layer can
+    answer a malformed CON with an RST.
+    """
+    n = len(data)
     items: list[OptionItem] = []
     number = 0
     payload = b""
@@ -369,4 +383,4 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
         items.append((number, data[pos:end]))
         pos = end
     options = Options._trusted(tuple(items)) if items else EMPTY_OPTIONS
-    return _make(mtype, code, mid, token, options, payload)
+    return options, payload
