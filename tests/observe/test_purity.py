@@ -15,7 +15,13 @@ MODULES = sorted(
     f"coapkit.observe.{info.name}" for info in pkgutil.iter_modules(coapkit.observe.__path__)
 )
 #: observe sits above exchanges, messaging, codec and errors, beside blockwise (rule 9)
-ALLOWED_COAPKIT = ("coapkit.codec", "coapkit.errors", "coapkit.messaging", "coapkit.exchanges")
+ALLOWED_COAPKIT = (
+    "coapkit.codec",
+    "coapkit.errors",
+    "coapkit.messaging",
+    "coapkit.reliability",
+    "coapkit.exchanges",
+)
 
 
 def coapkit_imports(path: Path) -> set[str]:

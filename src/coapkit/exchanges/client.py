@@ -50,9 +50,9 @@ from coapkit.exchanges.events import (
 from coapkit.exchanges.server import UNDERSTOOD_OPTIONS, unrecognised_options
 from coapkit.exchanges.tokens import TokenSource
 from coapkit.messaging.addresses import describe_remote
-from coapkit.messaging.layer import Datagrams, MessageLayer
 from coapkit.messaging.parameters import TransmissionParameters
 from coapkit.messaging.records import Inbound, Outgoing, Remote
+from coapkit.reliability import Datagrams, ReliabilityLayer
 
 CON = MessageType.CON
 NON = MessageType.NON
@@ -124,7 +124,7 @@ class ClientExchanges:
 
     def __init__(
         self,
-        messaging: MessageLayer,
+        messaging: ReliabilityLayer,
         tokens: TokenSource,
         understood: frozenset[int] = UNDERSTOOD_OPTIONS,
         max_open: int = 65_536,
@@ -200,6 +200,11 @@ class ClientExchanges:
             self._arm(request, now + timeout)
         elif mtype is NON:
             self._arm(request, now + (params.default_leisure if multicast else params.non_lifetime))
+        elif self.messaging.reliable:
+            # Over a stream the request is delivered once sent (RFC 8323 §2): wait for the
+            # response as a CON request's is awaited once its ACK came.
+            request.acknowledged = True
+            self._arm(request, now + request.separate_timeout)
         return request
 
     def resend(
@@ -244,6 +249,9 @@ class ClientExchanges:
             bound: float | None = now + timeout
         elif mtype is NON:
             bound = now + params.non_lifetime
+        elif self.messaging.reliable:
+            request.acknowledged = True
+            bound = now + request.separate_timeout
         else:
             bound = None  # the message layer's retransmissions bound a CON
         if bound is not None and (request.deadline is None or bound < request.deadline):

@@ -25,9 +25,9 @@ from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
 from coapkit.errors import EncodeError
 from coapkit.exchanges.events import Diagnostic, EndpointEvent, IncomingRequest
-from coapkit.messaging.layer import Datagrams, MessageLayer
 from coapkit.messaging.parameters import TransmissionParameters
 from coapkit.messaging.records import Inbound, Outgoing
+from coapkit.reliability import Datagrams, ReliabilityLayer
 
 N = OptionNumber
 
@@ -96,7 +96,7 @@ class ServerExchanges:
     """Hands checked requests up and sends responses back with the request's token."""
 
     def __init__(
-        self, messaging: MessageLayer, understood: frozenset[int] = UNDERSTOOD_OPTIONS
+        self, messaging: ReliabilityLayer, understood: frozenset[int] = UNDERSTOOD_OPTIONS
     ) -> None:
         self.messaging = messaging
         self.understood = understood

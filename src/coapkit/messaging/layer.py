@@ -144,6 +144,9 @@ def _reply_bytes(mtype: int, mid: int) -> bytes:
 class MessageLayer:
     """The RFC 7252 message layer of one endpoint.  See the module docstring."""
 
+    #: a CON is delivered when its ACK comes (a :class:`~coapkit.reliability.ReliabilityLayer`)
+    reliable = False
+
     def __init__(
         self,
         *,

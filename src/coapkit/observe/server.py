@@ -54,10 +54,10 @@ from coapkit.exchanges.events import (
     ResponseDeliveryFailed,
     ResponseRejected,
 )
-from coapkit.messaging.layer import Datagrams, MessageLayer
 from coapkit.messaging.records import OutgoingState, Remote
 from coapkit.observe.ordering import follows
 from coapkit.observe.registry import Observer, ObserveRegistry
+from coapkit.reliability import Datagrams, ReliabilityLayer
 
 _OBSERVE = int(OptionNumber.OBSERVE)
 _OBSERVABLE_METHODS = (Code.GET, Code.FETCH)
@@ -78,7 +78,9 @@ NotificationFate = ResponseAcknowledged | ResponseRejected | ResponseDeliveryFai
 class ObserveServer:
     """Registrations, sequence numbers and the sending of notifications.  See the module doc."""
 
-    def __init__(self, messaging: MessageLayer, registry: ObserveRegistry | None = None) -> None:
+    def __init__(
+        self, messaging: ReliabilityLayer, registry: ObserveRegistry | None = None
+    ) -> None:
         self.messaging = messaging
         self.registry = registry if registry is not None else ObserveRegistry()
 
