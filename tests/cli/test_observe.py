@@ -247,8 +247,8 @@ def test_timeout_reset_and_network_errors_as_for_a_request(silent_port, reset_pe
     assert reset.returncode == 9 and "answered with RST" in one_error_line(reset)
 
 
-def test_a_closed_stdout_ends_it_quietly_after_deregistering(fast_plugtest):
-    # coapkit get ... --observe | head -2: when head is done, the next line cannot be written
+def test_a_closed_stdout_ends_it_quietly_with_status_10_after_deregistering(fast_plugtest):
+    # coapkit get ... --observe | head -2: once head is done, the output cannot be delivered
     observer = Observer(f"{fast_plugtest.url}/obs-non", "-v")
     observer.wait_for_lines(2)
     assert observer.process.stdout is not None
@@ -258,6 +258,6 @@ def test_a_closed_stdout_ends_it_quietly_after_deregistering(fast_plugtest):
     assert observer.process.stderr is not None
     err = observer.process.stderr.read().decode()
     observer.process.stderr.close()
-    assert observer.process.returncode == 0, err
+    assert observer.process.returncode == 10, err
     assert "Traceback" not in err and "coapkit:" not in err
     assert ">   Observe: 1" in err  # deregistered on the way out

@@ -12,8 +12,8 @@ No dependency beyond the shell itself.
 from __future__ import annotations
 
 import argparse
-import sys
 
+from coapkit.cli.console import output
 from coapkit.cli.exits import EXIT_OK
 from coapkit.cli.introspect import Command, Option, commands
 
@@ -224,5 +224,5 @@ def cmd_completion(args: argparse.Namespace) -> int:
 
     parser = build_parser()
     script = bash_script(parser) if args.shell == "bash" else zsh_script(parser)
-    sys.stdout.write(script)
+    output.text(script)
     return EXIT_OK

@@ -12,6 +12,12 @@ Every failure ends with one readable line on stderr (``coapkit: ...``) and a
 non-zero status; a traceback is printed only for an internal error, and only
 with ``-v``.  Error responses print their code instead (``4.04 Not Found``).
 
+Closed streams (:mod:`coapkit.cli.console`): the exit status comes from what
+happened, never from whether stderr could be written; a closed stderr
+changes nothing.  A closed stdout ends the command with status 10 (quietly
+when its reader went away, as with ``| head``), unless the response already
+set an error status; ``-o FILE`` does not use stdout.
+
 Exit status
 -----------
   0    success: a 2.xx response, an answered ping; an observation ended by Ctrl-C
@@ -27,7 +33,8 @@ Exit status
   7    network error: unknown host, port or network unreachable, cannot listen
   8    timeout: no response (retransmissions exhausted, or --timeout expired)
   9    the peer answered with a Reset (RST)
-  10   local file error: payload file unreadable, -o not writable, DIR missing
+  10   local file error: payload file unreadable, -o not writable, DIR missing,
+       stdout closed before all the output was written (see below)
   11   block-wise transfer failed: the body could not be reassembled (the
        representation kept changing, blocks did not fit together, too large)
   130  interrupted by Ctrl-C (client commands)
@@ -36,13 +43,10 @@ Exit status
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
-import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from coapkit import __version__
 from coapkit.cli.arguments import (
@@ -52,6 +56,13 @@ from coapkit.cli.arguments import (
     count_type,
     port_type,
     timeout_type,
+)
+from coapkit.cli.console import (
+    OutputClosed,
+    diagnostics,
+    hold_standard_descriptors,
+    output,
+    settle,
 )
 from coapkit.cli.exits import (
     EXIT_INTERNAL,
@@ -64,6 +75,9 @@ from coapkit.cli.exits import (
 from coapkit.codec.message import Message
 from coapkit.codec.types import MessageType
 from coapkit.errors import DecodeError
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 __all__ = ["EXIT_TABLE", "build_parser", "main"]
 
@@ -83,10 +97,23 @@ Exit status
   7    network error: unknown host, port or network unreachable, cannot listen
   8    timeout: no response (retransmissions exhausted, or --timeout expired)
   9    the peer answered with a Reset (RST)
-  10   local file error: payload file unreadable, -o not writable, DIR missing
+  10   local file error: payload file unreadable, -o not writable, DIR missing,
+       stdout closed before all the output was written (see below)
   11   block-wise transfer failed: the body could not be reassembled (the
        representation kept changing, blocks did not fit together, too large)
   130  interrupted by Ctrl-C (client commands)
+"""
+
+STREAMS = """
+Closed streams: stderr carries only diagnostics (error lines, -v traces,
+progress bars, the servers' log); when it is closed they are dropped, and the
+command runs and exits exactly as it would otherwise.  stdout carries the
+results: once its reader has gone away (| head), the command ends at its next
+write (--observe at once, between notifications too, deregistering), without
+a message, with status 10; an error status the response set (4, 5) is kept.
+A stdout that fails otherwise (a full disk, closed from the start) ends it
+the same way, with a message.  A command that writes nothing to stdout (-o
+FILE, an error whose code goes to stderr, a server) is not affected.
 """
 
 OVERVIEW = """\
@@ -144,7 +171,10 @@ without payload other than 2.05 prints its code (and Location) on stderr.
 -o writes the payload of a success only.  --json prints the whole response
 as one JSON object: code, code_name, options by name (repeatable options as
 lists, opaque values as 0x-hex), content_format, payload (UTF-8 text, or
-base64 as payload_encoding says), remote.
+base64 as payload_encoding says), remote.  A closed stderr changes nothing
+(-v then traces nothing); a stdout whose reader went away (| head) ends the
+command with status 10 unless the response set 4 or 5; -o FILE never needs
+stdout (see coapkit --help).
 
 Large bodies go block-wise (RFC 7959) on their own, both ways; on a
 terminal a progress bar on stderr follows transfers of more than a few
@@ -160,7 +190,9 @@ deregistering) or --count N responses.  A server that does not accept the
 observation answers without Observe: that response is printed, a note says
 the resource is not observable, and the exit status is its own.  An error
 notification (4.04 when the resource is deleted, ...) ends it with its
-status.  --timeout bounds the wait for the first response only.
+status.  When stdout's reader goes away (| head -1) it ends at once, between
+notifications too, deregistering, with status 10.  --timeout bounds the wait
+for the first response only.
   coapkit {m} coap://127.0.0.1/time --observe
   coapkit {m} coap://127.0.0.1/obs --observe --count 3 --json
 """
@@ -178,10 +210,23 @@ clients do so by themselves; for clients that cannot (aiocoap 0.4.17),
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (and exit status 2)."""
+    """argparse, but a usage error is one line on stderr (and exit status 2).
+
+    Its output goes through :mod:`coapkit.cli.console` like the commands':
+    help and version to stdout (a closed one: status 10), usage errors to
+    stderr, best effort (a closed one: still status 2).
+    """
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        if not message:
+            return
+        if file is None or file is sys.stderr:
+            diagnostics.write(message)
+        else:
+            output.text(message)
 
 
 def command(module: str, name: str) -> Callable[[argparse.Namespace], int]:
@@ -205,7 +250,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     try:
         data = _parse_hex(text)
     except ValueError:
-        print("coapkit: error: not a hex string (expected e.g. 44017d34...)", file=sys.stderr)
+        diagnostics.line("coapkit: error: not a hex string (expected e.g. 44017d34...)")
         return EXIT_USAGE
     try:
         message = Message.decode(data)
@@ -213,11 +258,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
         where = (
             f" (type {MessageType(exc.mtype).name}, MID {exc.mid})" if exc.mtype is not None else ""
         )
-        print(f"coapkit: malformed CoAP message: {exc.reason}{where}", file=sys.stderr)
+        diagnostics.line(f"coapkit: malformed CoAP message: {exc.reason}{where}")
         return EXIT_MALFORMED
     from coapkit.cli.render import format_message
 
-    print(format_message(message))
+    output.text(format_message(message))
     return EXIT_OK
 
 
@@ -260,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="coapkit",
         description="CoAP for the command line: requests (like curl), servers and debugging aids.",
-        epilog=OVERVIEW + EXIT_TABLE,
+        epilog=OVERVIEW + EXIT_TABLE + STREAMS,
         formatter_class=formatter,
     )
     parser.add_argument("--version", action="version", version=f"coapkit {__version__}")
@@ -468,33 +513,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
+    """Run ``coapkit ARGV``; the exit status (see the table in the module doc).
+
+    The status comes from the outcome alone: what goes to stderr is best
+    effort (:mod:`coapkit.cli.console`) and cannot change it.  A closed
+    stdout raises OutputClosed (status 10, a LocalFileError) out of the
+    command, after the context managers on the way out (an observation's
+    deregistration) have run.  Before returning, both streams are flushed
+    so that nothing is left for the interpreter to fail on at exit.
+    """
+    hold_standard_descriptors()
+    args: argparse.Namespace | None = None
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
         result: int = args.func(args)
-    except BrokenPipeError:
-        # stdout went away (| head): what was wanted is out; ``--observe`` deregistered
-        # on the way.  Nothing more may go to the dead pipe, not even at exit.
-        with contextlib.suppress(OSError, ValueError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_OK
+        return result
     except KeyboardInterrupt:
         status: int = getattr(args, "interrupt_status", EXIT_INTERRUPTED)
         if status != EXIT_OK:
-            print("coapkit: interrupted", file=sys.stderr)
+            diagnostics.line("coapkit: interrupted")
         return status
     except Exception as exc:
         status, message = exit_status(exc)
-        print(f"coapkit: {message}", file=sys.stderr, flush=True)
+        if not (isinstance(exc, OutputClosed) and exc.quiet):
+            diagnostics.line(f"coapkit: {message}")
         if status == EXIT_INTERNAL and getattr(args, "verbose", False):
-            traceback.print_exc()
+            diagnostics.traceback()
         return status
-    return result
+    finally:
+        settle()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TextIO
+from typing import Protocol
 
 __all__ = ["MIN_BLOCKS", "MIN_BYTES", "ProgressBar", "human_bytes"]
 
@@ -34,6 +34,21 @@ MIN_BYTES = 4096
 #: Redraw at most this often (seconds); the first and the final state are always drawn.
 REDRAW_INTERVAL = 0.1
 BAR_WIDTH = 30
+
+
+class Stream(Protocol):
+    """Where the bar is drawn: the tool's stderr (:data:`coapkit.cli.console.diagnostics`,
+    which never raises once the terminal is gone), or a StringIO in a test."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> None: ...
+
+
+class Terminal(Protocol):
+    """What :func:`terminal_width` asks: the descriptor of the terminal (OSError if none)."""
+
+    def fileno(self) -> int: ...
 
 
 def human_bytes(count: int) -> str:
@@ -53,7 +68,7 @@ class ProgressBar:
 
     def __init__(
         self,
-        stream: TextIO,
+        stream: Stream,
         clock: Callable[[], float],
         *,
         uploading: bool = False,
@@ -147,7 +162,7 @@ class ProgressBar:
         self.drawn = True
 
 
-def terminal_width(stream: TextIO) -> int:
+def terminal_width(stream: Terminal) -> int:
     """The width of the terminal ``stream`` is on (80 when it cannot say)."""
     try:
         columns = os.get_terminal_size(stream.fileno()).columns

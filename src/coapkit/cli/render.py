@@ -124,15 +124,28 @@ class Trace(DatagramTrace):
     duplicates.
     """
 
-    def __init__(self, write: Callable[[str], None], clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        write: Callable[[str], object],
+        clock: Callable[[], float],
+        *,
+        stopped: Callable[[], bool] | None = None,
+    ) -> None:
         super().__init__(clock)
         self._write = write
+        #: True once the lines have nowhere to go (stderr closed): from then on nothing is
+        #: formatted nor written, and the trace never raises into the runtime that calls it.
+        self._stopped = stopped
 
     def __call__(self, direction: str, data: bytes, remote: object) -> None:
+        if self._stopped is not None and self._stopped():
+            return
         self._write(self.format(direction, data, remote))
 
     def note(self, text: str) -> None:
         """A ``*`` line: something the tool did, between the datagrams."""
+        if self._stopped is not None and self._stopped():
+            return
         self._write(f"* {text}")
 
 

@@ -21,8 +21,12 @@ status.
 Large bodies go block-wise (RFC 7959) inside the client; on a terminal a
 progress bar (:mod:`coapkit.cli.progress`) follows the blocks on stderr.
 ``--observe`` (RFC 7641, GET and FETCH) prints the first response and then
-every notification as it arrives (:func:`observe`), until Ctrl-C, SIGTERM or
-``--count N``; leaving deregisters.
+every notification as it arrives (:func:`observe`), until Ctrl-C, SIGTERM,
+``--count N`` or stdout's reader going away; leaving deregisters.
+
+All output goes through :mod:`coapkit.cli.console`: results to stdout (a
+closed one raises OutputClosed, status 10), everything else to stderr, best
+effort.  :func:`present` decides the status from the response alone.
 """
 
 from __future__ import annotations
@@ -30,8 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import select
 import signal
 import sys
 import time
@@ -42,6 +44,13 @@ from typing import Any
 
 from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.cli import loops
+from coapkit.cli.console import (
+    OutputClosed,
+    diagnostics,
+    output,
+    stdout_gone,
+    watch_stdout,
+)
 from coapkit.cli.exits import (
     EXIT_MALFORMED,
     EXIT_OK,
@@ -178,19 +187,13 @@ def progress_hook(args: argparse.Namespace, payload: bytes = b"") -> ProgressBar
     Only when stderr is a terminal (never in a pipe or a file), and not with
     ``-v``, whose trace lines would cut through the bar.
     """
-    if getattr(args, "verbose", False):
-        return None
-    try:
-        interactive = sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        interactive = False
-    if not interactive:
+    if getattr(args, "verbose", False) or not diagnostics.isatty():
         return None
     return ProgressBar(
-        sys.stderr,
+        diagnostics,
         time.monotonic,
         uploading=len(payload) > BLOCK_SIZE,
-        width=terminal_width(sys.stderr),
+        width=terminal_width(diagnostics),
     )
 
 
@@ -198,9 +201,10 @@ def progress_hook(args: argparse.Namespace, payload: bytes = b"") -> ProgressBar
 
 
 def _tracer(args: argparse.Namespace) -> Trace | None:
+    """``-v``: the datagram trace on stderr; it stops, never raises, once stderr is gone."""
     if not getattr(args, "verbose", False):
         return None
-    return Trace(lambda line: print(line, file=sys.stderr, flush=True), time.monotonic)
+    return Trace(diagnostics.line, time.monotonic, stopped=lambda: diagnostics.gone)
 
 
 async def send_request(
@@ -309,16 +313,26 @@ async def observe(
       ends with 0, an error (4.04 when the resource went away...) with its
       status;
     * a timeout before the first response, a reset or a network error: raised,
-      as for a plain request.
+      as for a plain request;
+    * stdout's reader going away (``| head -1``), noticed at once even while
+      no notification comes: deregister, then OutputClosed (status 10).  A
+      reader gone before we start means no registration at all; one that
+      goes while the registration is on its way waits for its answer, so
+      that the server is told of the deregistration instead of notifying
+      a client that is no longer there.
 
     Each response is printed as a plain request's would be, flushed at once;
     with ``--json``, one JSON object per line.
     """
+    if stdout_gone():
+        raise OutputClosed
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
     for number in signals:
         loop.add_signal_handler(number, stop.set)
+    closed = asyncio.Event()
+    unwatch = watch_stdout(loop, closed.set)
     try:
         async with Client(tracer=trace) as client:
             observation = client.observe(
@@ -332,21 +346,38 @@ async def observe(
                 options=options,
             )
             async with observation:
-                return await _follow(observation, args, stop, trace)
+                return await _follow(observation, args, stop, closed, trace)
     finally:
+        unwatch()
         for number in signals:
             loop.remove_signal_handler(number)
 
 
 async def _follow(
-    observation: Observation, args: argparse.Namespace, stop: asyncio.Event, trace: Trace | None
+    observation: Observation,
+    args: argparse.Namespace,
+    stop: asyncio.Event,
+    closed: asyncio.Event,
+    trace: Trace | None,
 ) -> int:
     stopping = asyncio.ensure_future(stop.wait())
+    closing = asyncio.ensure_future(closed.wait())
     try:
         count = 0
         while True:
             following = asyncio.ensure_future(anext(observation))
-            await asyncio.wait((following, stopping), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((following, stopping, closing), return_when=asyncio.FIRST_COMPLETED)
+            if closing.done() and not following.done() and not stopping.done():
+                if count == 0:  # the registration is on its way: its answer comes first
+                    await asyncio.wait((following, stopping), return_when=asyncio.FIRST_COMPLETED)
+                if not following.done() and not stopping.done():
+                    following.cancel()
+                    with suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await following
+                    if trace is not None:
+                        trace.note("stdout closed: deregistering")
+                    raise OutputClosed
+                # an answer: handled as any other, and writing it raises OutputClosed
             if not following.done():
                 following.cancel()
                 with suppress(asyncio.CancelledError, StopAsyncIteration):
@@ -363,66 +394,21 @@ async def _follow(
             if response.observe is None:
                 if status == EXIT_OK:
                     if count == 1:
-                        _stderr(
+                        diagnostics.line(
                             "coapkit: the resource is not observable: "
                             "the server answered without Observe"
                         )
                     else:
-                        _stderr("coapkit: the server ended the observation")
+                        diagnostics.line("coapkit: the server ended the observation")
                 return status
             if args.count is not None and count >= args.count:
                 return EXIT_OK
     finally:
         stopping.cancel()
+        closing.cancel()
 
 
 # -- output ----------------------------------------------------------------------------------
-
-
-def _stdout(text: str) -> None:
-    """``text`` and a newline (unless it ends with one) on stdout, flushed."""
-    if not text:
-        return
-    line = text if text.endswith("\n") else text + "\n"
-    stream = sys.stdout
-    try:
-        stream.fileno()
-    except (AttributeError, OSError, ValueError):  # not a file (a test's StringIO)
-        stream.write(line)
-        stream.flush()
-        return
-    encoding = getattr(stream, "encoding", None) or "utf-8"
-    write_stdout(line.encode(encoding, getattr(stream, "errors", None) or "strict"))
-
-
-def write_stdout(data: bytes) -> None:
-    """``data`` on stdout, whole.
-
-    A blocking write to a full pipe can come back short: interrupted by a
-    signal, or (seen on Linux) by the io_uring work libuv leaves pending once
-    a uvloop loop has run in the process; Python's buffered stdout then lost
-    the rest of a 100 kB payload.  So: ``os.write`` until all is out.
-    """
-    stream = sys.stdout
-    stream.flush()
-    try:
-        fd = stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        stream.buffer.write(data)
-        stream.buffer.flush()
-        return
-    view = memoryview(data)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except BlockingIOError:
-            select.select([], [fd], [])
-            continue
-        view = view[written:]
-
-
-def _stderr(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def _diagnostic_text(response: Response) -> str | None:
@@ -446,7 +432,7 @@ def _location(response: Response) -> str:
 def write_output(name: str, payload: bytes) -> None:
     """``-o FILE``: the payload's bytes, as they are; ``-o -`` writes them to stdout."""
     if name == "-":
-        write_stdout(payload)
+        output.write(payload)
         return
     try:
         Path(name).write_bytes(payload)
@@ -471,38 +457,49 @@ def present(
     than 2.05, the code and any Location so that a command never seems to
     have done nothing.  ``-o`` receives the payload of a success only (an
     error never overwrites it).
+
+    The status is the response's: a closed stderr changes nothing, and a
+    closed stdout (OutputClosed, status 10) ends a success only; an error
+    keeps its own status, its code having gone to stderr.
     """
     status = response_status(response.code)
-    success = status == EXIT_OK
-    if args.json:
-        indent = None if lines else 2
-        _stdout(json.dumps(response_json(response), indent=indent, ensure_ascii=False))
-    output = getattr(args, "output", None)
-    if not success:
+    as_json = (
+        json.dumps(response_json(response), indent=None if lines else 2, ensure_ascii=False)
+        if args.json
+        else None
+    )
+    if status != EXIT_OK:
+        with suppress(OutputClosed):
+            if as_json is not None:
+                output.text(as_json)
         diagnostic = _diagnostic_text(response)
         line = code_name(response.code)
-        _stderr(f"{line}: {diagnostic}" if diagnostic else line)
-        if diagnostic is None and not args.json:
-            _show_payload(response)
+        diagnostics.line(f"{line}: {diagnostic}" if diagnostic else line)
+        if diagnostic is None and as_json is None:
+            with suppress(OutputClosed):
+                _show_payload(response)
         return status
-    if output is not None:
-        write_output(output, response.payload)
-        if trace is not None and output != "-":
-            trace.note(f"wrote {len(response.payload)} bytes to {output}")
-    elif not args.json:
+    if as_json is not None:
+        output.text(as_json)
+    output_file = getattr(args, "output", None)
+    if output_file is not None:
+        write_output(output_file, response.payload)
+        if trace is not None and output_file != "-":
+            trace.note(f"wrote {len(response.payload)} bytes to {output_file}")
+    elif as_json is None:
         _show_payload(response)
-    if not response.payload and not args.json and response.code != Code.CONTENT:
+    if not response.payload and as_json is None and response.code != Code.CONTENT:
         location = _location(response)
         line = code_name(response.code)
-        _stderr(f"{line}  Location: {location}" if location else line)
+        diagnostics.line(f"{line}  Location: {location}" if location else line)
     return status
 
 
 def _show_payload(response: Response) -> None:
     rendered = render_payload(response.payload, response.content_format)
-    _stdout(rendered.text)
+    output.text(rendered.text)
     if rendered.note:
-        _stderr(f"coapkit: note: {rendered.note}")
+        diagnostics.line(f"coapkit: note: {rendered.note}")
 
 
 # -- ping and discover ----------------------------------------------------------------------
@@ -519,7 +516,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
             return await client.ping(uri, timeout=args.timeout)
 
     rtt = loops.run(run(), loop)
-    _stdout(f"RST from {uri.host_string}:{uri.port}: round trip {rtt * 1000:.2f} ms")
+    output.text(f"RST from {uri.host_string}:{uri.port}: round trip {rtt * 1000:.2f} ms")
     return EXIT_OK
 
 
@@ -562,15 +559,15 @@ def cmd_discover(args: argparse.Namespace) -> int:
     try:
         links = response.links()
     except LinkFormatError as exc:
-        _stderr(f"coapkit: the server's /.well-known/core is not valid link-format: {exc}")
+        diagnostics.line(f"coapkit: the server's /.well-known/core is not valid link-format: {exc}")
         return EXIT_MALFORMED
     # Filter here too: RFC 6690 §4.1 lets a server ignore the filters.
     filters = [argument for argument in target.query if "=" in argument]
     links = filter_links(links, filters) if filters else links
     if args.json:
-        _stdout(json.dumps([link_json(link) for link in links], indent=2, ensure_ascii=False))
+        output.text(json.dumps([link_json(link) for link in links], indent=2, ensure_ascii=False))
     elif links:
-        _stdout(links_table(links))
+        output.text(links_table(links))
     else:
-        _stderr("no resources" + (" matched the filters" if filters else " listed"))
+        diagnostics.line("no resources" + (" matched the filters" if filters else " listed"))
     return EXIT_OK

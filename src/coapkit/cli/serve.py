@@ -22,6 +22,10 @@ cleanly, with exit status 0, on Ctrl-C (SIGINT) or SIGTERM.
   others if one ends by itself (exiting with that one's status).  The state
   of the resources (a counter, a stored value) is per worker.
 * ``--loop``: uvloop when installed, unless told otherwise (:mod:`coapkit.cli.loops`).
+* The log goes to stderr best effort (:mod:`coapkit.cli.console`): once
+  stderr is closed, the server stops logging and goes on serving; an error
+  line that cannot be written does not change the exit status (7 for a port
+  it cannot listen on).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from typing import Any
 
 from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.cli import loops
+from coapkit.cli.console import DiagnosticHandler, diagnostics, settle
 from coapkit.cli.exits import EXIT_INTERNAL, EXIT_OK, LocalFileError, exit_status
 from coapkit.cli.ticking import start_ticking, stop_ticking
 from coapkit.errors import NetworkError
@@ -61,8 +66,9 @@ WORKER_STOP_TIMEOUT = 10.0
 
 def configure_logging(verbose: bool, prefix: str = "") -> None:
     """Log lines to stderr: one per request at INFO, everything with ``-v``; each line
-    starts with the time and ``prefix`` (a worker's ``[worker PID]``)."""
-    handler = logging.StreamHandler(sys.stderr)
+    starts with the time and ``prefix`` (a worker's ``[worker PID]``).  A closed
+    stderr switches the log off (:class:`~coapkit.cli.console.DiagnosticHandler`)."""
+    handler = DiagnosticHandler()
     layout = "%(asctime)s " + prefix.replace("%", "%%") + "%(message)s"
     handler.setFormatter(logging.Formatter(layout, "%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger("coapkit")
@@ -212,7 +218,8 @@ def _worker(argv: list[str], port: int, connection: multiprocessing.connection.C
         )
     except Exception as exc:
         status, message = exit_status(exc)
-        print(f"coapkit: {message}", file=sys.stderr, flush=True)
+        diagnostics.line(f"coapkit: {message}")
+    settle()  # nothing left for the interpreter to fail on at exit: the status stands
     sys.exit(status)
 
 
@@ -275,7 +282,7 @@ def supervise(args: argparse.Namespace) -> int:
     except _Failed as failure:
         status = failure.status
         if failure.message:
-            print(f"coapkit: {failure.message}", file=sys.stderr, flush=True)
+            diagnostics.line(f"coapkit: {failure.message}")
     finally:
         for number in previous:  # a second Ctrl-C must not cut the stopping short
             signal.signal(number, signal.SIG_IGN)
