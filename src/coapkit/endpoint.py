@@ -31,7 +31,7 @@ or :class:`~coapkit.exchanges.events.RequestFailed` back.
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from coapkit.blockwise.client import ClientTransfers, Transfer
@@ -41,7 +41,14 @@ from coapkit.codec.message import Message, ResponseParts
 from coapkit.codec.option_registry import OptionNumber
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
-from coapkit.errors import BacklogFull, CoapError, EncodeError, OptionValueError
+from coapkit.connections.layer import ConnectionEvent, ConnectionLayer, IdleConnection
+from coapkit.errors import (
+    BacklogFull,
+    CoapError,
+    EncodeError,
+    OptionValueError,
+    ProtocolUsageError,
+)
 from coapkit.exchanges.amplification import AmplificationConfig, AmplificationGuard
 from coapkit.exchanges.client import ClientExchanges, ClientRequest
 from coapkit.exchanges.events import (
@@ -63,7 +70,6 @@ from coapkit.messaging.events import (
     DeliveryFailed,
     EmptyAckReceived,
     MessageIgnored,
-    MessagingEvent,
     PeerFailed,
     RequestReceived,
     ResetReceived,
@@ -75,6 +81,7 @@ from coapkit.messaging.records import Inbound, Outgoing, Remote
 from coapkit.observe.registry import Observer, ObserveRegistry
 from coapkit.observe.server import ObserveServer
 from coapkit.randomness import RandomSource
+from coapkit.reliability import LayerEvent, ReliabilityLayer
 
 
 class Output:
@@ -97,7 +104,12 @@ class Output:
 
 
 class Endpoint:
-    """A CoAP endpoint over an unreliable datagram transport (RFC 7252), sans I/O."""
+    """A CoAP endpoint, sans I/O: over datagrams (RFC 7252's message layer, the default)
+    or over connections (``layer=ConnectionLayer(...)``, RFC 8323), never both.
+
+    The layer under the exchanges is chosen here and nowhere else: everything above it
+    talks to it through :class:`~coapkit.reliability.ReliabilityLayer`.
+    """
 
     def __init__(
         self,
@@ -113,14 +125,20 @@ class Endpoint:
         observe_reregister: bool = True,
         amplification: AmplificationConfig | None = None,
         observers: ObserveRegistry | None = None,
+        layer: ReliabilityLayer | None = None,
     ) -> None:
-        self.messaging = MessageLayer(
-            rng=rng,
-            params=params,
-            config=messaging,
-            peer_params=peer_params,
-            is_multicast=is_multicast,
-        )
+        if layer is None:
+            layer = MessageLayer(
+                rng=rng,
+                params=params,
+                config=messaging,
+                peer_params=peer_params,
+                is_multicast=is_multicast,
+            )
+        #: the layer under the exchanges (the name is the datagram case's, kept for both)
+        self.messaging: ReliabilityLayer = layer
+        #: the same layer when it is a connection layer (the inputs only streams have)
+        self.connections = layer if isinstance(layer, ConnectionLayer) else None
         self.client = ClientExchanges(
             self.messaging, TokenSource(rng, token_length), understood_options
         )
@@ -271,6 +289,36 @@ class Endpoint:
         events = self._dispatch(self.messaging.network_error(remote, error, now, out), now, out)
         events.extend(self.observe.peer_failed(remote, error))
         return Output(out, events, self)
+
+    # -- connections (RFC 8323) ------------------------------------------------------------
+
+    def _connection_layer(self) -> ConnectionLayer:
+        if self.connections is None:
+            raise ProtocolUsageError("this endpoint runs over datagrams: it has no connections")
+        return self.connections
+
+    def connection_made(self, remote: Remote, now: float, *, websocket: bool = False) -> Output:
+        """A connection to ``remote`` is up (TLS and WebSocket handshakes done): our CSM."""
+        out: Datagrams = []
+        self._connection_layer().connection_made(remote, now, out, websocket=websocket)
+        return Output(out, [], self)
+
+    def connection_lost(self, remote: Remote, error: CoapError, now: float) -> Output:
+        """The connection to ``remote`` closed: its exchanges fail at once and the
+        observations held on it end (RFC 8323 §7: they do not outlive it)."""
+        out: Datagrams = []
+        layer = self._connection_layer()
+        events = self._dispatch(layer.connection_lost(remote, error, now), now, out)
+        events.extend(self.observe.peer_failed(remote, error))
+        return Output(out, events, self)
+
+    def _idle(self, remote: Remote, now: float, out: Datagrams) -> list[Any]:
+        """An idle connection: released unless observations or requests still use it."""
+        layer = self._connection_layer()
+        if self.observe.registry.count_for(remote) or self.client.has_open(remote):
+            layer.touch(remote, now)
+            return []
+        return layer.release(remote, "idle", now, out)
 
     def shutdown(self, now: float) -> Output:
         """Fail every open request with a cancellation; nothing is sent afterwards."""
@@ -488,7 +536,7 @@ class Endpoint:
     # -- events from the message layer ------------------------------------------------------
 
     def _dispatch(
-        self, messaging_events: list[MessagingEvent], now: float, out: Datagrams
+        self, messaging_events: Sequence[LayerEvent], now: float, out: Datagrams
     ) -> list[Any]:
         exchange_events = self._exchange_events(messaging_events, now, out)
         events: list[Any] = []
@@ -500,18 +548,21 @@ class Endpoint:
                     events.extend(self._blockwise_request(event, now, out))
                 else:
                     events.append(event)
-            elif cls in _CLIENT_EVENTS:
+            elif isinstance(event, _CLIENT_EVENTS):
                 events.extend(self.transfers.on_event(event, now, out))
             elif isinstance(event, _FATE_EVENTS) and isinstance(event.owner, Observer):
                 events.extend(self.observe.on_event(event, now, out))
+            elif cls is IdleConnection:
+                assert isinstance(event, IdleConnection)
+                events.extend(self._idle(event.remote, now, out))
             else:
                 events.append(event)
         return events
 
     def _exchange_events(
-        self, messaging_events: list[MessagingEvent], now: float, out: Datagrams
-    ) -> list[EndpointEvent]:
-        events: list[EndpointEvent] = []
+        self, messaging_events: Sequence[LayerEvent], now: float, out: Datagrams
+    ) -> list[EndpointEvent | ConnectionEvent]:
+        events: list[EndpointEvent | ConnectionEvent] = []
         client = self.client
         for event in messaging_events:
             if isinstance(event, RequestReceived):
@@ -558,6 +609,8 @@ class Endpoint:
                 events.extend(client.peer_failed(event.remote, event.error))
             elif isinstance(event, MessageIgnored):
                 events.append(Diagnostic(event.remote, event.reason, "messaging"))
+            else:  # the connection layer's own (CloseConnection, IdleConnection, ...)
+                events.append(event)
         return events
 
 

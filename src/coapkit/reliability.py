@@ -17,16 +17,20 @@ hand up the events of :mod:`coapkit.messaging.events` and work on the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from coapkit.codec.message import Message, ResponseParts
 from coapkit.codec.types import MessageType
+from coapkit.connections.layer import ConnectionEvent
 from coapkit.errors import CoapError
 from coapkit.messaging.events import MessagingEvent
 from coapkit.messaging.parameters import TransmissionParameters
 from coapkit.messaging.records import Inbound, Outgoing, Remote
 
 Datagrams = list[tuple[bytes, Remote]]
+#: what either layer hands up
+LayerEvent = MessagingEvent | ConnectionEvent
 
 
 class LayerConfig(Protocol):
@@ -65,7 +69,7 @@ class ReliabilityLayer(Protocol):
 
     def receive(
         self, data: bytes, remote: Remote, now: float, out: Datagrams, *, multicast: bool = False
-    ) -> list[Any]: ...
+    ) -> Sequence[LayerEvent]: ...
 
     def accept_request(
         self, data: bytes, remote: Remote, now: float, options: Any
@@ -108,14 +112,14 @@ class ReliabilityLayer(Protocol):
 
     def next_deadline(self) -> float | None: ...
 
-    def handle_timeout(self, now: float, out: Datagrams) -> list[Any]: ...
+    def handle_timeout(self, now: float, out: Datagrams) -> Sequence[LayerEvent]: ...
 
     def network_error(
         self, remote: Remote, error: CoapError, now: float, out: Datagrams
-    ) -> list[MessagingEvent]: ...
+    ) -> Sequence[LayerEvent]: ...
 
     def message_failed(
         self, remote: Remote, mid: int, error: CoapError, now: float, out: Datagrams
-    ) -> list[MessagingEvent]: ...
+    ) -> Sequence[LayerEvent]: ...
 
-    def shutdown(self, now: float) -> list[MessagingEvent]: ...
+    def shutdown(self, now: float) -> Sequence[LayerEvent]: ...

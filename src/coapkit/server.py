@@ -63,6 +63,9 @@ ALL_COAP_GROUPS = (COAP_MULTICAST_V4, COAP_MULTICAST_V6_LINK, COAP_MULTICAST_V6_
 class Server:
     """Serves a site of resources on one UDP socket; use it as an async context manager."""
 
+    #: async renderings of one observer's notifications that may run at once
+    renders_per_observer = RENDERS_PER_OBSERVER
+
     def __init__(
         self,
         site: Site | None = None,
@@ -330,7 +333,7 @@ class Server:
         sequence, observers = self.endpoint.observe.updated(resource)
         for observer in observers:
             running = self._render_tasks.get(observer)
-            if running is not None and len(running) >= RENDERS_PER_OBSERVER:
+            if running is not None and len(running) >= self.renders_per_observer:
                 # Renderings for this observer still run: the newest state waits for one
                 # of them to finish, replacing any state that waited before.
                 self._render_next[observer] = sequence

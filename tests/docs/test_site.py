@@ -102,13 +102,17 @@ def test_limits_page_includes_the_security_table():
 
 def _classes() -> dict[str, type]:
     from coapkit.blockwise.server import BlockwiseConfig
+    from coapkit.client import Client
     from coapkit.exchanges.amplification import AmplificationConfig
     from coapkit.exchanges.client import ClientExchanges
     from coapkit.messaging.layer import MessagingConfig
     from coapkit.observe.registry import ObserveConfig
     from coapkit.server import Server
+    from coapkit.transports.udp import UdpTransport
 
     return {
+        "Client": Client,
+        "UdpTransport": UdpTransport,
         "MessagingConfig": MessagingConfig,
         "BlockwiseConfig": BlockwiseConfig,
         "ObserveConfig": ObserveConfig,
@@ -133,7 +137,10 @@ def _default(cls: type, name: str) -> object:
         if name in fields:
             return fields[name].default
         return getattr(cls, name)  # a plain class attribute (ObserveConfig)
-    return _signature(cls).parameters[name].default
+    parameters = _signature(cls).parameters
+    if name in parameters:
+        return parameters[name].default
+    return getattr(cls, name)  # a class attribute (Server.renders_per_observer)
 
 
 _UNITS = {"KiB": 1024, "MiB": 1024 * 1024}

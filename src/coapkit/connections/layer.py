@@ -141,6 +141,10 @@ class ConnectionReady:
     block_wise: bool
 
 
+ConnectionEvent = CloseConnection | IdleConnection | ConnectionReady
+LayerEvents = list[MessagingEvent | ConnectionEvent]
+
+
 @dataclass(slots=True)
 class StreamStats:
     """Counters of the connection layer."""
@@ -286,7 +290,7 @@ class ConnectionLayer:
         if connection is not None:
             connection.last_activity = now
 
-    def release(self, remote: Remote, reason: str, now: float, out: Datagrams) -> list[Any]:
+    def release(self, remote: Remote, reason: str, now: float, out: Datagrams) -> LayerEvents:
         """Close a connection gracefully: a Release message (§5.5), then close."""
         connection = self._connections.get(remote)
         if connection is None or connection.closed:
@@ -295,7 +299,7 @@ class ConnectionLayer:
         connection.closed = True
         return [CloseConnection(remote, reason, False)]
 
-    def abort(self, remote: Remote, reason: str, out: Datagrams) -> list[Any]:
+    def abort(self, remote: Remote, reason: str, out: Datagrams) -> LayerEvents:
         """Close a connection on an error: an Abort message naming it (§5.6), then close."""
         connection = self._connections.get(remote)
         if connection is None or connection.closed:
@@ -304,7 +308,7 @@ class ConnectionLayer:
 
     def _abort(
         self, connection: Connection, reason: str, out: Datagrams, bad_option: int | None = None
-    ) -> list[Any]:
+    ) -> LayerEvents:
         self._signal(connection, signals.abort(reason, bad_option), out)
         self.stats.aborts_sent += 1
         connection.closed = True
@@ -314,7 +318,7 @@ class ConnectionLayer:
 
     def receive(
         self, data: bytes, remote: Remote, now: float, out: Datagrams, *, multicast: bool = False
-    ) -> list[Any]:
+    ) -> LayerEvents:
         """Bytes read from the connection to ``remote``: a piece of a TCP/TLS stream, or
         the payload of one WebSocket message."""
         connection = self._connections.get(remote)
@@ -329,7 +333,7 @@ class ConnectionLayer:
         except DecodeError as exc:
             self.stats.malformed += 1
             return self._abort(connection, f"malformed message: {exc.reason}", out)
-        events: list[Any] = []
+        events: LayerEvents = []
         for message in messages:
             events.extend(self._received(connection, message, len(data), now, out))
             if _ended(connection):  # an Abort, Release or error on the way: stop reading
@@ -338,7 +342,7 @@ class ConnectionLayer:
 
     def _received(
         self, connection: Connection, message: Message, size: int, now: float, out: Datagrams
-    ) -> list[Any]:
+    ) -> LayerEvents:
         code = message.code
         if code >> 5 == 7:
             self.stats.signals_received += 1
@@ -360,7 +364,7 @@ class ConnectionLayer:
 
     def _signal_received(
         self, connection: Connection, message: Message, now: float, out: Datagrams
-    ) -> list[Any]:
+    ) -> LayerEvents:
         code = message.code
         bad = signals.unknown_critical(message)
         if bad is not None:
@@ -395,7 +399,7 @@ class ConnectionLayer:
             return [CloseConnection(connection.remote, f"aborted by the peer: {reason}", True)]
         return [MessageIgnored(connection.remote, f"unknown signal {code_name(code)}", b"")]
 
-    def _csm_received(self, connection: Connection, message: Message) -> list[Any]:
+    def _csm_received(self, connection: Connection, message: Message) -> LayerEvents:
         """The peer's capabilities (§5.3); a later CSM updates them (§5.3: "may send
         more CSMs"); an option it leaves out keeps its value."""
         size = message.options.get(signals.MAX_MESSAGE_SIZE)
@@ -535,8 +539,8 @@ class ConnectionLayer:
             heapq.heappop(timers)
         return None
 
-    def handle_timeout(self, now: float, out: Datagrams) -> list[Any]:
-        events: list[Any] = []
+    def handle_timeout(self, now: float, out: Datagrams) -> LayerEvents:
+        events: LayerEvents = []
         timers = self._timers
         while timers and timers[0][0] <= now:
             when, _, connection = heapq.heappop(timers)
@@ -545,7 +549,7 @@ class ConnectionLayer:
             events.extend(self._check(connection, now, out))
         return events
 
-    def _check(self, connection: Connection, now: float, out: Datagrams) -> list[Any]:
+    def _check(self, connection: Connection, now: float, out: Datagrams) -> LayerEvents:
         """Act on whatever is due for ``connection``; schedule its next check."""
         config = self.config
         if not connection.peer_csm:
@@ -555,7 +559,7 @@ class ConnectionLayer:
                 )
             self._schedule(connection, connection.csm_deadline)
             return []
-        events: list[Any] = []
+        events: LayerEvents = []
         if connection.ping_sent_at is not None:
             if connection.last_received > connection.ping_sent_at:
                 connection.ping_sent_at = None  # anything from the peer shows it is alive

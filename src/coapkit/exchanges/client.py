@@ -142,6 +142,11 @@ class ClientExchanges:
     def open_count(self) -> int:
         return len(self._open) + len(self._multicast)
 
+    def has_open(self, remote: Remote) -> bool:
+        """Whether a request to ``remote`` is still open (a scan: for rare questions only,
+        such as whether an idle connection may be closed)."""
+        return any(key[0] == remote for key in self._open)
+
     def _token_in_use(self, remote: Remote, multicast: bool, token: bytes) -> bool:
         if token in self._multicast:
             return True

@@ -113,6 +113,9 @@ def _is_wildcard(host: str) -> bool:
 class UdpTransport:
     """One UDP socket bound to a local address, read by the event loop."""
 
+    #: datagrams that may wait for room in the send buffer; beyond, new ones are dropped
+    write_backlog_limit = WRITE_BACKLOG_LIMIT
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -428,7 +431,7 @@ class UdpTransport:
 
     def _queue(self, data: bytes, remote: Address) -> None:
         backlog = self._write_backlog
-        if len(backlog) >= WRITE_BACKLOG_LIMIT:
+        if len(backlog) >= self.write_backlog_limit:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 logger.warning(
