@@ -59,6 +59,7 @@ from coapkit.codec.codes import Code, code_name
 from coapkit.codec.message import Message, ResponseParts
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
+from coapkit.connections.layer import CloseConnection, ConnectionReady
 from coapkit.endpoint import Endpoint, Output
 from coapkit.errors import (
     BacklogFull,
@@ -207,6 +208,8 @@ class Driver:
         #: timeout is one constant, so insertion order is deadline order)
         self._tasks: dict[asyncio.Task[Any], tuple[float, Inbound, Remote]] = {}
         self._trace_failed = False
+        #: (remote, cause) pairs of connections aborted, logged once each (bounded)
+        self._abort_logged: set[tuple[Remote, str]] = set()
         self._progress: dict[Transfer, ProgressCallback] = {}
         self._closed = False
         #: take the endpoint's shortcuts for plain requests and answers sent at once
@@ -252,6 +255,28 @@ class Driver:
     def batch_done(self) -> None:
         self._in_batch = False
         self._rearm()
+
+    # -- connections (RFC 8323; from a stream transport) ------------------------------------
+
+    def connection_made(self, remote: Remote, websocket: bool = False) -> None:
+        """A connection is up: the endpoint sends its CSM."""
+        if self._closed:
+            return
+        try:
+            self._process(
+                self.endpoint.connection_made(remote, self.loop.time(), websocket=websocket)
+            )
+        except Exception:
+            _report_failure(f"opening the connection to {show_remote(remote)}")
+
+    def connection_lost(self, remote: Remote, error: NetworkError) -> None:
+        """A connection closed: its exchanges fail, its observations end."""
+        if self._closed:
+            return
+        try:
+            self._process(self.endpoint.connection_lost(remote, error, self.loop.time()))
+        except Exception:
+            _report_failure(f"closing the connection to {show_remote(remote)}")
 
     # -- output -------------------------------------------------------------------------
 
@@ -371,6 +396,15 @@ class Driver:
             owner = event.handle.owner
             if isinstance(owner, asyncio.Future) and not owner.done():
                 owner.set_result(event.rtt)
+        elif cls is CloseConnection:
+            self._close_connection(event)
+        elif cls is ConnectionReady:
+            logger.debug(
+                "%s: CSM received (Max-Message-Size %d%s)",
+                show_remote(event.remote),
+                event.max_message_size,
+                ", Block-Wise-Transfer" if event.block_wise else "",
+            )
         elif cls is ObserverRemoved:
             layer_loggers["observe"].debug("observer %r removed: %s", event.observer, event.reason)
             if self.observer_removed is not None:
@@ -393,6 +427,24 @@ class Driver:
             layer_loggers["exchanges"].debug(
                 "response to %s not acknowledged: %s", show_remote(event.remote), event.error
             )
+
+    def _close_connection(self, event: CloseConnection) -> None:
+        """The connection layer released or aborted a connection: close it, and say why
+        (an abort for the peer's fault once per peer and cause, at WARNING)."""
+        transport = self.transport
+        if transport is not None:
+            transport.close_connection(event.remote, abort=event.aborted)
+        if event.aborted:
+            key = (event.remote, event.reason)
+            if key not in self._abort_logged:
+                if len(self._abort_logged) >= 4096:
+                    self._abort_logged.clear()
+                self._abort_logged.add(key)
+                logger.warning(
+                    "connection to %s closed: %s", show_remote(event.remote), event.reason
+                )
+        else:
+            logger.debug("connection to %s closed: %s", show_remote(event.remote), event.reason)
 
     # -- server side ----------------------------------------------------------------------------
 
