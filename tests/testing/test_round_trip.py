@@ -120,3 +120,24 @@ def test_a_virtual_network_needs_virtual_time() -> None:
 
     with pytest.raises(ProtocolUsageError, match="virtual time"):
         asyncio.run(main())
+
+
+async def test_a_multicast_request_reaches_every_server_in_the_group() -> None:
+    """RFC 7252 §8: one NON to All-CoAP-Nodes, answered by each member after its leisure."""
+    app = App()
+    net = VirtualNetwork(seed=6)
+    async with (
+        net.server(app.site, address="kitchen", multicast=True),
+        net.server(app.site, address="hall", multicast=True),
+        net.server(app.site, address="deaf"),
+        net.client() as client,
+    ):
+        answers = [
+            (response.remote, response.text)
+            async for response in client.multicast("GET", "coap://224.0.1.187/hello", timeout=10)
+        ]
+    assert sorted(answers) == [
+        ((net.lookup("kitchen"), 5683), "Hello, world!"),
+        ((net.lookup("hall"), 5683), "Hello, world!"),
+    ]
+    assert net.now == pytest.approx(10.0, abs=0.01)

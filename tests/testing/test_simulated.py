@@ -217,3 +217,31 @@ def test_sync_handlers_are_answered_as_before() -> None:
     network.run_until(1.0)
     [answer] = client.events_of(ResponseEvent)
     assert (answer.response.mtype, answer.response.payload) == (ACK, b"plain")
+
+
+# -- the trace for people --------------------------------------------------------------------------
+
+
+def test_trace_lines_mark_losses_repeats_and_unreachable_ports() -> None:
+    network = SimulatedNetwork(seed=3, port_unreachable=True)
+    network.attach(SERVER, EndpointNode(Endpoint(rng=random.Random(2)), app=serve_site(Site())))
+    client = client_on(network)
+    network.set_link(CLIENT, SERVER, LinkConditions(latency=0.05, drop=frozenset({1})))
+    ask(network, client, "x")
+    network.run_until(10.0)
+    ask(network, client, "y", to=NOBODY)
+    network.run_until(20.0)
+    lines = network.trace_lines()
+    assert [line.split("  MID")[0] for line in lines] == [
+        "> CON GET",
+        "> CON GET",
+        "> ACK 4.04 Not Found",
+        "> CON GET",
+        "! port unreachable  from 192.0.2.9:5683  to 192.0.2.2:40000  (+10.010 s)",
+    ]
+    assert lines[0].endswith("to 192.0.2.1:5683  (14 bytes, +0.000 s)  LOST")
+    assert lines[1].endswith("(14 bytes, +2.802 s)  [retransmission 1]")
+    assert lines[2].endswith("to 192.0.2.2:40000  (22 bytes, +2.852 s)")
+    assert lines[3].endswith("to 192.0.2.9:5683  (14 bytes, +10.000 s)")
+    detailed = network.trace_lines(details=True)
+    assert ">   Uri-Path: 'x'" in detailed

@@ -302,6 +302,43 @@ class SimulatedNetwork:
         """Trace entries of the datagrams ``src`` sent to ``dst``."""
         return [e for e in self.trace if e.event == "sent" and e.src == src and e.dst == dst]
 
+    def trace_lines(self, *, details: bool = False) -> list[str]:
+        """The trace for people: each datagram sent, as ``coapkit -v`` shows it
+        (:class:`~coapkit.trace.DatagramTrace`, times in virtual seconds, repeats
+        marked per sender), ``LOST`` after those the link lost, and a ``!`` line for
+        each "port unreachable" that reached a sender.  ``details``: options and
+        payloads too."""
+        from coapkit.trace import DatagramTrace, show_remote
+
+        clock = VirtualClock()  # from 0, set to each datagram's time in turn
+        traces: dict[Remote, DatagramTrace] = {}
+        lines: list[str] = []
+        entries = self.trace
+        for index, entry in enumerate(entries):
+            if entry.event == "unreachable":
+                lines.append(
+                    f"! port unreachable  from {show_remote(entry.src)}  to "
+                    f"{show_remote(entry.dst)}  (+{entry.time:.3f} s)"
+                )
+            if entry.event != "sent":
+                continue
+            trace = traces.get(entry.src)
+            if trace is None:
+                clock.now = 0.0
+                trace = traces[entry.src] = DatagramTrace(clock)
+            clock.now = entry.time
+            shown = trace.lines("send", entry.data, entry.dst)
+            following = entries[index + 1] if index + 1 < len(entries) else None
+            if (
+                following is not None
+                and following.event == "lost"
+                and (following.time, following.src, following.dst, following.data)
+                == (entry.time, entry.src, entry.dst, entry.data)
+            ):
+                shown[0] += "  LOST"
+            lines.extend(shown if details else shown[:1])
+        return lines
+
 
 EventHandler = Callable[["MessageLayerNode", MessagingEvent, float, Datagrams], None]
 

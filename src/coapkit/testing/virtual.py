@@ -127,6 +127,10 @@ class VirtualNetwork:
         """What happened to every datagram, in order (see :class:`TraceEntry`)."""
         return self.simulated.trace
 
+    def trace_lines(self, *, details: bool = False) -> list[str]:
+        """The trace for people (see :meth:`SimulatedNetwork.trace_lines`)."""
+        return self.simulated.trace_lines(details=details)
+
     # -- hosts ------------------------------------------------------------------------------
 
     def add_host(self, name: str, address: str | None = None) -> str:
