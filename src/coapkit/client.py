@@ -43,8 +43,8 @@ from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParamet
 from coapkit.messaging.records import Remote
 from coapkit.resources.response import Response
 from coapkit.runtime.driver import Driver, ProgressCallback, ResponseStream, Tracer
-from coapkit.runtime.entropy import SystemEntropy
-from coapkit.transports.udp import UdpTransport, resolve_bind_host
+from coapkit.runtime.network import DatagramNetwork, DatagramTransport, default_network
+from coapkit.transports.udp import resolve_bind_host
 
 logger = logging.getLogger("coapkit.client")
 
@@ -72,6 +72,9 @@ class Client:
         beyond those, requests wait in order here, so that ``asyncio.gather`` of
         10,000 requests to one server completes.  Beyond ``max_waiting``, a request
         fails at once with :class:`~coapkit.errors.BacklogFull` naming this setting.
+    :param network: where the socket is opened (:mod:`coapkit.runtime.network`): by
+        default the host's UDP stack, or in virtual time the loop's
+        :class:`~coapkit.testing.VirtualNetwork`
     """
 
     def __init__(
@@ -86,8 +89,10 @@ class Client:
         multicast_interface: str | int | None = None,
         blockwise: BlockwiseConfig | None = None,
         max_waiting: int = 100_000,
+        network: DatagramNetwork | None = None,
     ) -> None:
         self._bind = bind or ("::", 0)
+        self._network = network
         self._max_waiting = max_waiting
         self._blockwise = blockwise
         self._multicast_interface = multicast_interface
@@ -97,7 +102,7 @@ class Client:
         self.timeout = timeout  #: default per-request timeout in seconds (None: RFC timing)
         self._tracer = tracer
         self._driver: Driver | None = None
-        self._transport: UdpTransport | None = None
+        self._transport: DatagramTransport | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -111,15 +116,16 @@ class Client:
         host = await resolve_bind_host(loop, self._bind[0])
         if self._started():  # by another task meanwhile
             return self
+        network = self._network or default_network(loop)
         endpoint = Endpoint(
-            rng=SystemEntropy(),
+            rng=network.random_source(),
             params=self.params,
             messaging=self._messaging,
             token_length=self._token_length,
             blockwise=self._blockwise,
         )
         driver = Driver(endpoint, loop, tracer=self._tracer, max_waiting=self._max_waiting)
-        transport = UdpTransport.bind(loop, driver, host, self._bind[1], pktinfo=False)
+        transport = network.bind(loop, driver, host, self._bind[1], pktinfo=False)
         driver.attach(transport)
         if self._multicast_interface is not None:
             transport.set_multicast_interface(self._multicast_interface)

@@ -42,12 +42,11 @@ from coapkit.resources.resource import Resource
 from coapkit.resources.response import Response
 from coapkit.resources.site import Site
 from coapkit.runtime.driver import Driver, Tracer
-from coapkit.runtime.entropy import SystemEntropy
+from coapkit.runtime.network import DatagramNetwork, DatagramTransport, default_network
 from coapkit.transports.udp import (
     COAP_MULTICAST_V4,
     COAP_MULTICAST_V6_LINK,
     COAP_MULTICAST_V6_SITE,
-    UdpTransport,
     resolve_bind_host,
 )
 
@@ -85,13 +84,17 @@ class Server:
         max_pending_per_remote: int = 100,
         handler_timeout: float | None = None,
         close_grace: float = 2.0,
+        network: DatagramNetwork | None = None,
     ) -> None:
         """``handler_timeout``: seconds an ``async`` handler may run before it is cancelled
         and its request answered 5.00 (default: EXCHANGE_LIFETIME, 247 s: no client
         waits longer).  ``close_grace``: how long :meth:`close` waits for cancelled
-        handlers before abandoning them with a warning."""
+        handlers before abandoning them with a warning.  ``network``: where the socket
+        is opened (:mod:`coapkit.runtime.network`): by default the host's UDP stack, or
+        in virtual time the loop's :class:`~coapkit.testing.VirtualNetwork`."""
         self.site = site if site is not None else Site()
         self._bind = bind
+        self._network = network
         self.params = params
         self._messaging = messaging
         self._multicast = multicast
@@ -108,7 +111,7 @@ class Server:
         self._address: tuple[Any, ...] | None = None
         self.observers = ObserveRegistry(observe)
         self._driver: Driver | None = None
-        self._transport: UdpTransport | None = None
+        self._transport: DatagramTransport | None = None
         self._stopped: asyncio.Event | None = None
         self._observed: set[Resource] = set()
         #: the observer count each resource was last told (update_observation_count)
@@ -142,8 +145,9 @@ class Server:
         host = await resolve_bind_host(loop, self._bind[0])
         if self._started():  # by another task meanwhile
             return self
+        network = self._network or default_network(loop)
         endpoint = Endpoint(
-            rng=SystemEntropy(),
+            rng=network.random_source(),
             params=self.params,
             messaging=self._messaging,
             blockwise=self._blockwise,
@@ -162,9 +166,7 @@ class Server:
         )
         driver.responded = self._log if self._log_requests else None
         driver.observer_removed = self._observer_removed
-        transport = UdpTransport.bind(
-            loop, driver, host, self._bind[1], reuse_port=self._reuse_port
-        )
+        transport = network.bind(loop, driver, host, self._bind[1], reuse_port=self._reuse_port)
         driver.attach(transport)
         if self._multicast:
             groups = ALL_COAP_GROUPS if self._multicast is True else tuple(self._multicast)

@@ -19,20 +19,38 @@ lost with probability ``loss`` (or when its 1-based number on the link is in
 ``latency`` plus a uniform random ``jitter`` (which reorders).  All the
 randomness comes from one :class:`random.Random` seeded at construction, so a
 seed gives a byte-identical :attr:`SimulatedNetwork.trace`.
+
+A datagram that reaches an address nobody holds is dropped (``unroutable``).
+With ``port_unreachable=True`` the sender is also told, as a host's ICMP
+"port unreachable" tells it (RFC 1122 §3.2.2.1), after the return link's
+latency: a node with an ``error_received`` method gets the error (an
+:class:`EndpointNode` hands it to :meth:`Endpoint.network_error
+<coapkit.endpoint.Endpoint.network_error>`, which fails the exchanges and
+observations of that peer at once instead of after 93 s of retransmissions).
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import heapq
+import inspect
+import logging
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from coapkit.codec.codes import Code
+from coapkit.codec.message import Message
+from coapkit.errors import NetworkError
+from coapkit.messaging.addresses import describe_remote
 from coapkit.messaging.events import MessagingEvent
 from coapkit.messaging.layer import Datagrams, MessageLayer
 from coapkit.messaging.records import Remote
 from coapkit.testing.clock import VirtualClock
+
+logger = logging.getLogger("coapkit.testing")
 
 
 class SimNode(Protocol):
@@ -67,7 +85,9 @@ class LinkConditions:
 
 @dataclass(frozen=True, slots=True)
 class TraceEntry:
-    """What happened to a datagram: ``sent``, ``lost``, ``delivered`` or ``unroutable``."""
+    """What happened to a datagram: ``sent``, ``lost``, ``delivered`` or ``unroutable``;
+    ``unreachable`` when the error for an unroutable one reached its sender (``src`` is
+    the address nobody holds, ``data`` the start of the datagram)."""
 
     time: float
     event: str
@@ -76,7 +96,9 @@ class TraceEntry:
     data: bytes
 
 
-_DELIVER, _TIMER, _CALL = 0, 1, 2
+_DELIVER, _TIMER, _CALL, _UNREACHABLE = 0, 1, 2, 3
+#: bytes of an unroutable datagram quoted back to its sender (header and token)
+ERROR_HEAD = 64
 
 
 class SimulatedNetwork:
@@ -89,8 +111,11 @@ class SimulatedNetwork:
         clock: VirtualClock | None = None,
         conditions: LinkConditions | None = None,
         keep_trace: bool = True,
+        port_unreachable: bool = False,
     ) -> None:
         self.clock = clock or VirtualClock()
+        #: tell the sender of a datagram nobody receives (see the module docstring)
+        self.port_unreachable = port_unreachable
         self.rng = random.Random(seed)
         self.default_conditions = conditions or LinkConditions()
         self.nodes: dict[Remote, SimNode] = {}
@@ -112,12 +137,21 @@ class SimulatedNetwork:
     # -- topology -----------------------------------------------------------------------
 
     def attach(self, address: Remote, node: SimNode) -> None:
+        """Put ``node`` at ``address``; a node with an ``attached(network, address)``
+        method is told where it is (so that it can send later, see :class:`EndpointNode`)."""
         self.nodes[address] = node
+        told = getattr(node, "attached", None)
+        if told is not None:
+            told(self, address)
         self.rearm(address)
 
     def detach(self, address: Remote) -> None:
+        """Take the node at ``address`` off the network, and out of its multicast groups."""
         self.nodes.pop(address, None)
         self._timers.pop(address, None)
+        for members in self._groups.values():
+            while address in members:
+                members.remove(address)
 
     def join(self, address: Remote, group: Remote) -> None:
         """Deliver datagrams sent to ``group`` to the node at ``address`` too (multicast)."""
@@ -208,6 +242,9 @@ class SimulatedNetwork:
             node = self.nodes.get(dst)
             if node is None:
                 self._record(now, "unroutable", src, dst, data)
+                if self.port_unreachable and not multicast and src in self.nodes:
+                    back = self._links.get((dst, src), self.default_conditions)
+                    self._push(now + back.latency, _UNREACHABLE, (src, dst, data[:ERROR_HEAD]))
                 return True
             self.delivered += 1
             self._record(now, "delivered", src, dst, data)
@@ -221,11 +258,25 @@ class SimulatedNetwork:
             del self._timers[address]
             self.transmit(address, node.handle_timeout(now))
             self.rearm(address)
-        else:
+        elif kind == _CALL:
             address, action = payload
             result = action(now)
             if result:
                 self.transmit(address, result)
+            self.rearm(address)
+        else:
+            address, unreachable, head = payload
+            node = self.nodes.get(address)
+            report = getattr(node, "error_received", None)
+            if report is None:
+                return True
+            self._record(now, "unreachable", unreachable, address, head)
+            error = NetworkError(
+                f"{describe_remote(unreachable)}: port unreachable (simulated ICMP): "
+                "nothing listens there",
+                errno=errno.ECONNREFUSED,
+            )
+            self.transmit(address, report(unreachable, error, now, head))
             self.rearm(address)
         return True
 
@@ -250,6 +301,43 @@ class SimulatedNetwork:
     def sent_between(self, src: Remote, dst: Remote) -> list[TraceEntry]:
         """Trace entries of the datagrams ``src`` sent to ``dst``."""
         return [e for e in self.trace if e.event == "sent" and e.src == src and e.dst == dst]
+
+    def trace_lines(self, *, details: bool = False) -> list[str]:
+        """The trace for people: each datagram sent, as ``coapkit -v`` shows it
+        (:class:`~coapkit.trace.DatagramTrace`, times in virtual seconds, repeats
+        marked per sender), ``LOST`` after those the link lost, and a ``!`` line for
+        each "port unreachable" that reached a sender.  ``details``: options and
+        payloads too."""
+        from coapkit.trace import DatagramTrace, show_remote
+
+        clock = VirtualClock()  # from 0, set to each datagram's time in turn
+        traces: dict[Remote, DatagramTrace] = {}
+        lines: list[str] = []
+        entries = self.trace
+        for index, entry in enumerate(entries):
+            if entry.event == "unreachable":
+                lines.append(
+                    f"! port unreachable  from {show_remote(entry.src)}  to "
+                    f"{show_remote(entry.dst)}  (+{entry.time:.3f} s)"
+                )
+            if entry.event != "sent":
+                continue
+            trace = traces.get(entry.src)
+            if trace is None:
+                clock.now = 0.0
+                trace = traces[entry.src] = DatagramTrace(clock)
+            clock.now = entry.time
+            shown = trace.lines("send", entry.data, entry.dst)
+            following = entries[index + 1] if index + 1 < len(entries) else None
+            if (
+                following is not None
+                and following.event == "lost"
+                and (following.time, following.src, following.dst, following.data)
+                == (entry.time, entry.src, entry.dst, entry.data)
+            ):
+                shown[0] += "  LOST"
+            lines.extend(shown if details else shown[:1])
+        return lines
 
 
 EventHandler = Callable[["MessageLayerNode", MessagingEvent, float, Datagrams], None]
@@ -305,12 +393,31 @@ class EndpointNode:
     is called; if it returns a :class:`~coapkit.codec.message.Message` that is
     sent as the response at once (so it is piggybacked), ``None`` means the
     application answers later, e.g. with ``network.call_at`` and :meth:`respond`.
+
+    ``app`` may also return an awaitable of the message (what an ``async def``
+    handler gives).  When an event loop drives the network (a
+    :class:`~coapkit.testing.VirtualNetwork`, or
+    :meth:`VirtualEventLoop.drive <coapkit.testing.VirtualEventLoop.drive>`), it
+    runs as a task and the response goes out when it is done; a request not
+    answered within ``empty_ack_delay`` gets an empty ACK first and then a
+    separate response, as from the real server (RFC 7252 §5.2.2).  A handler
+    that raises is answered 5.00.  Without a loop, a coroutine that finishes
+    without waiting for anything is answered at once, and one that waits raises
+    :class:`TypeError`: nothing could ever wake it.
     """
 
     def __init__(self, endpoint: Any, app: AppHandler | None = None) -> None:
         self.endpoint = endpoint
         self.app = app
         self.events: list[tuple[float, Any]] = []
+        #: where the node was attached (see :meth:`SimulatedNetwork.attach`)
+        self.network: SimulatedNetwork | None = None
+        self.address: Remote | None = None
+        #: answers being awaited on the event loop (held here: the loop keeps weak references)
+        self.pending: set[asyncio.Future[Any]] = set()
+
+    def attached(self, network: SimulatedNetwork, address: Remote) -> None:
+        self.network, self.address = network, address
 
     def _consume(self, output: Any, now: float) -> list[tuple[bytes, Remote]]:
         from coapkit.exchanges.events import IncomingRequest
@@ -320,9 +427,40 @@ class EndpointNode:
             self.events.append((now, event))
             if isinstance(event, IncomingRequest) and self.app is not None:
                 response = self.app(self, event, now)
+                if response is not None and inspect.isawaitable(response):
+                    response = self._await(event.handle, response)
                 if response is not None:
                     datagrams.extend(self.endpoint.respond(event.handle, response, now).datagrams)
         return datagrams
+
+    def _await(self, handle: Any, pending: Any) -> Any:
+        """The response now if ``pending`` can give it now, else ``None`` and it is sent
+        when the task awaiting it on the running loop is done."""
+        network = self.network
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        drives = getattr(loop, "drives", None)
+        if loop is None or network is None or drives is None or not drives(network):
+            return _answer_at_once(pending)
+        task = asyncio.ensure_future(pending, loop=loop)
+        self.pending.add(task)
+        task.add_done_callback(lambda done: self._answer_later(handle, done))
+        return None
+
+    def _answer_later(self, handle: Any, task: asyncio.Future[Any]) -> None:
+        self.pending.discard(task)
+        network, address = self.network, self.address
+        if task.cancelled() or network is None or address is None:
+            return
+        error = task.exception()
+        if error is not None:
+            logger.error("the request handler failed", exc_info=error)
+            response = Message(code=Code.INTERNAL_SERVER_ERROR)
+        else:
+            response = task.result()
+        network.call_at(network.now, address, lambda now: self.respond(handle, response, now))
 
     def datagram_received(
         self, data: bytes, remote: Remote, now: float, multicast: bool = False
@@ -330,6 +468,12 @@ class EndpointNode:
         return self._consume(
             self.endpoint.datagram_received(data, remote, now, multicast=multicast), now
         )
+
+    def error_received(
+        self, remote: Remote, error: NetworkError, now: float, head: bytes = b""
+    ) -> list[tuple[bytes, Remote]]:
+        """The network reports ``error`` for ``remote`` (see ``port_unreachable``)."""
+        return self._consume(self.endpoint.network_error(remote, error, now, head), now)
 
     def handle_timeout(self, now: float) -> list[tuple[bytes, Remote]]:
         return self._consume(self.endpoint.handle_timeout(now), now)
@@ -350,25 +494,41 @@ class EndpointNode:
         return [event for _, event in self.events if isinstance(event, kind)]
 
 
+def _answer_at_once(pending: Any) -> Any:
+    """Run a coroutine that needs nothing from an event loop to its result, now."""
+    if inspect.iscoroutine(pending):
+        try:
+            pending.send(None)
+        except StopIteration as done:
+            return done.value
+        pending.close()
+    raise TypeError(
+        "an async handler awaited something, and no event loop runs this network to wake "
+        "it: run it on a coapkit.testing.VirtualNetwork, or drive the network from a "
+        "coapkit.testing.VirtualEventLoop"
+    )
+
+
 def serve_site(site: Any) -> AppHandler:
     """An :class:`EndpointNode` ``app`` that answers requests with a :class:`~coapkit.Site`.
 
-    Your resources then run in virtual time exactly as the asyncio
-    :class:`~coapkit.server.Server` would run them (without Observe
-    registration, which needs the server's glue).  Handlers must answer at
-    once: a coroutine handler raises :class:`TypeError` (test those over
-    loopback with a real :class:`~coapkit.server.Server`).
+    Your resources then run in virtual time as the asyncio
+    :class:`~coapkit.server.Server` would run them, ``async def`` handlers
+    included (see :class:`EndpointNode` for when those are answered).  Observe
+    registration is the server's work: to simulate Observe, run the real
+    ``Server`` on a :class:`~coapkit.testing.VirtualNetwork`.
     """
     from coapkit.resources.request import Request
     from coapkit.resources.response import Response
 
+    async def later(pending: Any, token: bytes) -> Message:
+        response: Response = await pending
+        return response.to_message(token)
+
     def app(node: EndpointNode, event: Any, now: float) -> Any:
         result = site.dispatch(Request(event.request, event.remote, event.handle))
-        if not isinstance(result, Response):
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()  # never awaited: no "coroutine was never awaited" warning
-            raise TypeError("serve_site() needs handlers that answer at once, not coroutines")
-        return result.to_message(event.request.token)
+        if isinstance(result, Response):
+            return result.to_message(event.request.token)
+        return later(result, event.request.token)
 
     return app
