@@ -5,7 +5,7 @@ retransmission, deduplication) and the exchange layer (tokens, matching,
 timeouts).  Every input takes the current time and returns one
 :class:`Output`: the datagrams to send, the events for the application, and
 (computed on demand) the next deadline at which :meth:`Endpoint.handle_timeout`
-must be called (DESIGN.md rules 2 and 4).
+must be called (docs/architecture.md rules 2 and 4).
 
 A server answers each :class:`~coapkit.exchanges.events.IncomingRequest` with
 :meth:`Endpoint.respond`; a client starts requests with

@@ -1,6 +1,6 @@
 """The exceptions coapkit raises.
 
-Two rules decide where an error surfaces (see DESIGN.md, "Errors"):
+Two rules decide where an error surfaces (see docs/architecture.md, "Errors"):
 
 * Misuse of the API (an impossible message, a bad URI, a full backlog) raises
   at the call, as a subclass of :class:`CoapError`.

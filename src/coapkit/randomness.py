@@ -1,4 +1,4 @@
-"""The randomness the sans-I/O core needs, injected at construction (DESIGN.md rule 3).
+"""The randomness the sans-I/O core needs, injected at construction (docs/architecture.md rule 3).
 
 The core never imports :mod:`random`, :mod:`secrets` or :mod:`os`; it takes an
 object with these methods.  The runtime passes

@@ -649,7 +649,7 @@ def test_an_error_mid_upload_is_the_answer():
     pair.request(with_body(Code.PUT, body_of(3000), "up"))
 
 
-# -- malformed options from the peer never raise (DESIGN.md rule 8) --------------------------
+# -- malformed options from the peer never raise (docs/architecture.md rule 8) ------------------
 
 BAD_SIZE = b"\x01" * 5  # Size1 is at most 4 bytes
 

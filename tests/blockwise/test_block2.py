@@ -557,7 +557,7 @@ def test_progress_without_size2_has_no_total():
     assert [p.total for p in pair.progress(final.handle)] == [None, None, 3000]  # known at the end
 
 
-# -- malformed options from the peer never raise (DESIGN.md rule 8) --------------------------
+# -- malformed options from the peer never raise (docs/architecture.md rule 8) ------------------
 
 BAD_SIZE = b"\x01" * 5  # Size1 and Size2 are at most 4 bytes
 

@@ -1,5 +1,6 @@
 """Pings (RFC 7252 §4.3), rejecting messages (§4.2, §4.3) and what malformed or impossible
-datagrams get: an RST for a CON whose header was readable, otherwise nothing (DESIGN.md rule 8)."""
+datagrams get: an RST for a CON whose header was readable, otherwise nothing
+(docs/architecture.md rule 8)."""
 
 from __future__ import annotations
 

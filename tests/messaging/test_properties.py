@@ -1,4 +1,4 @@
-"""Properties over the seeded lossy simulator (DESIGN.md "Tests we trust").
+"""Properties over the seeded lossy simulator (docs/architecture.md).
 
 Twenty clients send ten CON requests each to one server over links that lose
 30 % and duplicate 10 % of the datagrams in both directions.  The server

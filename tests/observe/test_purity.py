@@ -1,4 +1,4 @@
-"""coapkit.observe is sans-I/O (DESIGN.md rule 1) and sits where rule 9 puts it."""
+"""coapkit.observe is sans-I/O (docs/architecture.md rule 1) and sits where rule 9 puts it."""
 
 from __future__ import annotations
 

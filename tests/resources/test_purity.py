@@ -1,4 +1,4 @@
-"""The resources layer is sans-I/O (DESIGN.md rule 1), and its doctests hold."""
+"""The resources layer is sans-I/O (docs/architecture.md rule 1), and its doctests hold."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The CoAP wire format: messages, options, codes, content formats, URIs and link format.
 
-Pure functions and values only; no I/O, no clock (DESIGN.md rule 1).
+Pure functions and values only; no I/O, no clock (docs/architecture.md rule 1).
 """
 
 from coapkit.codec.codes import Code, code_name, format_code

@@ -2,7 +2,7 @@
 
 A :class:`Message` is a value: the six wire fields (type, code, message ID,
 token, options, payload) and nothing else.  Where it came from and when it
-arrived travel beside it, never on it (DESIGN.md rule 5).  Messages are
+arrived travel beside it, never on it (docs/architecture.md rule 5).  Messages are
 immutable; :meth:`Message.replace` derives a new one.
 
 Wire format::

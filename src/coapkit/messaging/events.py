@@ -1,4 +1,5 @@
-"""What the message layer hands up (DESIGN.md rule 4: information flows up as returned events)."""
+"""What the message layer hands up (docs/architecture.md rule 4: information flows up as
+returned events)."""
 
 from __future__ import annotations
 

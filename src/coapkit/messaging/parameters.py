@@ -2,7 +2,7 @@
 
 One frozen value holds the base parameters; the derived times are computed
 once at construction.  An endpoint has a default value, may override it per
-peer, and a single message may carry its own (DESIGN.md rule 10).
+peer, and a single message may carry its own (docs/architecture.md rule 10).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 RFC 7252 §5.8-5.10 (methods, response codes, options as a server uses
 them), RFC 8132 (FETCH, PATCH, iPATCH) and RFC 6690 (``/.well-known/core``).
-Sans-I/O like the rest of the core (DESIGN.md rule 1): nothing here touches
+Sans-I/O like the rest of the core (docs/architecture.md rule 1): nothing here touches
 a socket, a clock or an event loop.  Handlers may be coroutine functions;
 :meth:`Site.dispatch` then returns an awaitable for the runtime to await.
 """

@@ -6,7 +6,7 @@ ETag, Max-Age, Location-Path...), RFC 7641 §2 (Observe in notifications) and
 RFC 6690 §7.1 (``application/link-format``, Content-Format 40).
 
 A :class:`Response` is immutable like :class:`~coapkit.codec.message.Message`
-(DESIGN.md rule 5) but holds only what belongs to the application: the code,
+(docs/architecture.md rule 5) but holds only what belongs to the application: the code,
 the options and the payload, plus the remote it came from on the client side.
 Message type, message ID and token are the endpoint's business;
 :meth:`Response.to_message` leaves placeholders for it to fill in.  Because a

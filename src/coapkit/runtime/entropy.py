@@ -1,6 +1,6 @@
 """Unpredictable randomness for the runtime, one system call per 4 KiB of it.
 
-The core draws its randomness from an injected source (DESIGN.md rule 3):
+The core draws its randomness from an injected source (docs/architecture.md rule 3):
 tokens, which must be hard to guess (RFC 7252 §5.3.1), the first message ID,
 the jitter of the retransmission timeout.  :class:`secrets.SystemRandom` asks
 the kernel on every call; a client drew twice per request (token and jitter),
