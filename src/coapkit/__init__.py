@@ -3,7 +3,10 @@
 The sans-I/O core (codec, messaging, exchanges, ...) is usable on its own; the
 asyncio client and server sit on top of it.  The names most programs need are
 here: :class:`Client`, :class:`Server`, :class:`Resource`, :class:`Request`,
-:class:`Response`, :class:`Site`, the message values and :class:`Code`.
+:class:`Response`, :class:`Site`, the message values and :class:`Code`, and the
+exceptions a program catches or raises (:class:`RequestTimeout`,
+:class:`ErrorResponse`, :class:`RespondWith`, :class:`BadRequest`...; all in
+:mod:`coapkit.errors`).
 :class:`Client` and :class:`Server` (and so asyncio) are imported on first
 use, so ``import coapkit`` stays light.
 """
@@ -22,7 +25,24 @@ from coapkit.codec import (
     OptionNumber,
     Options,
 )
-from coapkit.errors import CoapError
+from coapkit.errors import (
+    BacklogFull,
+    BadRequest,
+    BadResponse,
+    CoapError,
+    ErrorResponse,
+    NetworkError,
+    NotStarted,
+    OptionValueError,
+    RequestCancelled,
+    RequestError,
+    RequestTimeout,
+    ResetByPeer,
+    RespondWith,
+    RetransmissionsExceeded,
+    TransferError,
+    UriError,
+)
 from coapkit.resources import Request, Resource, Response, Site
 
 if TYPE_CHECKING:
@@ -36,19 +56,34 @@ __all__ = [
     "CON",
     "NON",
     "RST",
+    "BacklogFull",
+    "BadRequest",
+    "BadResponse",
     "BlockValue",
     "Client",
     "CoapError",
     "Code",
+    "ErrorResponse",
     "Message",
     "MessageType",
+    "NetworkError",
+    "NotStarted",
     "OptionNumber",
+    "OptionValueError",
     "Options",
     "Request",
+    "RequestCancelled",
+    "RequestError",
+    "RequestTimeout",
+    "ResetByPeer",
     "Resource",
+    "RespondWith",
     "Response",
+    "RetransmissionsExceeded",
     "Server",
     "Site",
+    "TransferError",
+    "UriError",
     "__version__",
 ]
 

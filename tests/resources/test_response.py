@@ -136,7 +136,18 @@ def test_raise_for_status_raises_error_response_with_diagnostic() -> None:
         r.raise_for_status()
     assert caught.value.code == Code.NOT_FOUND
     assert str(caught.value) == "4.04 Not Found: no such sensor"
-    assert caught.value.response == r.to_message()
+    assert caught.value.response is r  # the Response itself, as httpx's HTTPStatusError has it
+
+
+def test_error_response_carries_the_response_with_its_json_and_remote() -> None:
+    r = Response.json_({"error": "no such sensor", "id": 7}, Code.NOT_FOUND)
+    r = r.replace(remote=("192.0.2.1", 5683))
+    with pytest.raises(ErrorResponse) as caught:
+        r.raise_for_status()
+    error = caught.value
+    assert error.response.json() == {"error": "no such sensor", "id": 7}
+    assert error.response.remote == r.remote
+    assert error.code == Code.NOT_FOUND
 
 
 # -- payload helpers ---------------------------------------------------------------------

@@ -10,8 +10,10 @@ with the remote it came from, the runtime's opaque ``handle`` for answering
 it, and the path parameters the site's router captured.  Accessors decode on
 first use and cache the result, so a handler that only looks at the payload
 never pays for decoding the path.  Bad input raises
-:class:`~coapkit.errors.RespondWith` with 4.00 (Bad Request) and a diagnostic
-saying what was wrong, which the site turns into the answer.
+:class:`~coapkit.errors.BadRequest` (a :class:`~coapkit.errors.RespondWith`
+with 4.00) and a diagnostic saying what was wrong, which the site turns into
+the answer; so a handler need not catch anything to answer malformed input
+correctly, and whatever else it raises is its own bug (5.00).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from coapkit.codec.option_registry import OptionNumber
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
 from coapkit.codec.uri import quote_segment, unquote
-from coapkit.errors import RespondWith
+from coapkit.errors import BadRequest, OptionValueError
 from coapkit.resources.response import load_cbor
 
 __all__ = ["Request"]
@@ -42,7 +44,7 @@ def _strings(options: Options, number: int, name: str) -> tuple[str, ...]:
             try:
                 values.append(raw.decode("utf-8"))
             except UnicodeDecodeError:
-                raise RespondWith(Code.BAD_REQUEST, f"{name} is not valid UTF-8") from None
+                raise BadRequest(f"{name} is not valid UTF-8") from None
     return tuple(values)
 
 
@@ -116,7 +118,7 @@ class Request:
     def __repr__(self) -> str:
         try:
             where = self.path_string
-        except RespondWith:
+        except BadRequest:
             where = "(path not UTF-8)"
         return f"<Request {self.method_name} {where} from {self.remote!r}>"
 
@@ -137,7 +139,7 @@ class Request:
 
     @property
     def path(self) -> tuple[str, ...]:
-        """The Uri-Path segments, decoded; RespondWith 4.00 if one is not UTF-8."""
+        """The Uri-Path segments, decoded; BadRequest (4.00) if one is not UTF-8."""
         path = self._path
         if path is None:
             path = self._path = _strings(self.message.options, _URI_PATH, "Uri-Path")
@@ -150,7 +152,7 @@ class Request:
 
     @property
     def query(self) -> tuple[str, ...]:
-        """The Uri-Query arguments, decoded; RespondWith 4.00 if one is not UTF-8."""
+        """The Uri-Query arguments, decoded; BadRequest (4.00) if one is not UTF-8."""
         query = self._query
         if query is None:
             query = self._query = _strings(self.message.options, _URI_QUERY, "Uri-Query")
@@ -176,16 +178,28 @@ class Request:
 
     @property
     def content_format(self) -> int | None:
-        return self.message.options.content_format
+        """Content-Format of the payload; BadRequest if the option is malformed."""
+        try:
+            return self.message.options.content_format
+        except OptionValueError as exc:
+            raise BadRequest(exc.reason) from None
 
     @property
     def accept(self) -> int | None:
-        return self.message.options.accept
+        """The Content-Format the client asks for; BadRequest if the option is malformed."""
+        try:
+            return self.message.options.accept
+        except OptionValueError as exc:
+            raise BadRequest(exc.reason) from None
 
     @property
     def observe(self) -> int | None:
-        """0 registers an observation, 1 deregisters (RFC 7641 §2); None if absent."""
-        return self.message.options.observe
+        """0 registers an observation, 1 deregisters (RFC 7641 §2); None if absent;
+        BadRequest if the option is malformed."""
+        try:
+            return self.message.options.observe
+        except OptionValueError as exc:
+            raise BadRequest(exc.reason) from None
 
     @property
     def etags(self) -> tuple[bytes, ...]:
@@ -222,29 +236,30 @@ class Request:
 
     @property
     def text(self) -> str:
-        """The payload as UTF-8; RespondWith 4.00 if it is not."""
+        """The payload as UTF-8; BadRequest (4.00) if it is not."""
         try:
             return self.message.payload.decode("utf-8")
         except UnicodeDecodeError:
-            raise RespondWith(Code.BAD_REQUEST, "payload is not valid UTF-8") from None
+            raise BadRequest("payload is not valid UTF-8") from None
 
     def json(self) -> Any:
-        """The payload parsed as JSON (RFC 8259); RespondWith 4.00 if it is not."""
+        """The payload parsed as JSON (RFC 8259); BadRequest (4.00) if it is not."""
         text = self.text
         try:
             return json.loads(text)
         except ValueError as exc:
-            raise RespondWith(Code.BAD_REQUEST, f"payload is not valid JSON: {exc}") from None
+            raise BadRequest(f"payload is not valid JSON: {exc}") from None
         except RecursionError:
-            raise RespondWith(Code.BAD_REQUEST, "JSON payload is nested too deeply") from None
+            raise BadRequest("JSON payload is nested too deeply") from None
 
     def cbor(self) -> Any:
-        """The payload decoded as CBOR (RFC 8949); RespondWith 4.00 if it is not.
+        """The payload decoded as CBOR (RFC 8949); BadRequest (4.00) if it is not.
 
-        Needs ``coapkit[cbor]``; without it the ImportError becomes 5.00.
+        Needs ``coapkit[cbor]``; without it the ImportError (naming the extra) is logged
+        and the request answered 5.00, a fault of the server's installation.
         """
         cbor2 = load_cbor()
         try:
             return cbor2.loads(self.message.payload)
         except (cbor2.CBORError, ValueError, RecursionError) as exc:
-            raise RespondWith(Code.BAD_REQUEST, f"payload is not valid CBOR: {exc}") from None
+            raise BadRequest(f"payload is not valid CBOR: {exc}") from None

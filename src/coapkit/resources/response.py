@@ -261,7 +261,7 @@ class Response:
     def raise_for_status(self) -> Response:
         """Raise :class:`~coapkit.errors.ErrorResponse` for 4.xx and 5.xx; return self otherwise."""
         if is_error(self.code):
-            raise ErrorResponse(self.to_message())
+            raise ErrorResponse(self)
         return self
 
     # -- options --------------------------------------------------------------------------

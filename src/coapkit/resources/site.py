@@ -15,10 +15,13 @@ allowed, unsupported Content-Format, unacceptable Accept) with a ready
 normalised at once, so the common case never touches an event loop; a
 coroutine function's result is handed back wrapped in :func:`finish`, an
 awaitable that the runtime awaits and that normalises the outcome the same
-way.  Exceptions never escape either path: :class:`RespondWith` gives its
-code, ``ValueError`` (including ``OptionValueError``, and JSON and UTF-8
-errors) gives 4.00 with the error's text as diagnostic, anything else gives
-5.00 with a generic diagnostic and a traceback in the ``coapkit.server`` log.
+way.  Exceptions never escape either path, and the rule for them is short:
+:class:`RespondWith` (and its :class:`~coapkit.errors.BadRequest`, which the
+request's accessors raise for a malformed payload, path or option) gives its
+code and diagnostic; anything else is a bug of the server and gives 5.00 with
+a generic diagnostic, its traceback in the ``coapkit.server`` log and nothing
+of its text on the wire (a ``ValueError`` deep in application code says
+nothing about the client's request, and its message may hold internals).
 
 Handler results: a :class:`Response` as it is; a
 :class:`~coapkit.codec.message.Message` through
@@ -39,7 +42,8 @@ from coapkit.codec.codes import Code, code_name
 from coapkit.codec.link_format import Link
 from coapkit.codec.message import Message
 from coapkit.codec.option_registry import OptionNumber
-from coapkit.errors import OptionValueError, RespondWith
+from coapkit.codec.options import Options
+from coapkit.errors import BadRequest, OptionValueError, RespondWith
 from coapkit.resources.request import Request
 from coapkit.resources.resource import FunctionResource, Handler, Resource, method_code
 from coapkit.resources.response import Response
@@ -68,23 +72,22 @@ DEFAULT_CODES: dict[int, int] = {
     Code.DELETE: Code.DELETED,
 }
 
-_MAX_DIAGNOSTIC = 200  # characters; RFC 7252 §5.5.2 asks for a brief message
-
 NOT_PROXY = Response(Code.PROXYING_NOT_SUPPORTED, b"this server is not a proxy")
 NOT_FOUND = Response(Code.NOT_FOUND, b"not found")
 INTERNAL_ERROR = Response(Code.INTERNAL_SERVER_ERROR, b"internal server error")
 
 
-def _diagnostic(text: str) -> bytes:
-    """A brief one-line diagnostic payload (RFC 7252 §5.5.2)."""
-    line = text.split("\n", 1)[0].strip()
-    if len(line) > _MAX_DIAGNOSTIC:
-        line = line[: _MAX_DIAGNOSTIC - 3] + "..."
-    return line.encode("utf-8", errors="replace")
-
-
 def _formats(numbers: Collection[int]) -> str:
     return ", ".join(str(number) for number in sorted(numbers)) or "none"
+
+
+def _read(options: Options, name: str) -> int | None:
+    """A Content-Format or Accept of the request; BadRequest if the client sent a malformed one."""
+    try:
+        value: int | None = getattr(options, name)
+    except OptionValueError as exc:
+        raise BadRequest(exc.reason) from None
+    return value
 
 
 def error_response(exc: Exception, request: Request) -> Response:
@@ -100,10 +103,6 @@ def error_response(exc: Exception, request: Request) -> Response:
                 exc_info=bad,
             )
             return INTERNAL_ERROR
-    if isinstance(exc, ValueError):
-        logger.debug("%r answered 4.00 for %r", request, exc, exc_info=exc)
-        reason = exc.reason if isinstance(exc, OptionValueError) else str(exc)
-        return Response(Code.BAD_REQUEST, _diagnostic(reason or "bad request"))
     logger.error("handler for %r raised %s", request, type(exc).__name__, exc_info=exc)
     return INTERNAL_ERROR
 
@@ -278,7 +277,7 @@ class Site:
             return Response(Code.METHOD_NOT_ALLOWED, f"allowed: {allowed}".encode())
         accepts = resource.accepts
         if accepts is not None and method in PAYLOAD_METHODS:
-            content_format = options.content_format
+            content_format = _read(options, "content_format")
             if content_format is not None and content_format not in accepts:
                 return Response(
                     Code.UNSUPPORTED_CONTENT_FORMAT,
@@ -287,7 +286,7 @@ class Site:
                 )
         produces = resource.produces
         if produces is not None:
-            accept = options.accept
+            accept = _read(options, "accept")
             if accept is not None and accept not in produces:
                 return Response(
                     Code.NOT_ACCEPTABLE,
