@@ -13,6 +13,7 @@ use, so ``import coapkit`` stays light.
 
 from typing import TYPE_CHECKING, Any
 
+from coapkit.address import Address
 from coapkit.codec import (
     ACK,
     CON,
@@ -56,6 +57,7 @@ __all__ = [
     "CON",
     "NON",
     "RST",
+    "Address",
     "BacklogFull",
     "BadRequest",
     "BadResponse",
@@ -90,12 +92,16 @@ __all__ = [
 _LAZY = {"Client": "coapkit.client", "Server": "coapkit.server"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'coapkit' has no attribute {name!r}")
-    import importlib
+if not TYPE_CHECKING:
+    # Hidden from type checkers: a module __getattr__ would make every name importable
+    # from coapkit as far as they can tell, typos included (``from coapkit import Clinet``).
 
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'coapkit' has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value

@@ -6,8 +6,10 @@ and §5.10.4 (Content-Format and Accept), §5.10.6 and §5.10.8 (ETag,
 If-Match, If-None-Match) and RFC 7641 §2 (Observe).
 
 A :class:`Request` wraps the received :class:`~coapkit.codec.message.Message`
-with the remote it came from, the runtime's opaque ``handle`` for answering
-it, and the path parameters the site's router captured.  Accessors decode on
+with the remote it came from (kept as the transport reported it, and shown to
+handlers as an :class:`~coapkit.address.Address` only when one asks), the
+runtime's opaque ``handle`` for answering it, and the path parameters the
+site's router captured.  Accessors decode on
 first use and cache the result, so a handler that only looks at the payload
 never pays for decoding the path.  Bad input raises
 :class:`~coapkit.errors.BadRequest` (a :class:`~coapkit.errors.RespondWith`
@@ -19,8 +21,10 @@ correctly, and whatever else it raises is its own bug (5.00).
 from __future__ import annotations
 
 import json
+from collections.abc import Hashable
 from typing import Any
 
+from coapkit.address import Address, address_of
 from coapkit.codec.codes import METHODS_BY_NAME, Code, code_name
 from coapkit.codec.message import Message
 from coapkit.codec.option_registry import OptionNumber
@@ -51,28 +55,29 @@ def _strings(options: Options, number: int, name: str) -> tuple[str, ...]:
 class Request:
     """A received request, as a handler sees it.
 
-    ``message`` is the request as received, ``remote`` the peer it came from,
-    ``handle`` whatever the runtime needs to answer it (opaque here), and
-    ``params`` the path parameters captured by the site's router (``{}``
-    until the site fills them in).
+    ``message`` is the request as received, ``remote`` the peer it came from
+    (the transport's address; :attr:`remote` shows it as an
+    :class:`~coapkit.address.Address`), ``handle`` whatever the runtime needs to
+    answer it (opaque here), and ``params`` the path parameters captured by the
+    site's router (``{}`` until the site fills them in).
     """
 
-    __slots__ = ("_path", "_query", "_query_params", "handle", "message", "params", "remote")
+    __slots__ = ("_path", "_query", "_query_params", "_remote", "handle", "message", "params")
 
     message: Message
-    remote: object
     handle: object
     params: dict[str, str]
 
     def __init__(
         self,
         message: Message,
-        remote: object,
+        remote: Hashable,
         handle: object = None,
         params: dict[str, str] | None = None,
     ) -> None:
         self.message = message
-        self.remote = remote
+        #: the remote as the transport reported it: what the core keys its state by
+        self._remote = remote
         self.handle = handle
         self.params = {} if params is None else params
         self._path: tuple[str, ...] | None = None
@@ -86,11 +91,15 @@ class Request:
         path: str = "/",
         payload: bytes | str = b"",
         *,
-        remote: object = None,
+        remote: Hashable = ("192.0.2.1", 5683),
         handle: object = None,
         **option_values: Any,
     ) -> Request:
         """A request made up locally, for tests and for calling a site directly.
+
+        ``remote`` is where it claims to come from: by default ``192.0.2.1:5683``, an
+        address reserved for documentation (RFC 5737), so that handlers find the
+        address every received request has.
 
         ``path`` is a percent-encoded path with an optional query
         (``"/sensors/temp?unit=C"``); a ``str`` payload is sent as UTF-8 with
@@ -120,15 +129,22 @@ class Request:
             where = self.path_string
         except BadRequest:
             where = "(path not UTF-8)"
-        return f"<Request {self.method_name} {where} from {self.remote!r}>"
+        return f"<Request {self.method_name} {where} from {self.remote}>"
+
+    @property
+    def remote(self) -> Address:
+        """Where the request came from: ``request.remote.host``, ``str(request.remote)``
+        (``192.0.2.1:5683``; an IPv4 peer of a dual-stack socket shown as IPv4)."""
+        return address_of(self._remote)
 
     # -- method -------------------------------------------------------------------------
 
     @property
-    def method(self) -> int:
-        """The method code (a :class:`Code` member when it is a registered method)."""
+    def method(self) -> Code:
+        """The method code (a :class:`Code`; one of its own for an unregistered method)."""
         code = self.message.code
-        return _METHODS.get(code, code)
+        method = _METHODS.get(code)
+        return Code(code) if method is None else method
 
     @property
     def method_name(self) -> str:

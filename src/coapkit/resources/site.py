@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from coapkit.codec.codes import Code, code_name
 from coapkit.codec.link_format import Link
@@ -45,7 +45,13 @@ from coapkit.codec.option_registry import OptionNumber
 from coapkit.codec.options import Options
 from coapkit.errors import BadRequest, OptionValueError, RespondWith
 from coapkit.resources.request import Request
-from coapkit.resources.resource import FunctionResource, Handler, Resource, method_code
+from coapkit.resources.resource import (
+    FunctionResource,
+    Handler,
+    HandlerT,
+    Resource,
+    method_code,
+)
 from coapkit.resources.response import Response
 from coapkit.resources.routing import RouteTable, parse_pattern
 from coapkit.resources.well_known import WELL_KNOWN_CORE, WellKnownCore
@@ -54,7 +60,6 @@ __all__ = ["Site", "finish"]
 
 logger = logging.getLogger("coapkit.server")
 
-H = TypeVar("H", bound=Handler)
 
 _PROXY_OPTIONS = frozenset({OptionNumber.PROXY_URI, OptionNumber.PROXY_SCHEME})
 
@@ -77,7 +82,7 @@ NOT_FOUND = Response(Code.NOT_FOUND, b"not found")
 INTERNAL_ERROR = Response(Code.INTERNAL_SERVER_ERROR, b"internal server error")
 
 
-def _formats(numbers: Collection[int]) -> str:
+def _formats(numbers: Collection[int | str]) -> str:
     return ", ".join(str(number) for number in sorted(numbers)) or "none"
 
 
@@ -207,7 +212,7 @@ class Site:
 
     def route(
         self, path: str, methods: Sequence[int | str] | str = ("GET",), **attrs: Any
-    ) -> Callable[[H], H]:
+    ) -> Callable[[HandlerT], HandlerT]:
         """Decorator serving ``methods`` at ``path`` with the decorated function.
 
         Several decorators on one path build up one :class:`FunctionResource`;
@@ -220,7 +225,7 @@ class Site:
         if not codes:
             raise ValueError("route() needs at least one method")
 
-        def decorator(function: H) -> H:
+        def decorator(function: HandlerT) -> HandlerT:
             route = self._routes.lookup(path)
             if route is None:
                 resource = FunctionResource(**attrs)
