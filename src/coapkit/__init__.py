@@ -44,6 +44,7 @@ from coapkit.errors import (
     TransferError,
     UriError,
 )
+from coapkit.messaging.parameters import TransmissionParameters
 from coapkit.resources import Request, Resource, Response, Site
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ __all__ = [
     "Server",
     "Site",
     "TransferError",
+    "TransmissionParameters",
     "UriError",
     "__version__",
 ]

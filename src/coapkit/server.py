@@ -68,7 +68,7 @@ class Server:
         site: Site | None = None,
         *,
         bind: tuple[str, int] = ("::", DEFAULT_PORT),
-        params: TransmissionParameters = DEFAULT_PARAMETERS,
+        transmission: TransmissionParameters = DEFAULT_PARAMETERS,
         messaging: MessagingConfig | None = None,
         multicast: bool | Iterable[str] = False,
         multicast_interface: str | int = 0,
@@ -83,13 +83,16 @@ class Server:
         handler_timeout: float | None = None,
         close_grace: float = 2.0,
     ) -> None:
-        """``handler_timeout``: seconds an ``async`` handler may run before it is cancelled
-        and its request answered 5.00 (default: EXCHANGE_LIFETIME, 247 s: no client
-        waits longer).  ``close_grace``: how long :meth:`close` waits for cancelled
-        handlers before abandoning them with a warning."""
+        """``transmission``: RFC 7252 §4.8 transmission parameters (ACK_TIMEOUT,
+        MAX_RETRANSMIT...) of the CON messages it sends (separate responses,
+        notifications).  ``handler_timeout``: seconds an ``async`` handler may run
+        before it is cancelled and its request answered 5.00 (default:
+        EXCHANGE_LIFETIME, 247 s: no client waits longer).  ``close_grace``: how long
+        :meth:`close` waits for cancelled handlers before abandoning them with a warning."""
         self.site = site if site is not None else Site()
         self._bind = bind
-        self.params = params
+        #: RFC 7252 §4.8 transmission parameters of separate responses and notifications
+        self.transmission = transmission
         self._messaging = messaging
         self._multicast = multicast
         self._multicast_interface = multicast_interface
@@ -145,7 +148,7 @@ class Server:
             return self
         endpoint = Endpoint(
             rng=SystemEntropy(),
-            params=self.params,
+            transmission=self.transmission,
             messaging=self._messaging,
             blockwise=self._blockwise,
             amplification=self._amplification,

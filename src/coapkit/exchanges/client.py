@@ -159,7 +159,7 @@ class ClientExchanges:
         out: Datagrams,
         *,
         mtype: MessageType | None = None,
-        params: TransmissionParameters | None = None,
+        transmission: TransmissionParameters | None = None,
         timeout: float | None = None,
         multicast: bool = False,
         keep_open: bool = False,
@@ -179,7 +179,7 @@ class ClientExchanges:
         elif self._token_in_use(remote, multicast, token):
             raise ProtocolUsageError(f"token {token.hex()} is already used by an open request")
         message = _make(mtype, message.code, 0, token, message.options, message.payload)
-        params = params or self.messaging.parameters_for(remote)
+        transmission = transmission or self.messaging.parameters_for(remote)
         request = ClientRequest(
             message,
             remote,
@@ -187,10 +187,10 @@ class ClientExchanges:
             multicast=multicast,
             keep_open=keep_open or multicast,
             ping=False,
-            separate_timeout=params.exchange_lifetime,
+            separate_timeout=transmission.exchange_lifetime,
         )
         request.outgoing = self.messaging.send(
-            message, remote, now, out, mtype=mtype, params=params, owner=request
+            message, remote, now, out, mtype=mtype, params=transmission, owner=request
         )
         if multicast:
             self._multicast[token] = request
@@ -199,7 +199,10 @@ class ClientExchanges:
         if timeout is not None:
             self._arm(request, now + timeout)
         elif mtype is NON:
-            self._arm(request, now + (params.default_leisure if multicast else params.non_lifetime))
+            self._arm(
+                request,
+                now + (transmission.default_leisure if multicast else transmission.non_lifetime),
+            )
         return request
 
     def resend(
@@ -210,7 +213,7 @@ class ClientExchanges:
         out: Datagrams,
         *,
         mtype: MessageType | None = None,
-        params: TransmissionParameters | None = None,
+        transmission: TransmissionParameters | None = None,
         timeout: float | None = None,
     ) -> None:
         """Send a new message for an open request, keeping its token (Observe re-registration).
@@ -231,19 +234,19 @@ class ClientExchanges:
             if mtype is None:
                 mtype = previous.mtype
         mtype = mtype or CON
-        params = params or self.messaging.parameters_for(request.remote)
+        transmission = transmission or self.messaging.parameters_for(request.remote)
         message = _make(mtype, message.code, 0, request.token, message.options, message.payload)
         request.message = message
         request.acknowledged = False
         request.sent_at = now
-        request.separate_timeout = params.exchange_lifetime
+        request.separate_timeout = transmission.exchange_lifetime
         request.outgoing = self.messaging.send(
-            message, request.remote, now, out, mtype=mtype, params=params, owner=request
+            message, request.remote, now, out, mtype=mtype, params=transmission, owner=request
         )
         if timeout is not None:
             bound: float | None = now + timeout
         elif mtype is NON:
-            bound = now + params.non_lifetime
+            bound = now + transmission.non_lifetime
         else:
             bound = None  # the message layer's retransmissions bound a CON
         if bound is not None and (request.deadline is None or bound < request.deadline):

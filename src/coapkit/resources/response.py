@@ -77,6 +77,14 @@ def _content_format_options(content_format: int | str) -> Options:
     return options
 
 
+def dump_json(obj: Any) -> bytes:
+    """``obj`` as compact UTF-8 JSON (RFC 8259), as :meth:`Response.json_` and the client's
+    ``json=`` send it: no spaces, no ASCII escapes, and no NaN or Infinity, which JSON
+    does not have (ValueError)."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.encode("utf-8")
+
+
 def load_cbor() -> Any:
     """The ``cbor2`` module, imported on first use, or an ImportError saying what to install."""
     try:
@@ -234,9 +242,8 @@ class Response:
     @classmethod
     def json_(cls, obj: Any, code: int = Code.CONTENT, **kw: Any) -> Response:
         """``obj`` as compact UTF-8 JSON with Content-Format 50 (RFC 8259, RFC 7252 §12.3)."""
-        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         kw.setdefault("content_format", JSON)
-        return cls(code, text.encode("utf-8"), **kw)
+        return cls(code, dump_json(obj), **kw)
 
     @classmethod
     def cbor_(cls, obj: Any, code: int = Code.CONTENT, **kw: Any) -> Response:

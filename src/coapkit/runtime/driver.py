@@ -585,7 +585,7 @@ class Driver:
         remote: Remote,
         *,
         mtype: MessageType | None = None,
-        params: TransmissionParameters | None = None,
+        transmission: TransmissionParameters | None = None,
         timeout: float | None = None,
         progress: ProgressCallback | None = None,
     ) -> tuple[Message, Remote]:
@@ -600,7 +600,12 @@ class Driver:
         while True:
             try:
                 handle, output = self.endpoint.request(
-                    message, remote, self.loop.time(), mtype=mtype, params=params, timeout=timeout
+                    message,
+                    remote,
+                    self.loop.time(),
+                    mtype=mtype,
+                    transmission=transmission,
+                    timeout=timeout,
                 )
                 break
             except BacklogFull:
@@ -675,7 +680,7 @@ class Driver:
         remote: Remote,
         *,
         mtype: MessageType | None = None,
-        params: TransmissionParameters | None = None,
+        transmission: TransmissionParameters | None = None,
         timeout: float | None = None,
         token: bytes | None = None,
     ) -> ResponseStream:
@@ -688,7 +693,7 @@ class Driver:
             remote,
             self.loop.time(),
             mtype=mtype,
-            params=params,
+            transmission=transmission,
             timeout=timeout,
             keep_open=True,
             token=token,
