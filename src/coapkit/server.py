@@ -38,7 +38,7 @@ from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParamet
 from coapkit.messaging.records import Inbound
 from coapkit.observe.registry import ObserveConfig, Observer, ObserveRegistry
 from coapkit.resources.request import Request
-from coapkit.resources.resource import HandlerT, Resource
+from coapkit.resources.resource import HandlerT, Resource, ResourceT
 from coapkit.resources.response import Response
 from coapkit.resources.site import Site
 from coapkit.runtime.driver import Driver, Tracer
@@ -120,7 +120,7 @@ class Server:
 
     # -- the site -------------------------------------------------------------------------------
 
-    def add(self, path: str, resource: Resource) -> Resource:
+    def add(self, path: str, resource: ResourceT) -> ResourceT:
         """Serve ``resource`` at ``path`` (see :meth:`Site.add`)."""
         return self.site.add(path, resource)
 

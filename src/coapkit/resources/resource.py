@@ -40,6 +40,7 @@ __all__ = [
     "HandlerResult",
     "HandlerT",
     "Resource",
+    "ResourceT",
     "method_code",
 ]
 
@@ -47,6 +48,8 @@ HandlerResult: TypeAlias = Response | Message | bytes | str | None
 Handler: TypeAlias = Callable[[Request], HandlerResult | Awaitable[HandlerResult]]
 #: A handler's own type, which the route decorators give back unchanged.
 HandlerT = TypeVar("HandlerT", bound=Handler)
+#: A resource's own class, which ``add`` gives back unchanged.
+ResourceT = TypeVar("ResourceT", bound="Resource")
 
 #: The handler method name of each method a :class:`Resource` subclass may define.
 METHOD_ATTRIBUTES: Mapping[int, str] = MappingProxyType(

@@ -50,6 +50,7 @@ from coapkit.resources.resource import (
     Handler,
     HandlerT,
     Resource,
+    ResourceT,
     method_code,
 )
 from coapkit.resources.response import Response
@@ -174,8 +175,11 @@ class Site:
 
     # -- the resource tree ---------------------------------------------------------------
 
-    def add(self, path: str, resource: Resource) -> Resource:
-        """Serve ``resource`` at ``path`` from now on; ValueError if the path is taken."""
+    def add(self, path: str, resource: ResourceT) -> ResourceT:
+        """Serve ``resource`` at ``path`` from now on; ValueError if the path is taken.
+
+        Returns ``resource``, typed as given, so that ``thermometer = site.add(...)``
+        keeps its own class's attributes for a type checker."""
         if not isinstance(resource, Resource):
             raise TypeError(f"expected a Resource, not {type(resource).__name__}")
         self._routes.add(path, resource)
