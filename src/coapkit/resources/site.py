@@ -42,7 +42,6 @@ from coapkit.codec.codes import Code, code_name
 from coapkit.codec.link_format import Link
 from coapkit.codec.message import Message
 from coapkit.codec.option_registry import OptionNumber
-from coapkit.codec.options import Options
 from coapkit.errors import BadRequest, OptionValueError, RespondWith
 from coapkit.resources.request import Request
 from coapkit.resources.resource import (
@@ -85,15 +84,6 @@ INTERNAL_ERROR = Response(Code.INTERNAL_SERVER_ERROR, b"internal server error")
 
 def _formats(numbers: Collection[int | str]) -> str:
     return ", ".join(str(number) for number in sorted(numbers)) or "none"
-
-
-def _read(options: Options, name: str) -> int | None:
-    """A Content-Format or Accept of the request; BadRequest if the client sent a malformed one."""
-    try:
-        value: int | None = getattr(options, name)
-    except OptionValueError as exc:
-        raise BadRequest(exc.reason) from None
-    return value
 
 
 def error_response(exc: Exception, request: Request) -> Response:
@@ -286,7 +276,10 @@ class Site:
             return Response(Code.METHOD_NOT_ALLOWED, f"allowed: {allowed}".encode())
         accepts = resource.accepts
         if accepts is not None and method in PAYLOAD_METHODS:
-            content_format = _read(options, "content_format")
+            try:
+                content_format = options.content_format
+            except OptionValueError as exc:  # malformed by the client
+                raise BadRequest(exc.reason) from None
             if content_format is not None and content_format not in accepts:
                 return Response(
                     Code.UNSUPPORTED_CONTENT_FORMAT,
@@ -295,7 +288,10 @@ class Site:
                 )
         produces = resource.produces
         if produces is not None:
-            accept = _read(options, "accept")
+            try:
+                accept = options.accept
+            except OptionValueError as exc:
+                raise BadRequest(exc.reason) from None
             if accept is not None and accept not in produces:
                 return Response(
                     Code.NOT_ACCEPTABLE,
