@@ -270,8 +270,10 @@ class Client:
             opts = Options(merged)
         if content_format is None and default_format is not None and _CONTENT_FORMAT not in opts:
             content_format = default_format
-        if content_format is not None or accept is not None:
-            opts = opts.replace(content_format=content_format, accept=accept)
+        if content_format is not None:
+            opts = opts.replace(content_format=content_format)
+        if accept is not None:  # (replace(accept=None) would remove an Accept of options=)
+            opts = opts.replace(accept=accept)
         return Message(MessageType.CON, code, options=opts, payload=data)
 
     async def request(

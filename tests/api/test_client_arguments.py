@@ -239,6 +239,8 @@ async def test_typed_options_go_in_options(client: Client, base: str) -> None:
     options = Options.build(etag=b"\x01\x02", accept="json")
     seen = await echoed(await client.get(f"{base}/echo", options=options, accept="cbor"))
     assert (seen["etag"], seen["accept"]) == (["0102"], 60)  # accept= replaces the option's
+    seen = await echoed(await client.put(f"{base}/echo", b"{}", options=options, content_format=50))
+    assert (seen["etag"], seen["accept"], seen["content_format"]) == (["0102"], 50, 50)
     with pytest.raises(TypeError, match="options= takes an Options value"):
         await client.get(f"{base}/echo", options={"etag": b"\x01"})  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="unexpected keyword argument 'etag'"):
