@@ -85,7 +85,7 @@ async def coapkit_sequential(uri: str, count: int) -> float:
 
 
 async def coapkit_parallel(uri: str, count: int, window: int) -> float:
-    async with Client(params=TransmissionParameters(nstart=window)) as client:
+    async with Client(transmission=TransmissionParameters(nstart=window)) as client:
         await client.get(uri)
         return await _parallel(lambda: client.get(uri), count, window)
 

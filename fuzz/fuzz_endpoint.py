@@ -190,7 +190,7 @@ class Harness:
         self.observers = ObserveRegistry(OBSERVE)
         self.endpoint = Endpoint(
             rng=random.Random(7252),
-            params=PARAMS,
+            transmission=PARAMS,
             messaging=MESSAGING,
             blockwise=BLOCKWISE,
             observers=self.observers,

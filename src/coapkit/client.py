@@ -7,7 +7,10 @@
 
 A :class:`Client` owns one UDP socket (dual-stack, ephemeral port) and one
 sans-I/O endpoint driven by :class:`~coapkit.runtime.driver.Driver`.  Every
-method takes a URI (RFC 7252 §6) and keyword options; each request resolves
+method takes a URI (RFC 7252 §6) and typed keywords, spelled as an httpx user
+types them where the two meet (``params=`` for the query, ``json=``,
+``timeout=``, ``raise_for_status=``), so that a misspelled one fails at the
+call and under a type checker; each request resolves
 its host through the event loop, sends CON by default (``non=True`` for NON),
 and returns a :class:`~coapkit.resources.response.Response`, or raises
 :class:`~coapkit.errors.RequestTimeout`,
@@ -22,17 +25,20 @@ import asyncio
 import logging
 import socket
 import warnings
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import suppress
+from dataclasses import replace
 from functools import lru_cache
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeAlias
 
 from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.codec.codes import METHODS_BY_NAME, Code
+from coapkit.codec.content_formats import CBOR, JSON, TEXT_PLAIN
 from coapkit.codec.link_format import Link, parse_link_format
 from coapkit.codec.message import Message
-from coapkit.codec.options import Options
+from coapkit.codec.option_registry import OptionNumber
+from coapkit.codec.options import EMPTY_OPTIONS, Options
 from coapkit.codec.types import MessageType
 from coapkit.codec.uri import CoapUri, parse_uri
 from coapkit.endpoint import Endpoint
@@ -41,22 +47,37 @@ from coapkit.messaging.addresses import describe_remote
 from coapkit.messaging.layer import MessagingConfig
 from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParameters
 from coapkit.messaging.records import Remote
-from coapkit.resources.response import Response
+from coapkit.resources.response import Response, dump_json, load_cbor
 from coapkit.runtime.driver import Driver, ProgressCallback, ResponseStream, Tracer
 from coapkit.runtime.network import DatagramNetwork, DatagramTransport, default_network
 from coapkit.transports.udp import resolve_bind_host
 
 logger = logging.getLogger("coapkit.client")
 
-Payload = bytes | str
+#: A request payload: bytes-like (sent as they are) or ``str`` (sent as UTF-8).
+Payload: TypeAlias = bytes | bytearray | memoryview | str
+#: A Content-Format: its number or its name (``"json"``, ``"application/cbor"``).
+ContentFormat: TypeAlias = int | str
+#: One query parameter's value; ``None`` gives ``name=``.
+QueryValue: TypeAlias = str | int | float | None
+#: Query parameters as httpx takes them: a mapping (a list value repeats the name) or
+#: ``(name, value)`` pairs.
+QueryParams: TypeAlias = (
+    Mapping[str, QueryValue | Sequence[QueryValue]] | Iterable[tuple[str, QueryValue]]
+)
+#: Options given as they are: an :class:`Options` value or ``(number, bytes)`` pairs.
+RawOptions: TypeAlias = Options | Iterable[tuple[int, bytes]]
+
+_CONTENT_FORMAT = int(OptionNumber.CONTENT_FORMAT)
 
 
 class Client:
     """An asyncio CoAP client; use it as an async context manager.
 
     :param bind: local address, by default ``("::", 0)`` (dual stack, any free port)
-    :param params: RFC 7252 §4.8 transmission parameters for every request
-        (each request may pass its own ``params=``)
+    :param transmission: RFC 7252 §4.8 transmission parameters (ACK_TIMEOUT,
+        MAX_RETRANSMIT, NSTART...) for every request; each request may pass its own
+        ``transmission=``.  (Query parameters are ``params=`` of each request.)
     :param messaging: message-layer limits (:class:`~coapkit.messaging.layer.MessagingConfig`)
     :param token_length: bytes of random token per request (RFC 7252 §5.3.1)
     :param timeout: default per-request timeout in seconds (``None``: CoAP's own timing);
@@ -81,7 +102,7 @@ class Client:
         self,
         *,
         bind: tuple[str, int] | None = None,
-        params: TransmissionParameters = DEFAULT_PARAMETERS,
+        transmission: TransmissionParameters = DEFAULT_PARAMETERS,
         messaging: MessagingConfig | None = None,
         token_length: int = 8,
         timeout: float | None = None,
@@ -96,7 +117,8 @@ class Client:
         self._max_waiting = max_waiting
         self._blockwise = blockwise
         self._multicast_interface = multicast_interface
-        self.params = params
+        #: the transmission parameters of requests that do not give their own
+        self.transmission = transmission
         self._messaging = messaging
         self._token_length = token_length
         self.timeout = timeout  #: default per-request timeout in seconds (None: RFC timing)
@@ -119,7 +141,7 @@ class Client:
         network = self._network or default_network(loop)
         endpoint = Endpoint(
             rng=network.random_source(),
-            params=self.params,
+            transmission=self.transmission,
             messaging=self._messaging,
             token_length=self._token_length,
             blockwise=self._blockwise,
@@ -212,24 +234,29 @@ class Client:
         uri: CoapUri,
         payload: Payload = b"",
         *,
-        content_format: int | None = None,
-        accept: int | None = None,
-        options: Options | Iterable[tuple[int, bytes]] | None = None,
-        **option_values: Any,
+        json: Any = None,
+        cbor: Any = None,
+        params: QueryParams | None = None,
+        content_format: ContentFormat | None = None,
+        accept: ContentFormat | None = None,
+        options: RawOptions | None = None,
     ) -> Message:
-        """The request message for ``method`` on ``uri`` (URI options, then the given ones)."""
+        """The request message for ``method`` on ``uri``: the URI's options, ``params`` as
+        more Uri-Query options, then ``options``, ``content_format`` and ``accept``.
+
+        The arguments are those of :meth:`request`; see there.
+        """
+        data, default_format = _payload(payload, json, cbor)
         if isinstance(method, Message):
             base_options = method.options
             code = method.code
-            if not payload:
-                payload = method.payload
+            if not data and json is None and cbor is None:
+                data = method.payload
         else:
-            base_options = Options()
+            base_options = EMPTY_OPTIONS
             code = _method_code(method)
-        if isinstance(payload, str):
-            payload = payload.encode("utf-8")
-            if content_format is None and base_options.content_format is None:
-                content_format = 0
+        if params is not None:
+            uri = replace(uri, query=uri.query + _query_arguments(params))
         uri_options = _uri_options(uri)
         if options is None and not base_options.items:
             opts = uri_options  # the common case: nothing to merge
@@ -237,15 +264,23 @@ class Client:
             merged = list(uri_options.items)
             merged.extend(base_options.items)
             if options is not None:
-                merged.extend(options.items if isinstance(options, Options) else options)
+                if isinstance(options, Options):
+                    merged.extend(options.items)
+                elif isinstance(options, Mapping | str | bytes):
+                    raise TypeError(
+                        "options= takes an Options value (Options.build(etag=b'...')) or "
+                        f"(number, bytes) pairs, not {type(options).__name__}"
+                    )
+                else:
+                    merged.extend(options)
             opts = Options(merged)
+        if content_format is None and default_format is not None and _CONTENT_FORMAT not in opts:
+            content_format = default_format
         if content_format is not None:
-            option_values["content_format"] = content_format
-        if accept is not None:
-            option_values["accept"] = accept
-        if option_values:
-            opts = opts.replace(**option_values)
-        return Message(MessageType.CON, code, options=opts, payload=payload)
+            opts = opts.replace(content_format=content_format)
+        if accept is not None:  # (replace(accept=None) would remove an Accept of options=)
+            opts = opts.replace(accept=accept)
+        return Message(MessageType.CON, code, options=opts, payload=data)
 
     async def request(
         self,
@@ -253,32 +288,66 @@ class Client:
         uri: str | CoapUri,
         payload: Payload = b"",
         *,
-        content_format: int | None = None,
-        accept: int | None = None,
-        options: Options | Iterable[tuple[int, bytes]] | None = None,
+        json: Any = None,
+        cbor: Any = None,
+        params: QueryParams | None = None,
+        content_format: ContentFormat | None = None,
+        accept: ContentFormat | None = None,
+        options: RawOptions | None = None,
         non: bool = False,
         timeout: float | None = None,
-        params: TransmissionParameters | None = None,
+        transmission: TransmissionParameters | None = None,
         raise_for_status: bool = False,
         progress: ProgressCallback | None = None,
-        **option_values: Any,
     ) -> Response:
         """Send a request and return its response.
 
-        ``method`` is a code (``Code.GET``), a name (``"GET"``) or a whole
-        :class:`Message` whose code, options and payload are used.
-        ``option_values`` are option keywords (``observe=0``, ``etag=b"..."``).
-        ``progress(done, total)`` is called after each block of a block-wise transfer.
+        :param method: a code (``Code.GET``), a name (``"GET"``) or a whole
+            :class:`Message` whose code, options and payload are used
+        :param uri: a ``coap://`` URI (its query, percent-decoded, becomes Uri-Query)
+        :param payload: ``bytes`` (or ``bytearray``, ``memoryview``) as they are, or a
+            ``str`` sent as UTF-8 with Content-Format 0 (text/plain) unless another is
+            given; anything else is a TypeError (an ``int`` is no payload: ``bytes(21)``
+            would be 21 zero bytes)
+        :param json: a value sent as compact UTF-8 JSON with Content-Format 50
+            (``application/json``) unless another is given; instead of ``payload``
+        :param cbor: a value sent as CBOR with Content-Format 60 (``application/cbor``)
+            unless another is given; instead of ``payload``.  Needs ``coapkit[cbor]``.
+        :param params: query parameters, as httpx takes them: a mapping
+            (``{"rt": "temp", "n": 3}``; a list value repeats the name) or a sequence of
+            ``(name, value)`` pairs, each appended to the URI's query as one Uri-Query
+            option ``name=value`` (values: ``str``, ``int``, ``float``, ``bool`` as
+            ``true``/``false``, ``None`` as an empty value).  An option carries the
+            text as it is, so nothing is percent-encoded on the wire; the URI of the
+            request, where one is shown, percent-encodes what needs it.
+        :param content_format: the payload's Content-Format, a number or a name
+            (``50``, ``"json"``, ``"application/json"``)
+        :param accept: the Content-Format asked for (Accept), a number or a name
+        :param options: more options: an :class:`Options` value
+            (``Options.build(etag=b"v1", if_none_match=True)``, checked against the
+            registry) or raw ``(number, bytes)`` pairs; ``content_format`` and
+            ``accept``, when given, replace theirs
+        :param non: send as NON instead of CON
+        :param timeout: seconds to wait for the response (default: the client's
+            ``timeout``; ``None``: CoAP's own retransmission and lifetime bounds)
+        :param transmission: RFC 7252 §4.8 transmission parameters for this request
+            (default: the client's)
+        :param raise_for_status: raise :class:`~coapkit.errors.ErrorResponse` for a
+            4.xx or 5.xx response instead of returning it
+        :param progress: ``progress(done, total)``, called after each block of a
+            block-wise transfer
         """
         parsed, remotes = await self.resolve(uri)
         message = self.build_request(
             method,
             parsed,
             payload,
+            json=json,
+            cbor=cbor,
+            params=params,
             content_format=content_format,
             accept=accept,
             options=options,
-            **option_values,
         )
         driver = self.driver
         mtype = MessageType.NON if non else MessageType.CON
@@ -288,7 +357,12 @@ class Client:
         for remote in remotes:
             try:
                 reply, source = await driver.request(
-                    message, remote, mtype=mtype, params=params, timeout=timeout, progress=progress
+                    message,
+                    remote,
+                    mtype=mtype,
+                    transmission=transmission,
+                    timeout=timeout,
+                    progress=progress,
                 )
             except NetworkError as exc:
                 logger.debug("%s: %s", describe_remote(remote), exc)
@@ -301,26 +375,240 @@ class Client:
         assert last_error is not None
         raise last_error
 
-    async def get(self, uri: str | CoapUri, **kwargs: Any) -> Response:
-        return await self.request(Code.GET, uri, **kwargs)
+    # The methods' own signatures, not **kwargs: a misspelled keyword (``timout=3``) is a
+    # TypeError at the call and an error for a type checker, not a surprise later.
 
-    async def post(self, uri: str | CoapUri, payload: Payload = b"", **kwargs: Any) -> Response:
-        return await self.request(Code.POST, uri, payload, **kwargs)
+    async def get(
+        self,
+        uri: str | CoapUri,
+        *,
+        params: QueryParams | None = None,
+        accept: ContentFormat | None = None,
+        options: RawOptions | None = None,
+        non: bool = False,
+        timeout: float | None = None,
+        transmission: TransmissionParameters | None = None,
+        raise_for_status: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Response:
+        """GET ``uri``; the keywords are those of :meth:`request`."""
+        return await self.request(
+            Code.GET,
+            uri,
+            params=params,
+            accept=accept,
+            options=options,
+            non=non,
+            timeout=timeout,
+            transmission=transmission,
+            raise_for_status=raise_for_status,
+            progress=progress,
+        )
 
-    async def put(self, uri: str | CoapUri, payload: Payload = b"", **kwargs: Any) -> Response:
-        return await self.request(Code.PUT, uri, payload, **kwargs)
+    async def delete(
+        self,
+        uri: str | CoapUri,
+        *,
+        params: QueryParams | None = None,
+        accept: ContentFormat | None = None,
+        options: RawOptions | None = None,
+        non: bool = False,
+        timeout: float | None = None,
+        transmission: TransmissionParameters | None = None,
+        raise_for_status: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Response:
+        """DELETE ``uri``; the keywords are those of :meth:`request`."""
+        return await self.request(
+            Code.DELETE,
+            uri,
+            params=params,
+            accept=accept,
+            options=options,
+            non=non,
+            timeout=timeout,
+            transmission=transmission,
+            raise_for_status=raise_for_status,
+            progress=progress,
+        )
 
-    async def delete(self, uri: str | CoapUri, **kwargs: Any) -> Response:
-        return await self.request(Code.DELETE, uri, **kwargs)
+    async def post(
+        self,
+        uri: str | CoapUri,
+        payload: Payload = b"",
+        *,
+        json: Any = None,
+        cbor: Any = None,
+        params: QueryParams | None = None,
+        content_format: ContentFormat | None = None,
+        accept: ContentFormat | None = None,
+        options: RawOptions | None = None,
+        non: bool = False,
+        timeout: float | None = None,
+        transmission: TransmissionParameters | None = None,
+        raise_for_status: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Response:
+        """POST ``payload`` (or ``json=``, ``cbor=``) to ``uri``; see :meth:`request`."""
+        return await self.request(
+            Code.POST,
+            uri,
+            payload,
+            json=json,
+            cbor=cbor,
+            params=params,
+            content_format=content_format,
+            accept=accept,
+            options=options,
+            non=non,
+            timeout=timeout,
+            transmission=transmission,
+            raise_for_status=raise_for_status,
+            progress=progress,
+        )
 
-    async def fetch(self, uri: str | CoapUri, payload: Payload = b"", **kwargs: Any) -> Response:
-        return await self.request(Code.FETCH, uri, payload, **kwargs)
+    async def put(
+        self,
+        uri: str | CoapUri,
+        payload: Payload = b"",
+        *,
+        json: Any = None,
+        cbor: Any = None,
+        params: QueryParams | None = None,
+        content_format: ContentFormat | None = None,
+        accept: ContentFormat | None = None,
+        options: RawOptions | None = None,
+        non: bool = False,
+        timeout: float | None = None,
+        transmission: TransmissionParameters | None = None,
+        raise_for_status: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Response:
+        """PUT ``payload`` (or ``json=``, ``cbor=``) at ``uri``; see :meth:`request`."""
+        return await self.request(
+            Code.PUT,
+            uri,
+            payload,
+            json=json,
+            cbor=cbor,
+            params=params,
+            content_format=content_format,
+            accept=accept,
+            options=options,
+            non=non,
+            timeout=timeout,
+            transmission=transmission,
+            raise_for_status=raise_for_status,
+            progress=progress,
+        )
 
-    async def patch(self, uri: str | CoapUri, payload: Payload = b"", **kwargs: Any) -> Response:
-        return await self.request(Code.PATCH, uri, payload, **kwargs)
+    async def fetch(
+        self,
+        uri: str | CoapUri,
+        payload: Payload = b"",
+        *,
+        json: Any = None,
+        cbor: Any = None,
+        params: QueryParams | None = None,
+        content_format: ContentFormat | None = None,
+        accept: ContentFormat | None = None,
+        options: RawOptions | None = None,
+        non: bool = False,
+        timeout: float | None = None,
+        transmission: TransmissionParameters | None = None,
+        raise_for_status: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Response:
+        """FETCH (RFC 8132) ``uri`` with ``payload`` (or ``json=``, ``cbor=``) as the
+        query body; see :meth:`request`."""
+        return await self.request(
+            Code.FETCH,
+            uri,
+            payload,
+            json=json,
+            cbor=cbor,
+            params=params,
+            content_format=content_format,
+            accept=accept,
+            options=options,
+            non=non,
+            timeout=timeout,
+            transmission=transmission,
+            raise_for_status=raise_for_status,
+            progress=progress,
+        )
 
-    async def ipatch(self, uri: str | CoapUri, payload: Payload = b"", **kwargs: Any) -> Response:
-        return await self.request(Code.IPATCH, uri, payload, **kwargs)
+    async def patch(
+        self,
+        uri: str | CoapUri,
+        payload: Payload = b"",
+        *,
+        json: Any = None,
+        cbor: Any = None,
+        params: QueryParams | None = None,
+        content_format: ContentFormat | None = None,
+        accept: ContentFormat | None = None,
+        options: RawOptions | None = None,
+        non: bool = False,
+        timeout: float | None = None,
+        transmission: TransmissionParameters | None = None,
+        raise_for_status: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Response:
+        """PATCH (RFC 8132) ``uri`` with ``payload`` (or ``json=``, ``cbor=``); see
+        :meth:`request`."""
+        return await self.request(
+            Code.PATCH,
+            uri,
+            payload,
+            json=json,
+            cbor=cbor,
+            params=params,
+            content_format=content_format,
+            accept=accept,
+            options=options,
+            non=non,
+            timeout=timeout,
+            transmission=transmission,
+            raise_for_status=raise_for_status,
+            progress=progress,
+        )
+
+    async def ipatch(
+        self,
+        uri: str | CoapUri,
+        payload: Payload = b"",
+        *,
+        json: Any = None,
+        cbor: Any = None,
+        params: QueryParams | None = None,
+        content_format: ContentFormat | None = None,
+        accept: ContentFormat | None = None,
+        options: RawOptions | None = None,
+        non: bool = False,
+        timeout: float | None = None,
+        transmission: TransmissionParameters | None = None,
+        raise_for_status: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Response:
+        """iPATCH (RFC 8132, idempotent) ``uri`` with ``payload`` (or ``json=``,
+        ``cbor=``); see :meth:`request`."""
+        return await self.request(
+            Code.IPATCH,
+            uri,
+            payload,
+            json=json,
+            cbor=cbor,
+            params=params,
+            content_format=content_format,
+            accept=accept,
+            options=options,
+            non=non,
+            timeout=timeout,
+            transmission=transmission,
+            raise_for_status=raise_for_status,
+            progress=progress,
+        )
 
     async def ping(self, uri: str | CoapUri, *, timeout: float | None = None) -> float:
         """Send a CoAP ping (empty CON); returns the round-trip time in seconds of the RST.
@@ -371,9 +659,15 @@ class Client:
         *,
         method: int | str = Code.GET,
         payload: Payload = b"",
+        json: Any = None,
+        cbor: Any = None,
+        params: QueryParams | None = None,
+        content_format: ContentFormat | None = None,
+        accept: ContentFormat | None = None,
+        options: RawOptions | None = None,
         non: bool = False,
         timeout: float | None = None,
-        **kwargs: Any,
+        transmission: TransmissionParameters | None = None,
     ) -> Observation:
         """Observe a resource (RFC 7641): an async iterator of the first response and each
         fresh notification, in order.
@@ -402,8 +696,26 @@ class Client:
         :class:`~coapkit.errors.RequestTimeout` and :attr:`Observation.active` becomes
         False.  A server that went away is noticed then, and at once if the network says
         so (ICMP port unreachable: :class:`~coapkit.errors.NetworkError`).
+
+        ``method`` (GET, or FETCH with a body) and the other keywords are those of
+        :meth:`request`; the request is built here, so a wrong argument raises at once.
         """
-        return Observation(self, uri, method, payload, non=non, timeout=timeout, options=kwargs)
+        parsed = _parse_cached(uri) if isinstance(uri, str) else uri
+        message = self.build_request(
+            method,
+            parsed,
+            payload,
+            json=json,
+            cbor=cbor,
+            params=params,
+            content_format=content_format,
+            accept=accept,
+            options=options,
+        )
+        message = message.replace(options=message.options.replace(observe=0))
+        return Observation(
+            self, parsed, message, non=non, timeout=timeout, transmission=transmission
+        )
 
     def open_stream(
         self,
@@ -413,12 +725,14 @@ class Client:
         non: bool = False,
         timeout: float | None = None,
         token: bytes | None = None,
+        transmission: TransmissionParameters | None = None,
     ) -> ResponseStream:
         """Low level: send a request that stays open (see :meth:`Client.observe`)."""
         return self.driver.open_stream(
             message,
             remote,
             mtype=MessageType.NON if non else MessageType.CON,
+            transmission=transmission,
             timeout=timeout,
             token=token,
         )
@@ -429,14 +743,29 @@ class Client:
         uri: str | CoapUri,
         payload: Payload = b"",
         *,
+        json: Any = None,
+        cbor: Any = None,
+        params: QueryParams | None = None,
+        content_format: ContentFormat | None = None,
+        accept: ContentFormat | None = None,
+        options: RawOptions | None = None,
         timeout: float | None = None,
-        **kwargs: Any,
     ) -> AsyncIterator[Response]:
         """Send a NON request to a multicast group and yield every response until ``timeout``
-        (default DEFAULT_LEISURE plus a margin)."""
+        (default DEFAULT_LEISURE plus a margin); the keywords are those of :meth:`request`."""
         parsed, remotes = await self.resolve(uri)
-        message = self.build_request(method, parsed, payload, **kwargs)
-        wait = timeout if timeout is not None else self.params.default_leisure + 1.0
+        message = self.build_request(
+            method,
+            parsed,
+            payload,
+            json=json,
+            cbor=cbor,
+            params=params,
+            content_format=content_format,
+            accept=accept,
+            options=options,
+        )
+        wait = timeout if timeout is not None else self.transmission.default_leisure + 1.0
         stream = self.driver.open_stream(message, remotes[0], mtype=MessageType.NON, timeout=wait)
         while True:
             try:
@@ -464,21 +793,19 @@ class Observation:
     def __init__(
         self,
         client: Client,
-        uri: str | CoapUri,
-        method: int | str,
-        payload: Payload,
+        uri: CoapUri,
+        message: Message,
         *,
         non: bool,
         timeout: float | None,
-        options: dict[str, Any],
+        transmission: TransmissionParameters | None = None,
     ) -> None:
         self._client = client
         self._uri = uri
-        self._method = method
-        self._payload = payload
+        self._message = message  #: the registration, Observe=0 and all
         self._non = non
         self._timeout = timeout
-        self._options = options
+        self._transmission = transmission
         self._stream: ResponseStream | None = None
         self._finished = False
         self.first: Response | None = None  #: the response to the registration
@@ -487,14 +814,17 @@ class Observation:
         """Send the registration (once); ``async with`` and the first ``anext`` call it."""
         if not self._settled():
             client = self._client
-            parsed, remotes = await client.resolve(self._uri)
+            _, remotes = await client.resolve(self._uri)
             if self._settled():
                 return self  # started or cancelled by another task while resolving
-            message = client.build_request(
-                self._method, parsed, self._payload, observe=0, **self._options
-            )
             timeout = self._timeout if self._timeout is not None else client.timeout
-            self._stream = client.open_stream(message, remotes[0], non=self._non, timeout=timeout)
+            self._stream = client.open_stream(
+                self._message,
+                remotes[0],
+                non=self._non,
+                timeout=timeout,
+                transmission=self._transmission,
+            )
         return self
 
     def _settled(self) -> bool:
@@ -597,6 +927,82 @@ def _not_started() -> NotStarted:
     return NotStarted(
         "the client is not started (or is closed); "
         "use 'async with Client() as client:' or 'await client.start()'"
+    )
+
+
+def _payload(payload: object, json: Any, cbor: Any) -> tuple[bytes, int | None]:
+    """The payload's bytes and the Content-Format its kind implies (None for bytes).
+
+    Only bytes-like values and ``str`` are payloads: ``bytes(21)`` is 21 zero bytes and
+    ``bytes([21])`` one byte 0x15, so an ``int`` or a list is refused rather than guessed.
+    """
+    if json is not None or cbor is not None:
+        if json is not None and cbor is not None:
+            raise TypeError("give json= or cbor=, not both")
+        if payload:
+            raise TypeError("give a payload or json=/cbor=, not both")
+        if json is not None:
+            return dump_json(json), JSON
+        return load_cbor().dumps(cbor), CBOR
+    if payload.__class__ is bytes:
+        return payload, None
+    if isinstance(payload, str):
+        return payload.encode("utf-8"), TEXT_PLAIN
+    if isinstance(payload, bytearray | memoryview):
+        return bytes(payload), None
+    raise TypeError(
+        f"a payload is bytes or str, not {type(payload).__name__} "
+        "(for a number, send its text: str(21); for data, json= or cbor=)"
+    )
+
+
+def _query_arguments(params: object) -> tuple[str, ...]:
+    """``params`` as Uri-Query arguments ``name=value``, in order (checked at run time:
+    the caller's type checker may not have been asked)."""
+    if isinstance(params, TransmissionParameters):
+        raise TypeError(
+            "params= is the query (as in httpx); transmission parameters go in transmission="
+        )
+    if isinstance(params, str | bytes):
+        raise TypeError(
+            "params= takes a mapping or (name, value) pairs; put a query string in the URI"
+        )
+    if isinstance(params, Mapping):
+        pairs: Iterable[Any] = params.items()
+    elif isinstance(params, Iterable):
+        pairs = params
+    else:
+        raise TypeError(
+            f"params= takes a mapping or (name, value) pairs, not {type(params).__name__}"
+        )
+    arguments: list[str] = []
+    for pair in pairs:
+        try:
+            name, value = pair
+        except (TypeError, ValueError):
+            raise TypeError(f"params= takes (name, value) pairs, not {pair!r}") from None
+        if not isinstance(name, str):
+            raise TypeError(f"a query parameter's name is a str, not {name!r}")
+        if "=" in name:
+            # The server splits each argument at its first "=": the name would be cut.
+            raise ValueError(f"a query parameter's name cannot contain '=': {name!r}")
+        values = value if isinstance(value, list | tuple) else (value,)
+        arguments.extend(f"{name}={_query_value(name, item)}" for item in values)
+    return tuple(arguments)
+
+
+def _query_value(name: str, value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    raise TypeError(
+        f"query parameter {name!r}: a value is a str, int, float, bool or None, "
+        f"not {type(value).__name__}"
     )
 
 

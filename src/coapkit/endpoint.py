@@ -115,9 +115,9 @@ class Endpoint:
         self,
         *,
         rng: RandomSource,
-        params: TransmissionParameters = DEFAULT_PARAMETERS,
+        transmission: TransmissionParameters = DEFAULT_PARAMETERS,
         messaging: MessagingConfig | None = None,
-        peer_params: Mapping[Remote, TransmissionParameters] | None = None,
+        peer_transmission: Mapping[Remote, TransmissionParameters] | None = None,
         token_length: int = 8,
         understood_options: frozenset[int] = UNDERSTOOD_OPTIONS,
         is_multicast: Callable[[Remote], bool] = remote_is_multicast,
@@ -130,9 +130,9 @@ class Endpoint:
         if layer is None:
             layer = MessageLayer(
                 rng=rng,
-                params=params,
+                params=transmission,
                 config=messaging,
-                peer_params=peer_params,
+                peer_params=peer_transmission,
                 is_multicast=is_multicast,
             )
         #: the layer under the exchanges (the name is the datagram case's, kept for both)
@@ -337,7 +337,7 @@ class Endpoint:
         now: float,
         *,
         mtype: MessageType | None = None,
-        params: TransmissionParameters | None = None,
+        transmission: TransmissionParameters | None = None,
         timeout: float | None = None,
         multicast: bool | None = None,
         keep_open: bool = False,
@@ -365,7 +365,7 @@ class Endpoint:
             now,
             out,
             mtype=mtype,
-            params=params,
+            transmission=transmission,
             timeout=timeout,
             multicast=multicast,
             keep_open=keep_open,
@@ -395,7 +395,7 @@ class Endpoint:
         now: float,
         *,
         mtype: MessageType | None = None,
-        params: TransmissionParameters | None = None,
+        transmission: TransmissionParameters | None = None,
         owner: Any = None,
     ) -> Output:
         """Answer a request (piggybacked if still possible, otherwise separately).
@@ -421,7 +421,7 @@ class Endpoint:
                 handle.withheld = response.code
                 response = guarded
             outgoing = self.server.respond(
-                handle, response, now, out, mtype=mtype, params=params, owner=owner
+                handle, response, now, out, mtype=mtype, transmission=transmission, owner=owner
             )
         except EncodeError as exc:
             # The application's response cannot go out.  An error response too long for
@@ -433,7 +433,7 @@ class Endpoint:
                 failure = response.replace(payload=response.payload[:room])
             else:
                 failure = Message(code=Code.INTERNAL_SERVER_ERROR, payload=str(exc)[:80].encode())
-            self.server.respond(handle, failure, now, out, mtype=mtype, params=params)
+            self.server.respond(handle, failure, now, out, mtype=mtype, transmission=transmission)
         if observer is not None and outgoing is not None:
             observer.in_flight = outgoing
         return Output(out, [], self)
@@ -464,7 +464,7 @@ class Endpoint:
         now: float,
         *,
         mtype: MessageType = MessageType.CON,
-        params: TransmissionParameters | None = None,
+        transmission: TransmissionParameters | None = None,
         owner: Any = None,
     ) -> tuple[Outgoing, Output]:
         """Send a response that answers no pending request (e.g. an Observe notification)."""
@@ -475,7 +475,7 @@ class Endpoint:
             now,
             out,
             mtype=mtype,
-            params=params,
+            params=transmission,
             owner=owner,
             track_reset=True,
         )

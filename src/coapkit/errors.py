@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from coapkit.codec.message import Message
+    from coapkit.resources.response import Response
 
 
 class CoapError(Exception):
@@ -158,9 +158,15 @@ class RequestCancelled(RequestError):
 
 
 class ErrorResponse(RequestError):
-    """The server answered with a 4.xx or 5.xx code (raised only when asked to)."""
+    """The server answered with a 4.xx or 5.xx code (raised only when asked to, by
+    ``raise_for_status=True`` or :meth:`Response.raise_for_status`).
 
-    def __init__(self, response: Message, message: str | None = None) -> None:
+    ``response`` is the whole :class:`~coapkit.resources.response.Response` (its
+    ``.json()``, ``.remote``, options...), as httpx's ``HTTPStatusError.response`` is, so
+    that a handler of the error can read what the server said; ``code`` is its code.
+    """
+
+    def __init__(self, response: Response, message: str | None = None) -> None:
         from coapkit.codec.codes import code_name
 
         self.response = response
@@ -183,7 +189,11 @@ class RespondWith(CoapError):
     """Raised by a resource handler to answer with an error code.
 
     ``raise RespondWith(Code.NOT_FOUND, "no such sensor")`` answers 4.04 with a
-    diagnostic payload (RFC 7252 §5.5.2).
+    diagnostic payload (RFC 7252 §5.5.2); ``options`` are response options
+    (``max_age=30``).  It and its subclasses are the only exceptions whose code and
+    text reach the client: anything else a handler raises is a bug of the server,
+    answered 5.00 with a generic diagnostic and logged with its traceback, so that
+    no internal detail leaks onto the wire.
     """
 
     def __init__(self, code: int, diagnostic: str = "", **options: Any) -> None:
@@ -191,3 +201,19 @@ class RespondWith(CoapError):
         self.code = code
         self.diagnostic = diagnostic
         self.options = options
+
+
+class BadRequest(RespondWith, ValueError):
+    """4.00 Bad Request: what the client sent cannot be used.
+
+    The request accessors raise it (:meth:`Request.json` and :meth:`Request.cbor` for a
+    malformed payload, :attr:`Request.text` for one that is not UTF-8, the path and
+    query for segments that are not UTF-8, the typed options for malformed values), and
+    so may a handler: ``raise BadRequest("temperature must be a number")``.  It is a
+    ``ValueError`` too, as the parsing errors it stands for are.
+    """
+
+    def __init__(self, diagnostic: str = "", **options: Any) -> None:
+        from coapkit.codec.codes import Code
+
+        super().__init__(Code.BAD_REQUEST, diagnostic, **options)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import suppress
 from types import TracebackType
 from typing import Any
@@ -38,7 +38,7 @@ from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParamet
 from coapkit.messaging.records import Inbound
 from coapkit.observe.registry import ObserveConfig, Observer, ObserveRegistry
 from coapkit.resources.request import Request
-from coapkit.resources.resource import Resource
+from coapkit.resources.resource import HandlerT, Resource, ResourceT
 from coapkit.resources.response import Response
 from coapkit.resources.site import Site
 from coapkit.runtime.driver import Driver, Tracer
@@ -70,7 +70,7 @@ class Server:
         site: Site | None = None,
         *,
         bind: tuple[str, int] = ("::", DEFAULT_PORT),
-        params: TransmissionParameters = DEFAULT_PARAMETERS,
+        transmission: TransmissionParameters = DEFAULT_PARAMETERS,
         messaging: MessagingConfig | None = None,
         multicast: bool | Iterable[str] = False,
         multicast_interface: str | int = 0,
@@ -86,16 +86,20 @@ class Server:
         close_grace: float = 2.0,
         network: DatagramNetwork | None = None,
     ) -> None:
-        """``handler_timeout``: seconds an ``async`` handler may run before it is cancelled
-        and its request answered 5.00 (default: EXCHANGE_LIFETIME, 247 s: no client
-        waits longer).  ``close_grace``: how long :meth:`close` waits for cancelled
-        handlers before abandoning them with a warning.  ``network``: where the socket
-        is opened (:mod:`coapkit.runtime.network`): by default the host's UDP stack, or
-        in virtual time the loop's :class:`~coapkit.testing.VirtualNetwork`."""
+        """``transmission``: RFC 7252 §4.8 transmission parameters (ACK_TIMEOUT,
+        MAX_RETRANSMIT...) of the CON messages it sends (separate responses,
+        notifications).  ``handler_timeout``: seconds an ``async`` handler may run
+        before it is cancelled and its request answered 5.00 (default:
+        EXCHANGE_LIFETIME, 247 s: no client waits longer).  ``close_grace``: how long
+        :meth:`close` waits for cancelled handlers before abandoning them with a warning.
+        ``network``: where the socket is opened (:mod:`coapkit.runtime.network`): by
+        default the host's UDP stack, or in virtual time the loop's
+        :class:`~coapkit.testing.VirtualNetwork`."""
         self.site = site if site is not None else Site()
         self._bind = bind
         self._network = network
-        self.params = params
+        #: RFC 7252 §4.8 transmission parameters of separate responses and notifications
+        self.transmission = transmission
         self._messaging = messaging
         self._multicast = multicast
         self._multicast_interface = multicast_interface
@@ -123,14 +127,18 @@ class Server:
 
     # -- the site -------------------------------------------------------------------------------
 
-    def add(self, path: str, resource: Resource) -> Resource:
+    def add(self, path: str, resource: ResourceT) -> ResourceT:
         """Serve ``resource`` at ``path`` (see :meth:`Site.add`)."""
         return self.site.add(path, resource)
 
     def route(
         self, path: str, methods: Sequence[int | str] | str = ("GET",), **attributes: Any
-    ) -> Any:
-        """Decorator: serve a function at ``path`` for ``methods`` (see :meth:`Site.route`)."""
+    ) -> Callable[[HandlerT], HandlerT]:
+        """Decorator: serve a function at ``path`` for ``methods`` (see :meth:`Site.route`).
+
+        The function is returned as it is, its type too, so that a program using it
+        type-checks (``mypy --strict``) with plain and ``async def`` handlers alike.
+        """
         return self.site.route(path, methods=methods, **attributes)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -148,7 +156,7 @@ class Server:
         network = self._network or default_network(loop)
         endpoint = Endpoint(
             rng=network.random_source(),
-            params=self.params,
+            transmission=self.transmission,
             messaging=self._messaging,
             blockwise=self._blockwise,
             amplification=self._amplification,
@@ -291,9 +299,9 @@ class Server:
             found = None
         resource = found[0] if found is not None and found[0].observable else None
         registry = self.endpoint.observe.registry
-        before = registry.find(request.remote, request.message.token)
+        before = registry.find(request._remote, request.message.token)
         message = self.endpoint.observe.on_response(
-            resource, request.message, request.remote, message, self.driver.loop.time()
+            resource, request.message, request._remote, message, self.driver.loop.time()
         )
         if resource is not None and resource not in self._observed:
             resource.add_update_listener(self._updated)
@@ -402,5 +410,5 @@ class Server:
                 "held back until the source proves its address)"
             )
         logger.info(
-            "%s %s %s -> %s", describe_remote(request.remote), request.method_name, path, answer
+            "%s %s %s -> %s", describe_remote(handle.remote), request.method_name, path, answer
         )

@@ -35,7 +35,7 @@ def test_transfer_repr_and_token():
         SERVER,
         0.0,
         mtype=MessageType.CON,
-        params=None,
+        transmission=None,
         timeout=None,
         multicast=False,
         observe=False,

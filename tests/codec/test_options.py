@@ -560,7 +560,19 @@ def test_replace_errors() -> None:
     with pytest.raises(OptionValueError, match="Uri-Path takes a string"):
         EMPTY_OPTIONS.replace(uri_path=[b"a"])
     with pytest.raises(OptionValueError, match="Content-Format takes an integer"):
-        Options.build(content_format="json")
+        Options.build(content_format=b"\x32")
+    with pytest.raises(OptionValueError, match="Accept: unknown content format 'jsno'"):
+        Options.build(accept="jsno")
+
+
+@pytest.mark.parametrize(
+    ("name", "number"),
+    [("json", 50), ("application/json", 50), ("CBOR", 60), ("text/plain", 0), ("42", 42)],
+)
+def test_content_format_and_accept_take_names_as_the_cli_does(name: str, number: int) -> None:
+    options = Options.build(content_format=name, accept=name)
+    assert (options.content_format, options.accept) == (number, number)
+    assert options == Options.build(content_format=number, accept=number)
 
 
 def test_build_repeatable_options_from_one_value_of_any_accepted_type() -> None:

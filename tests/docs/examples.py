@@ -5,6 +5,11 @@ order in one namespace per page (the pages say their examples build on each
 other); a block directly followed by a ```` ```text title="Output" ```` block
 must print exactly that.  ```` ```console ```` blocks hold ``$ command`` lines,
 each followed by the output it should give.
+
+The python blocks are type-checked too (``mypy --strict``, as a user's CI would
+check the program they make): :func:`page_module` lays each page's blocks out
+as one module, as they run.  A block that cannot be type-checked says so, and
+why, on its first line: ``# not type-checked: aiocoap has no type hints``.
 """
 
 from __future__ import annotations
@@ -56,6 +61,34 @@ def blocks(page: Path) -> list[Block]:
                 output = following.group(3)
         found.append(Block(page, line, language, info, code, output))
     return found
+
+
+#: The first line of a python block that is run but not type-checked, with its reason.
+NOT_TYPE_CHECKED = re.compile(r"^# not type-checked: (\S.*)$")
+
+
+def not_type_checked(block: Block) -> str | None:
+    """The reason ``block`` is not type-checked, or None if it is."""
+    first = block.code.split("\n", 1)[0]
+    match = NOT_TYPE_CHECKED.match(first)
+    return match.group(1) if match else None
+
+
+def page_module(page: Path) -> tuple[str, set[int]]:
+    """The page's python blocks as one module, in order as they run in one namespace,
+    each at its own line of the page (so that a type error names the page's line); and
+    the lines of the blocks that are not type-checked, whose errors do not count (their
+    names are still defined for the blocks after them, as when they run)."""
+    lines = [""] * (page.read_text(encoding="utf-8").count("\n") + 1)
+    skipped: set[int] = set()
+    for block in blocks(page):
+        if block.language != "python":
+            continue
+        code = block.code.splitlines()
+        lines[block.line - 1 : block.line - 1 + len(code)] = code
+        if not_type_checked(block) is not None:
+            skipped.update(range(block.line, block.line + len(code)))
+    return "\n".join(lines) + "\n", skipped
 
 
 def count_fences(page: Path, language: str) -> int:

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from coapkit import BlockValue, Code, Message
+from coapkit import BlockValue, Code, Message, Options
 from coapkit.blockwise.server import BlockwiseConfig, etag_for
 from coapkit.client import Client
 from coapkit.codec.option_registry import OptionNumber as N
@@ -241,14 +241,14 @@ async def test_coapkit_client_fetches_a_large_resource_from_libcoap(tmp_path):
 
             # early negotiation: 64-byte blocks from the first request on
             trace.received.clear()
-            small = await client.get(uri, block2=BlockValue(0, False, 2))
+            small = await client.get(uri, options=Options.build(block2=BlockValue(0, False, 2)))
             assert small.payload == LARGE
             assert {m.options.block2.szx for m in trace.received} == {2}
             assert len(trace.received) == math.ceil(len(LARGE) / 64)
 
             # random access: block 5 of 256 bytes, and nothing else
             trace.sent.clear()
-            one = await client.get(uri, block2=BlockValue(5, False, 4))
+            one = await client.get(uri, options=Options.build(block2=BlockValue(5, False, 4)))
             assert one.payload == LARGE[5 * 256 : 6 * 256]
             assert one.options.block2 == BlockValue(5, True, 4)
             assert len(trace.sent) == 1
@@ -344,10 +344,14 @@ async def test_coapkit_client_fetches_a_large_resource_from_aiocoap(aiocoap_serv
         assert {m.options.etag for m in blocks} == {None}
         assert {m.options.size2 for m in blocks} == {None}
 
-        small = await client.get(f"coap://127.0.0.1:{port}/large", block2=BlockValue(0, False, 2))
+        small = await client.get(
+            f"coap://127.0.0.1:{port}/large", options=Options.build(block2=BlockValue(0, False, 2))
+        )
         assert small.payload == LARGE
 
-        one = await client.get(f"coap://127.0.0.1:{port}/large", block2=BlockValue(3, False, 6))
+        one = await client.get(
+            f"coap://127.0.0.1:{port}/large", options=Options.build(block2=BlockValue(3, False, 6))
+        )
         assert one.payload == LARGE[3072:4096]
         assert one.options.block2 == BlockValue(3, True, 6)
 

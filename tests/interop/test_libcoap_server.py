@@ -173,7 +173,7 @@ async def test_retransmission_after_lost_response():
     trace: list[tuple[str, bytes]] = []
     with libcoap_server("-l", "2-3") as port:
         async with Client(
-            params=fast, tracer=lambda d, data, remote: trace.append((d, data))
+            transmission=fast, tracer=lambda d, data, remote: trace.append((d, data))
         ) as client:
             response = await client.get(f"coap://127.0.0.1:{port}/time", timeout=5)
     assert response.code == Code.CONTENT

@@ -102,7 +102,7 @@ def test_vanished_observers_at_the_cap_are_cleared_and_new_clients_can_observe(
                 (await register_raw(server.port, n.to_bytes(2, "big"))).close()
             assert len(server.observers) == 300
             uri = f"coap://127.0.0.1:{server.port}/tick"
-            refused = await client.get(uri, observe=0)
+            refused = await client.get(uri, options=Options.build(observe=0))
             assert refused.options.observe is None  # full: answered without Observe (§4.1)
             ticker.value = 1
             ticker.updated()  # 300 notifications to closed ports: 300 ICMP errors

@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from coapkit.address import Address
 from coapkit.codec.codes import Code
 from coapkit.codec.message import Message
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
-from coapkit.errors import RespondWith
+from coapkit.errors import BadRequest, RespondWith
 from coapkit.resources import Request
 
 from .helpers import req
@@ -28,10 +29,25 @@ def test_constructor_fields() -> None:
     assert r.handle == "h"
     assert r.params == {"id": "1"}
     assert r.options is message.options
-    fresh = Request(message, None)
+    fresh = Request(message, ("::1", 5683))
     assert fresh.handle is None
     assert fresh.params == {}
-    assert fresh.params is not Request(message, None).params
+    assert fresh.params is not Request(message, ("::1", 5683)).params
+
+
+def test_remote_is_an_address_made_when_asked() -> None:
+    """The core's tuple is kept as received; the handler sees a typed Address, the same one
+    for every request from that peer (made once), with IPv4-mapped shown as IPv4."""
+    message = Message(MessageType.CON, Code.GET)
+    mapped = ("::ffff:127.0.0.1", 5683, 0, 0)
+    r = Request(message, mapped)
+    assert r._remote is mapped  # what the server keys observers etc. by
+    assert isinstance(r.remote, Address)
+    assert r.remote == Address("127.0.0.1", 5683)
+    assert (r.remote.host, r.remote.port) == ("127.0.0.1", 5683)
+    assert str(r.remote) == "127.0.0.1:5683"
+    assert Request(message, mapped).remote is r.remote
+    assert str(Request(message, ("::1", 61616, 0, 0)).remote) == "[::1]:61616"
 
 
 # -- method ----------------------------------------------------------------------------
@@ -56,9 +72,10 @@ def test_method_and_name(code: int, name: str) -> None:
 
 
 def test_unregistered_method_code() -> None:
-    r = Request(Message(MessageType.CON, 8), None)
+    r = Request(Message(MessageType.CON, 8), ("192.0.2.1", 5683))
     assert r.method == 8
-    assert not isinstance(r.method, Code)
+    assert isinstance(r.method, Code)  # one of its own, so that the type says Code
+    assert r.method.name == "0.08"
     assert r.method_name == "method 0.08"
 
 
@@ -85,12 +102,13 @@ def test_path_string_is_percent_encoded() -> None:
 
 
 def test_non_utf8_uri_path_is_a_bad_request() -> None:
-    r = Request(BAD_PATH, None)
-    with pytest.raises(RespondWith) as caught:
+    r = Request(BAD_PATH, ("192.0.2.1", 5683))
+    with pytest.raises(BadRequest) as caught:
         _ = r.path
+    assert isinstance(caught.value, RespondWith)
     assert caught.value.code == Code.BAD_REQUEST
     assert caught.value.diagnostic == "Uri-Path is not valid UTF-8"
-    assert repr(r) == "<Request GET (path not UTF-8) from None>"
+    assert repr(r) == "<Request GET (path not UTF-8) from 192.0.2.1:5683>"
 
 
 def test_query_and_params() -> None:
@@ -118,7 +136,7 @@ def test_non_utf8_uri_query_is_a_bad_request() -> None:
 
 
 def test_repr() -> None:
-    assert repr(req("PUT", "/a/b")) == "<Request PUT /a/b from ('192.0.2.1', 5683)>"
+    assert repr(req("PUT", "/a/b")) == "<Request PUT /a/b from 192.0.2.1:5683>"
 
 
 # -- options ----------------------------------------------------------------------------
@@ -230,18 +248,24 @@ def test_cbor_without_cbor2(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_build_defaults() -> None:
     r = Request.build()
     assert r.message == Message(MessageType.CON, Code.GET)
-    assert r.remote is None
+    assert r.remote == Address("192.0.2.1", 5683)  # RFC 5737's documentation address
     assert r.handle is None
 
 
 def test_build_with_everything() -> None:
     r = Request.build(
-        "ipatch", "/a%20b/c/?x=%26&y", b"\x01", remote="peer", handle=7, content_format=60
+        "ipatch",
+        "/a%20b/c/?x=%26&y",
+        b"\x01",
+        remote=("::1", 61616),
+        handle=7,
+        content_format="cbor",
     )
     assert r.method is Code.IPATCH
     assert r.path == ("a b", "c", "")
     assert r.query == ("x=&", "y")
-    assert (r.payload, r.content_format, r.remote, r.handle) == (b"\x01", 60, "peer", 7)
+    assert (r.payload, r.content_format, r.handle) == (b"\x01", 60, 7)
+    assert r.remote == Address("::1", 61616)
 
 
 def test_build_text_payload_can_have_another_content_format() -> None:

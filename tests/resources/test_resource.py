@@ -106,8 +106,26 @@ def test_extra_attributes_follow_even_with_registered_names() -> None:
 
 def test_keyword_attributes_are_set_on_the_instance() -> None:
     r = Resource(rt="a", hidden=True, accepts={0}, produces=[50], title="T")
-    assert (r.rt, r.hidden, r.accepts, r.produces, r.title) == ("a", True, {0}, [50], "T")
+    assert (r.rt, r.hidden, r.accepts, r.produces, r.title) == ("a", True, {0}, {50}, "T")
     assert Resource().rt is None  # the class default is untouched
+
+
+def test_content_formats_may_be_given_by_name() -> None:
+    """Names as the CLI takes them, looked up when the class or the attributes are made."""
+
+    class Sensor(Resource):
+        ct = ("json", "cbor")
+        accepts = frozenset({"application/json", 60})
+        produces = "json"
+
+    assert (Sensor.ct, Sensor.accepts, Sensor.produces) == ((50, 60), {50, 60}, {50})
+    r = Resource(ct="link-format", accepts=["text"], produces=("cbor", "senml+json"))
+    assert (r.ct, r.accepts, r.produces) == (40, {0}, {60, 110})
+    assert Sensor().link("/s").ct == (50, 60)
+    with pytest.raises(ValueError, match="unknown content format 'jsno'"):
+        Resource(accepts={"jsno"})
+    with pytest.raises(TypeError, match="a Content-Format is a number or a name"):
+        Resource(produces=[b"json"])
 
 
 def test_unknown_keyword_attribute() -> None:

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from coapkit.address import Address
 from coapkit.codec.codes import Code
 from coapkit.codec.link_format import Link
 from coapkit.codec.message import Message
@@ -69,12 +70,16 @@ def test_codes_must_be_ints(code: object) -> None:
         Response(code)  # type: ignore[arg-type]
 
 
-def test_registered_codes_become_code_members_and_others_stay_ints() -> None:
+def test_every_code_is_a_code_member_registered_or_not() -> None:
     assert Response(69).code is Code.CONTENT
     unregistered = Response((2 << 5) | 10)
     assert unregistered.code == 74
-    assert not isinstance(unregistered.code, Code)
+    assert isinstance(unregistered.code, Code)  # one of its own: the type says Code
+    assert unregistered.code is Code(74)
+    assert (unregistered.code.name, str(unregistered.code)) == ("2.10", "2.10")
     assert repr(unregistered) == "<Response 2.10, 0 bytes>"
+    received = Response.from_message(Message(MessageType.ACK, (4 << 5) | 10))
+    assert received.code is Code(138) and received.code.dotted == "4.10"
 
 
 def test_option_keywords_merge_into_options() -> None:
@@ -136,7 +141,18 @@ def test_raise_for_status_raises_error_response_with_diagnostic() -> None:
         r.raise_for_status()
     assert caught.value.code == Code.NOT_FOUND
     assert str(caught.value) == "4.04 Not Found: no such sensor"
-    assert caught.value.response == r.to_message()
+    assert caught.value.response is r  # the Response itself, as httpx's HTTPStatusError has it
+
+
+def test_error_response_carries_the_response_with_its_json_and_remote() -> None:
+    r = Response.json_({"error": "no such sensor", "id": 7}, Code.NOT_FOUND)
+    r = r.replace(remote=("192.0.2.1", 5683))
+    with pytest.raises(ErrorResponse) as caught:
+        r.raise_for_status()
+    error = caught.value
+    assert error.response.json() == {"error": "no such sensor", "id": 7}
+    assert error.response.remote == r.remote
+    assert error.code == Code.NOT_FOUND
 
 
 # -- payload helpers ---------------------------------------------------------------------
@@ -230,7 +246,8 @@ def test_from_message_keeps_code_options_payload_and_remote() -> None:
     r = Response.from_message(m, remote=("::1", 5683))
     assert r.code is Code.CONTENT
     assert (r.payload, r.content_format, r.text) == (b"hi", 0, "hi")
-    assert r.remote == ("::1", 5683)
+    assert r.remote == Address("::1", 5683)
+    assert isinstance(r.remote, Address)
     assert Response.from_message(r.to_message()) == r
 
 
@@ -249,8 +266,8 @@ def test_repr() -> None:
 
 
 def test_equality_and_hash_ignore_the_remote() -> None:
-    a = Response(Code.CONTENT, "hi", remote="a")
-    b = Response(Code.CONTENT, "hi", remote="b")
+    a = Response(Code.CONTENT, "hi", remote=("192.0.2.1", 5683))
+    b = Response(Code.CONTENT, "hi", remote=("192.0.2.2", 5683))
     assert a == b
     assert hash(a) == hash(b)
     assert a != Response(Code.CONTENT, b"hi")  # no Content-Format
@@ -269,7 +286,7 @@ def test_responses_are_immutable() -> None:
 
 
 def test_replace_fields_and_options() -> None:
-    r = Response(Code.CONTENT, "a", max_age=5, remote="peer")
+    r = Response(Code.CONTENT, "a", max_age=5, remote=("::ffff:192.0.2.1", 5683, 0, 0))
     s = r.replace(code=Code.VALID, payload=b"", max_age=None, etag=b"e1")
     assert (s.code, s.payload, s.max_age, s.etag, s.content_format) == (
         Code.VALID,
@@ -278,8 +295,9 @@ def test_replace_fields_and_options() -> None:
         b"e1",
         0,
     )
-    assert s.remote == "peer"
+    assert s.remote == Address("192.0.2.1", 5683)
     assert r.replace(content_format=50).content_format == 50
+    assert r.replace(content_format="application/cbor").content_format == 60
     assert r.replace(remote=None).remote is None
     assert r.replace() == r
 
@@ -288,4 +306,4 @@ def test_pickle_and_copy() -> None:
     r = Response(Code.CREATED, b"x", location_path=["n", "1"], remote=("h", 1))
     for clone in (pickle.loads(pickle.dumps(r)), copy.copy(r), copy.deepcopy(r)):
         assert clone == r
-        assert clone.remote == ("h", 1)
+        assert clone.remote == Address("h", 1)

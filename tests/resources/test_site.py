@@ -11,9 +11,10 @@ import pytest
 
 from coapkit.codec.codes import Code
 from coapkit.codec.message import Message
+from coapkit.codec.option_registry import OptionNumber
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
-from coapkit.errors import OptionValueError, RespondWith
+from coapkit.errors import BadRequest, OptionValueError, RespondWith
 from coapkit.resources import FunctionResource, Request, Resource, Response, Site
 from coapkit.resources.site import finish
 
@@ -351,35 +352,84 @@ def test_unusable_respond_with_is_an_internal_error(
     assert "cannot be sent as a response" in caplog.records[0].getMessage()
 
 
-def test_value_errors_are_bad_requests(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("could not convert string to float: 'warm'"),
+        OptionValueError(12, "Content-Format must be 0 to 2 bytes, not 3"),
+        KeyError("sensor-7"),
+        UnicodeDecodeError("utf-8", b"\xff", 0, 1, "secret detail"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_any_other_exception_is_a_5_00_without_its_text(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ValueError deep in a handler is the server's bug, not the client's: 5.00 with the
+    generic diagnostic, the text and traceback only in the log (it used to be 4.00 with
+    the exception's text on the wire)."""
     site = Site()
 
-    @site.route("/number", "PUT")
-    def number(request: Request) -> None:
-        float(request.text)
-
-    @site.route("/option")
-    def option(request: Request) -> None:
-        raise OptionValueError(12, "Content-Format must be 0 to 2 bytes, not 3")
-
-    @site.route("/silent")
-    def silent(request: Request) -> None:
-        raise ValueError
-
-    @site.route("/long")
-    def long(request: Request) -> None:
-        raise ValueError("x" * 500 + "\nsecond line")
+    @site.route("/broken", "PUT")
+    def broken(request: Request) -> None:
+        raise error
 
     with caplog.at_level(logging.DEBUG, logger="coapkit.server"):
-        r = dispatch(site, "PUT", "/number", "warm")
-    assert (r.code, r.text) == (Code.BAD_REQUEST, "could not convert string to float: 'warm'")
+        r = dispatch(site, "PUT", "/broken", "warm")
+    assert (r.code, r.payload) == (Code.INTERNAL_SERVER_ERROR, b"internal server error")
     assert r.content_format is None
-    assert caplog.records[0].levelno == logging.DEBUG
-    r = dispatch(site, "GET", "/option")
-    assert r.text == "Content-Format must be 0 to 2 bytes, not 3"
-    assert dispatch(site, "GET", "/silent").text == "bad request"
-    long_text = dispatch(site, "GET", "/long").text
-    assert long_text == "x" * 197 + "..."
+    (record,) = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None and record.exc_info[1] is error
+    assert str(error) not in r.text
+
+
+def test_bad_request_gives_4_00_with_its_diagnostic() -> None:
+    site = Site()
+
+    @site.route("/temperature", "PUT")
+    def temperature(request: Request) -> Response:
+        try:
+            value = float(request.text)
+        except ValueError:
+            raise BadRequest("the temperature is a number (°C)", max_age=5) from None
+        return Response(Code.CHANGED, str(value))
+
+    r = dispatch(site, "PUT", "/temperature", "warm")
+    assert (r.code, r.text, r.max_age) == (Code.BAD_REQUEST, "the temperature is a number (°C)", 5)
+    assert r.content_format is None
+    assert dispatch(site, "PUT", "/temperature", "21.5").text == "21.5"
+    error = BadRequest("x")
+    assert isinstance(error, RespondWith) and isinstance(error, ValueError)
+    assert error.code == Code.BAD_REQUEST
+
+
+def test_malformed_options_of_the_request_are_bad_requests() -> None:
+    """Content-Format and Accept the client sent malformed (3 bytes, RFC 7252 §5.10.3 allows
+    2): the site's 4.15/4.06 checks and the request's accessors answer 4.00 saying so."""
+    site = make_site()
+
+    @site.route("/echo", "POST")
+    def echo(request: Request) -> str:
+        return f"{request.content_format}"
+
+    @site.route("/observe")
+    def observe(request: Request) -> str:
+        return f"{request.observe}"
+
+    three = b"\x00\x00\x32"
+    for path, method, option, raw in [
+        ("/store", "PUT", OptionNumber.CONTENT_FORMAT, three),  # read for ``accepts``
+        ("/store", "GET", OptionNumber.ACCEPT, three),  # and for ``produces``
+        ("/echo", "POST", OptionNumber.CONTENT_FORMAT, three),  # by the handler
+        ("/observe", "GET", OptionNumber.OBSERVE, b"\x00\x00\x00\x01"),
+    ]:
+        built = req(method, path, b"x" if method != "GET" else b"")
+        message = built.message.replace(options=built.message.options.add(option, raw))
+        request = Request(message, ("192.0.2.1", 5683))
+        r = answer(site.dispatch(request))
+        assert r.code == Code.BAD_REQUEST, (path, method)
+        assert "must be 0 to" in r.text
 
 
 def test_request_accessor_errors_are_bad_requests() -> None:
@@ -421,7 +471,7 @@ def test_other_exceptions_are_internal_errors_logged_with_traceback(
     assert record.name == "coapkit.server"
     assert record.levelno == logging.ERROR
     assert record.getMessage() == (
-        "handler for <Request GET /boom from ('192.0.2.1', 5683)> raised RuntimeError"
+        "handler for <Request GET /boom from 192.0.2.1:5683> raised RuntimeError"
     )
     assert record.exc_info is not None
     assert "hunter2" in caplog.text  # the traceback is in the log, not on the wire
@@ -497,15 +547,16 @@ def test_async_outcomes_are_normalised_like_sync_ones(caplog: pytest.LogCaptureF
     site.add("/mixed", Mixed())
     forbidden = answer(site.dispatch(req("DELETE", "/mixed")))
     assert (forbidden.code, forbidden.text) == (Code.FORBIDDEN, "no")
-    bad = answer(site.dispatch(req("FETCH", "/mixed")))
-    assert (bad.code, bad.text) == (Code.BAD_REQUEST, "bad fetch")
     with caplog.at_level(logging.ERROR, logger="coapkit.server"):
+        bad = answer(site.dispatch(req("FETCH", "/mixed")))
         oops = answer(site.dispatch(req("PATCH", "/mixed")))
         five = answer(site.dispatch(req("iPATCH", "/mixed")))
+    assert bad == Response(Code.INTERNAL_SERVER_ERROR, b"internal server error")
     assert oops == Response(Code.INTERNAL_SERVER_ERROR, b"internal server error")
     assert five.code == Code.INTERNAL_SERVER_ERROR
-    assert [r.levelno for r in caplog.records] == [logging.ERROR, logging.ERROR]
-    assert "raised KeyError" in caplog.records[0].getMessage()
+    assert [r.levelno for r in caplog.records] == [logging.ERROR] * 3
+    assert "raised ValueError" in caplog.records[0].getMessage()
+    assert "raised KeyError" in caplog.records[1].getMessage()
 
 
 def test_a_sync_handler_returning_an_awaitable_is_awaited() -> None:

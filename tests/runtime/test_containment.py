@@ -127,7 +127,7 @@ def test_a_tracer_failing_in_a_retransmission_does_not_stop_the_timer(loop: str)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
             silent.bind(("127.0.0.1", 0))
             port = silent.getsockname()[1]
-            async with Client(params=fast, tracer=tracer) as client:
+            async with Client(transmission=fast, tracer=tracer) as client:
                 started = time.monotonic()
                 with pytest.raises(RequestTimeout):
                     await asyncio.wait_for(client.get(f"coap://127.0.0.1:{port}/x"), 10)

@@ -193,7 +193,7 @@ async def test_con_request_gives_up_with_fast_parameters():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
         port = silent.getsockname()[1]
-        async with Client(params=fast) as client:
+        async with Client(transmission=fast) as client:
             with pytest.raises(RequestTimeout) as info:
                 await client.get(f"coap://127.0.0.1:{port}/x")
         datagrams = 0
@@ -285,7 +285,10 @@ async def test_one_client_cannot_take_every_handler_slot():
 
     async with Server(site, bind=("127.0.0.1", 0), max_pending_per_remote=3) as server:
         base = f"coap://127.0.0.1:{server.port}"
-        async with Client(params=TransmissionParameters(nstart=8)) as greedy, Client() as other:
+        async with (
+            Client(transmission=TransmissionParameters(nstart=8)) as greedy,
+            Client() as other,
+        ):
             waiting = [asyncio.ensure_future(greedy.get(f"{base}/wait")) for _ in range(3)]
             while len(server.driver._tasks) < 3:
                 await asyncio.sleep(0.01)

@@ -41,7 +41,7 @@ async def test_multicast_request_gets_every_response():
         Server(
             site(name),
             bind=("::", port),
-            params=QUICK,
+            transmission=QUICK,
             multicast=[GROUP],
             multicast_interface="127.0.0.1",
             reuse_port=True,
@@ -51,7 +51,7 @@ async def test_multicast_request_gets_every_response():
     for server in servers:
         await server.start()
     try:
-        async with Client(multicast_interface="127.0.0.1", params=QUICK) as client:
+        async with Client(multicast_interface="127.0.0.1", transmission=QUICK) as client:
             responses = [
                 response
                 async for response in client.multicast(

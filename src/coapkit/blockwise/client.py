@@ -130,7 +130,6 @@ class Transfer:
         "multicast",
         "observe",
         "owner",
-        "params",
         "parent",
         "registered",
         "remote",
@@ -143,6 +142,7 @@ class Transfer:
         "started_at",
         "state",
         "timeout",
+        "transmission",
         "upload",
         "upload_offset",
         "upload_retried",
@@ -156,7 +156,7 @@ class Transfer:
         now: float,
         *,
         mtype: MessageType,
-        params: TransmissionParameters | None,
+        transmission: TransmissionParameters | None,
         timeout: float | None,
         multicast: bool,
         observe: bool,
@@ -165,7 +165,7 @@ class Transfer:
         self.remote = remote
         self.started_at = now
         self.mtype = mtype
-        self.params = params
+        self.transmission = transmission
         self.timeout = timeout
         self.multicast = multicast
         self.observe = observe
@@ -238,7 +238,7 @@ class ClientTransfers:
         out: Datagrams,
         *,
         mtype: MessageType,
-        params: TransmissionParameters | None = None,
+        transmission: TransmissionParameters | None = None,
         timeout: float | None = None,
         multicast: bool = False,
         keep_open: bool = False,
@@ -251,7 +251,7 @@ class ClientTransfers:
             remote,
             now,
             mtype=mtype,
-            params=params,
+            transmission=transmission,
             timeout=timeout,
             multicast=multicast,
             observe=observe,
@@ -278,7 +278,7 @@ class ClientTransfers:
             now,
             out,
             mtype=mtype,
-            params=params,
+            transmission=transmission,
             timeout=timeout,
             multicast=multicast,
             keep_open=keep_open,
@@ -293,7 +293,7 @@ class ClientTransfers:
             remote,
             now,
             mtype=MessageType.CON,
-            params=None,
+            transmission=None,
             timeout=None,
             multicast=False,
             observe=False,
@@ -574,7 +574,7 @@ class ClientTransfers:
             now,
             out,
             mtype=transfer.mtype,
-            params=transfer.params,
+            transmission=transfer.transmission,
             timeout=transfer.timeout,
             **extra,
         )
@@ -660,7 +660,7 @@ class ClientTransfers:
             transfer.remote,
             now,
             mtype=transfer.mtype,
-            params=transfer.params,
+            transmission=transfer.transmission,
             timeout=transfer.timeout,
             multicast=False,
             observe=False,
@@ -822,7 +822,7 @@ class ClientTransfers:
                     now,
                     out,
                     mtype=transfer.mtype,
-                    params=transfer.params,
+                    transmission=transfer.transmission,
                     timeout=transfer.timeout,
                 )
             except CoapError as exc:

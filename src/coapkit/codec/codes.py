@@ -5,6 +5,9 @@ A code is one byte, ``class << 5 | detail``, written ``c.dd`` (RFC 7252 §3,
 (2.31 Continue, 4.08, 4.13), RFC 8132 (FETCH, PATCH, iPATCH, 4.09, 4.22),
 RFC 8516 (4.29), RFC 8768 (5.08), RFC 9175 and RFC 8323 (7.xx signaling).
 Messages carry codes as plain ``int``; :class:`Code` members are ints too.
+``Code(n)`` of any code byte is a :class:`Code`: an unregistered one (2.06,
+4.10...) gets a member of its own, named by its ``c.dd`` form, so that what a
+peer sent can be typed ``Code`` without being refused.
 """
 
 from __future__ import annotations
@@ -69,6 +72,16 @@ class Code(IntEnum):
     PONG = _c(7, 3)
     RELEASE = _c(7, 4)
     ABORT = _c(7, 5)
+
+    @classmethod
+    def _missing_(cls, value: object) -> Code | None:
+        """``Code(70)``: an unregistered code byte as a member named ``"2.06"``, made once."""
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255:
+            member = int.__new__(cls, value)
+            member._name_ = format_code(value)
+            member._value_ = value
+            return cls._value2member_map_.setdefault(value, member)  # type: ignore[return-value]
+        return None
 
     @property
     def dotted(self) -> str:

@@ -12,7 +12,10 @@ coapkit does not know are kept as raw bytes and survive a round trip.
 
 Building goes through keywords named after the registry (``uri_path=["a"]``,
 ``content_format=50``, ``observe=0``, ``if_none_match=True``); those values
-are checked against the registered format and length bounds.  The raw
+are checked against the registered format and length bounds.  Content-Format
+and Accept also take a content-format name (``content_format="json"``,
+``accept="application/cbor"``), looked up in the registry as the command-line
+tool looks up its ``--content-format``.  The raw
 :meth:`Options.add` accepts any bytes, for tests and for crafting odd messages.
 """
 
@@ -22,6 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+from coapkit.codec.content_formats import parse_content_format
 from coapkit.codec.option_registry import (
     BY_ATTRIBUTE,
     REGISTRY,
@@ -40,6 +44,8 @@ OptionItem = tuple[int, bytes]
 OptionInput = tuple[int, bytes | bytearray | memoryview]
 
 _first = itemgetter(0)
+#: the options whose value is a Content-Format, and so may be given by name
+_CONTENT_FORMAT_OPTIONS = frozenset({int(OptionNumber.CONTENT_FORMAT), int(OptionNumber.ACCEPT)})
 
 
 class BlockValue(NamedTuple):
@@ -100,6 +106,11 @@ def encode_value(spec: OptionSpec, value: Any) -> bytes:
     if fmt is OptionFormat.UINT:
         if isinstance(value, BlockValue):
             value = value.to_uint()
+        elif isinstance(value, str) and spec.number in _CONTENT_FORMAT_OPTIONS:
+            try:
+                value = parse_content_format(value)
+            except ValueError as exc:
+                raise OptionValueError(spec.number, f"{spec.name}: {exc}") from None
         if isinstance(value, bool) or not isinstance(value, int):
             raise OptionValueError(spec.number, f"{spec.name} takes an integer, not {value!r}")
         if value < 0:

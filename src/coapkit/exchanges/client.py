@@ -164,7 +164,7 @@ class ClientExchanges:
         out: Datagrams,
         *,
         mtype: MessageType | None = None,
-        params: TransmissionParameters | None = None,
+        transmission: TransmissionParameters | None = None,
         timeout: float | None = None,
         multicast: bool = False,
         keep_open: bool = False,
@@ -184,7 +184,7 @@ class ClientExchanges:
         elif self._token_in_use(remote, multicast, token):
             raise ProtocolUsageError(f"token {token.hex()} is already used by an open request")
         message = _make(mtype, message.code, 0, token, message.options, message.payload)
-        params = params or self.messaging.parameters_for(remote)
+        transmission = transmission or self.messaging.parameters_for(remote)
         request = ClientRequest(
             message,
             remote,
@@ -192,10 +192,10 @@ class ClientExchanges:
             multicast=multicast,
             keep_open=keep_open or multicast,
             ping=False,
-            separate_timeout=params.exchange_lifetime,
+            separate_timeout=transmission.exchange_lifetime,
         )
         request.outgoing = self.messaging.send(
-            message, remote, now, out, mtype=mtype, params=params, owner=request
+            message, remote, now, out, mtype=mtype, params=transmission, owner=request
         )
         if multicast:
             self._multicast[token] = request
@@ -204,7 +204,10 @@ class ClientExchanges:
         if timeout is not None:
             self._arm(request, now + timeout)
         elif mtype is NON:
-            self._arm(request, now + (params.default_leisure if multicast else params.non_lifetime))
+            self._arm(
+                request,
+                now + (transmission.default_leisure if multicast else transmission.non_lifetime),
+            )
         elif self.messaging.reliable:
             # Over a stream the request is delivered once sent (RFC 8323 §2): wait for the
             # response as a CON request's is awaited once its ACK came.
@@ -220,7 +223,7 @@ class ClientExchanges:
         out: Datagrams,
         *,
         mtype: MessageType | None = None,
-        params: TransmissionParameters | None = None,
+        transmission: TransmissionParameters | None = None,
         timeout: float | None = None,
     ) -> None:
         """Send a new message for an open request, keeping its token (Observe re-registration).
@@ -241,19 +244,19 @@ class ClientExchanges:
             if mtype is None:
                 mtype = previous.mtype
         mtype = mtype or CON
-        params = params or self.messaging.parameters_for(request.remote)
+        transmission = transmission or self.messaging.parameters_for(request.remote)
         message = _make(mtype, message.code, 0, request.token, message.options, message.payload)
         request.message = message
         request.acknowledged = False
         request.sent_at = now
-        request.separate_timeout = params.exchange_lifetime
+        request.separate_timeout = transmission.exchange_lifetime
         request.outgoing = self.messaging.send(
-            message, request.remote, now, out, mtype=mtype, params=params, owner=request
+            message, request.remote, now, out, mtype=mtype, params=transmission, owner=request
         )
         if timeout is not None:
             bound: float | None = now + timeout
         elif mtype is NON:
-            bound = now + params.non_lifetime
+            bound = now + transmission.non_lifetime
         elif self.messaging.reliable:
             request.acknowledged = True
             bound = now + request.separate_timeout

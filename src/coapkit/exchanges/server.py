@@ -155,7 +155,7 @@ class ServerExchanges:
         out: Datagrams,
         *,
         mtype: MessageType | None = None,
-        params: TransmissionParameters | None = None,
+        transmission: TransmissionParameters | None = None,
         owner: Any = None,
     ) -> Outgoing | None:
         token = inbound.message.token
@@ -164,5 +164,5 @@ class ServerExchanges:
                 response.mtype, response.code, 0, token, response.options, response.payload
             )
         return self.messaging.respond(
-            inbound, response, now, out, mtype=mtype, params=params, owner=owner
+            inbound, response, now, out, mtype=mtype, params=transmission, owner=owner
         )

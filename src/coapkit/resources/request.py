@@ -6,26 +6,32 @@ and §5.10.4 (Content-Format and Accept), §5.10.6 and §5.10.8 (ETag,
 If-Match, If-None-Match) and RFC 7641 §2 (Observe).
 
 A :class:`Request` wraps the received :class:`~coapkit.codec.message.Message`
-with the remote it came from, the runtime's opaque ``handle`` for answering
-it, and the path parameters the site's router captured.  Accessors decode on
+with the remote it came from (kept as the transport reported it, and shown to
+handlers as an :class:`~coapkit.address.Address` only when one asks), the
+runtime's opaque ``handle`` for answering it, and the path parameters the
+site's router captured.  Accessors decode on
 first use and cache the result, so a handler that only looks at the payload
 never pays for decoding the path.  Bad input raises
-:class:`~coapkit.errors.RespondWith` with 4.00 (Bad Request) and a diagnostic
-saying what was wrong, which the site turns into the answer.
+:class:`~coapkit.errors.BadRequest` (a :class:`~coapkit.errors.RespondWith`
+with 4.00) and a diagnostic saying what was wrong, which the site turns into
+the answer; so a handler need not catch anything to answer malformed input
+correctly, and whatever else it raises is its own bug (5.00).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Hashable
 from typing import Any
 
+from coapkit.address import Address, address_of
 from coapkit.codec.codes import METHODS_BY_NAME, Code, code_name
 from coapkit.codec.message import Message
 from coapkit.codec.option_registry import OptionNumber
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
 from coapkit.codec.uri import quote_segment, unquote
-from coapkit.errors import RespondWith
+from coapkit.errors import BadRequest, OptionValueError
 from coapkit.resources.response import load_cbor
 
 __all__ = ["Request"]
@@ -42,35 +48,36 @@ def _strings(options: Options, number: int, name: str) -> tuple[str, ...]:
             try:
                 values.append(raw.decode("utf-8"))
             except UnicodeDecodeError:
-                raise RespondWith(Code.BAD_REQUEST, f"{name} is not valid UTF-8") from None
+                raise BadRequest(f"{name} is not valid UTF-8") from None
     return tuple(values)
 
 
 class Request:
     """A received request, as a handler sees it.
 
-    ``message`` is the request as received, ``remote`` the peer it came from,
-    ``handle`` whatever the runtime needs to answer it (opaque here), and
-    ``params`` the path parameters captured by the site's router (``{}``
-    until the site fills them in).
+    ``message`` is the request as received, ``remote`` the peer it came from
+    (the transport's address; :attr:`remote` shows it as an
+    :class:`~coapkit.address.Address`), ``handle`` whatever the runtime needs to
+    answer it (opaque here), and ``params`` the path parameters captured by the
+    site's router (``{}`` until the site fills them in).
     """
 
-    __slots__ = ("_path", "_query", "_query_params", "handle", "message", "params", "remote")
+    __slots__ = ("_path", "_query", "_query_params", "_remote", "handle", "message", "params")
 
     message: Message
-    remote: object
     handle: object
     params: dict[str, str]
 
     def __init__(
         self,
         message: Message,
-        remote: object,
+        remote: Hashable,
         handle: object = None,
         params: dict[str, str] | None = None,
     ) -> None:
         self.message = message
-        self.remote = remote
+        #: the remote as the transport reported it: what the core keys its state by
+        self._remote = remote
         self.handle = handle
         self.params = {} if params is None else params
         self._path: tuple[str, ...] | None = None
@@ -84,11 +91,15 @@ class Request:
         path: str = "/",
         payload: bytes | str = b"",
         *,
-        remote: object = None,
+        remote: Hashable = ("192.0.2.1", 5683),
         handle: object = None,
         **option_values: Any,
     ) -> Request:
         """A request made up locally, for tests and for calling a site directly.
+
+        ``remote`` is where it claims to come from: by default ``192.0.2.1:5683``, an
+        address reserved for documentation (RFC 5737), so that handlers find the
+        address every received request has.
 
         ``path`` is a percent-encoded path with an optional query
         (``"/sensors/temp?unit=C"``); a ``str`` payload is sent as UTF-8 with
@@ -116,17 +127,24 @@ class Request:
     def __repr__(self) -> str:
         try:
             where = self.path_string
-        except RespondWith:
+        except BadRequest:
             where = "(path not UTF-8)"
-        return f"<Request {self.method_name} {where} from {self.remote!r}>"
+        return f"<Request {self.method_name} {where} from {self.remote}>"
+
+    @property
+    def remote(self) -> Address:
+        """Where the request came from: ``request.remote.host``, ``str(request.remote)``
+        (``192.0.2.1:5683``; an IPv4 peer of a dual-stack socket shown as IPv4)."""
+        return address_of(self._remote)
 
     # -- method -------------------------------------------------------------------------
 
     @property
-    def method(self) -> int:
-        """The method code (a :class:`Code` member when it is a registered method)."""
+    def method(self) -> Code:
+        """The method code (a :class:`Code`; one of its own for an unregistered method)."""
         code = self.message.code
-        return _METHODS.get(code, code)
+        method = _METHODS.get(code)
+        return Code(code) if method is None else method
 
     @property
     def method_name(self) -> str:
@@ -137,7 +155,7 @@ class Request:
 
     @property
     def path(self) -> tuple[str, ...]:
-        """The Uri-Path segments, decoded; RespondWith 4.00 if one is not UTF-8."""
+        """The Uri-Path segments, decoded; BadRequest (4.00) if one is not UTF-8."""
         path = self._path
         if path is None:
             path = self._path = _strings(self.message.options, _URI_PATH, "Uri-Path")
@@ -150,7 +168,7 @@ class Request:
 
     @property
     def query(self) -> tuple[str, ...]:
-        """The Uri-Query arguments, decoded; RespondWith 4.00 if one is not UTF-8."""
+        """The Uri-Query arguments, decoded; BadRequest (4.00) if one is not UTF-8."""
         query = self._query
         if query is None:
             query = self._query = _strings(self.message.options, _URI_QUERY, "Uri-Query")
@@ -176,16 +194,28 @@ class Request:
 
     @property
     def content_format(self) -> int | None:
-        return self.message.options.content_format
+        """Content-Format of the payload; BadRequest if the option is malformed."""
+        try:
+            return self.message.options.content_format
+        except OptionValueError as exc:
+            raise BadRequest(exc.reason) from None
 
     @property
     def accept(self) -> int | None:
-        return self.message.options.accept
+        """The Content-Format the client asks for; BadRequest if the option is malformed."""
+        try:
+            return self.message.options.accept
+        except OptionValueError as exc:
+            raise BadRequest(exc.reason) from None
 
     @property
     def observe(self) -> int | None:
-        """0 registers an observation, 1 deregisters (RFC 7641 §2); None if absent."""
-        return self.message.options.observe
+        """0 registers an observation, 1 deregisters (RFC 7641 §2); None if absent;
+        BadRequest if the option is malformed."""
+        try:
+            return self.message.options.observe
+        except OptionValueError as exc:
+            raise BadRequest(exc.reason) from None
 
     @property
     def etags(self) -> tuple[bytes, ...]:
@@ -222,29 +252,30 @@ class Request:
 
     @property
     def text(self) -> str:
-        """The payload as UTF-8; RespondWith 4.00 if it is not."""
+        """The payload as UTF-8; BadRequest (4.00) if it is not."""
         try:
             return self.message.payload.decode("utf-8")
         except UnicodeDecodeError:
-            raise RespondWith(Code.BAD_REQUEST, "payload is not valid UTF-8") from None
+            raise BadRequest("payload is not valid UTF-8") from None
 
     def json(self) -> Any:
-        """The payload parsed as JSON (RFC 8259); RespondWith 4.00 if it is not."""
+        """The payload parsed as JSON (RFC 8259); BadRequest (4.00) if it is not."""
         text = self.text
         try:
             return json.loads(text)
         except ValueError as exc:
-            raise RespondWith(Code.BAD_REQUEST, f"payload is not valid JSON: {exc}") from None
+            raise BadRequest(f"payload is not valid JSON: {exc}") from None
         except RecursionError:
-            raise RespondWith(Code.BAD_REQUEST, "JSON payload is nested too deeply") from None
+            raise BadRequest("JSON payload is nested too deeply") from None
 
     def cbor(self) -> Any:
-        """The payload decoded as CBOR (RFC 8949); RespondWith 4.00 if it is not.
+        """The payload decoded as CBOR (RFC 8949); BadRequest (4.00) if it is not.
 
-        Needs ``coapkit[cbor]``; without it the ImportError becomes 5.00.
+        Needs ``coapkit[cbor]``; without it the ImportError (naming the extra) is logged
+        and the request answered 5.00, a fault of the server's installation.
         """
         cbor2 = load_cbor()
         try:
             return cbor2.loads(self.message.payload)
         except (cbor2.CBORError, ValueError, RecursionError) as exc:
-            raise RespondWith(Code.BAD_REQUEST, f"payload is not valid CBOR: {exc}") from None
+            raise BadRequest(f"payload is not valid CBOR: {exc}") from None

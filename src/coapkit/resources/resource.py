@@ -24,19 +24,32 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from coapkit.codec.codes import METHODS_BY_NAME, Code, code_name, is_request
+from coapkit.codec.content_formats import parse_content_format
 from coapkit.codec.link_format import Link
 from coapkit.codec.message import Message
 from coapkit.codec.types import MessageType
 from coapkit.resources.request import Request
 from coapkit.resources.response import Response
 
-__all__ = ["FunctionResource", "Handler", "HandlerResult", "Resource", "method_code"]
+__all__ = [
+    "FunctionResource",
+    "Handler",
+    "HandlerResult",
+    "HandlerT",
+    "Resource",
+    "ResourceT",
+    "method_code",
+]
 
 HandlerResult: TypeAlias = Response | Message | bytes | str | None
 Handler: TypeAlias = Callable[[Request], HandlerResult | Awaitable[HandlerResult]]
+#: A handler's own type, which the route decorators give back unchanged.
+HandlerT = TypeVar("HandlerT", bound=Handler)
+#: A resource's own class, which ``add`` gives back unchanged.
+ResourceT = TypeVar("ResourceT", bound="Resource")
 
 #: The handler method name of each method a :class:`Resource` subclass may define.
 METHOD_ATTRIBUTES: Mapping[int, str] = MappingProxyType(
@@ -70,6 +83,31 @@ ATTRIBUTES = frozenset(
 )
 
 
+#: The attributes that hold Content-Formats, which may be given by name.
+_FORMAT_ATTRIBUTES = frozenset({"ct", "accepts", "produces"})
+
+
+def _numbers(name: str, value: Any) -> Any:
+    """Content-Format names in ``value`` (one or a collection) as numbers, the shape kept
+    (a collection becomes a frozenset for ``accepts`` and ``produces``, which are tested
+    with ``in``; a tuple for ``ct``, whose order is the link's)."""
+    if value is None:
+        return None
+    if isinstance(value, int | str):
+        number = _number(value)
+        return frozenset({number}) if name != "ct" else number
+    numbers = [_number(item) for item in value]
+    return tuple(numbers) if name == "ct" else frozenset(numbers)
+
+
+def _number(value: object) -> int:
+    if isinstance(value, str):
+        return parse_content_format(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"a Content-Format is a number or a name such as 'json', not {value!r}")
+    return value
+
+
 def method_code(method: int | str) -> int:
     """The code of a method given as a name (``"GET"``, case-insensitive) or a code (0.01-0.31)."""
     if isinstance(method, str):
@@ -98,22 +136,33 @@ class Resource:
     * ``accepts``: Content-Formats accepted in the payload of POST, PUT, FETCH,
       PATCH and iPATCH; any other gets 4.15 (a request without Content-Format passes)
     * ``produces``: Content-Formats it can answer with; an Accept outside them gets 4.06
+
+    Content-Formats (``ct``, ``accepts``, ``produces``) may be numbers or names, as
+    everywhere in coapkit: ``accepts = {"json", "cbor"}`` is ``{50, 60}``.  Names are
+    looked up once, when the class is made or the attributes set (by keywords or
+    :meth:`set_attributes`), never per request.
     """
 
     rt: str | Sequence[str] | None = None
     if_: str | Sequence[str] | None = None
-    ct: int | Sequence[int] | None = None
+    ct: int | str | Sequence[int | str] | None = None
     sz: int | None = None
     title: str | None = None
     observable: bool = False
     hidden: bool = False
     extra_attributes: Mapping[str, str | None] = MappingProxyType({})
-    accepts: Collection[int] | None = None
-    produces: Collection[int] | None = None
+    accepts: Collection[int | str] | None = None
+    produces: Collection[int | str] | None = None
     notification_type: MessageType | None = None
     """Observe: send notifications as CON or NON (None: the server's default, NON)."""
     con_every: int | None = None
     """Observe: make every Nth notification a CON (None: the server's default)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _FORMAT_ATTRIBUTES:
+            if name in cls.__dict__:
+                setattr(cls, name, _numbers(name, cls.__dict__[name]))
 
     def __init__(self, **attrs: Any) -> None:
         self.set_attributes(**attrs)
@@ -164,7 +213,7 @@ class Resource:
             known = ", ".join(sorted(ATTRIBUTES))
             raise TypeError(f"unknown resource attribute {unknown[0]!r} (known: {known})")
         for name, value in attrs.items():
-            setattr(self, name, value)
+            setattr(self, name, _numbers(name, value) if name in _FORMAT_ATTRIBUTES else value)
 
     def __repr__(self) -> str:
         methods = ", ".join(self.allowed_methods()) or "no methods"
@@ -188,7 +237,7 @@ class Resource:
             path,
             rt=self.rt,
             if_=self.if_,
-            ct=self.ct,
+            ct=_numbers("ct", self.ct),
             sz=self.sz,
             obs=self.observable,
             title=self.title,

@@ -20,9 +20,10 @@ JSON and CBOR helpers are conveniences: ``json`` is in the standard library,
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
+from coapkit.address import Address, address_of
 from coapkit.codec.codes import Code, code_name, is_error, is_response, is_success
 from coapkit.codec.content_formats import CBOR, JSON, LINK_FORMAT, TEXT_PLAIN
 from coapkit.codec.link_format import Link, parse_link_format, serialize_link_format
@@ -32,7 +33,6 @@ from coapkit.codec.options import EMPTY_OPTIONS, Options
 from coapkit.codec.types import MessageType
 from coapkit.compiled import mypyc_attr
 from coapkit.errors import ErrorResponse, LinkFormatError
-from coapkit.messaging.records import Remote
 
 __all__ = ["Response"]
 
@@ -45,13 +45,15 @@ _new = object.__new__
 _RESPONSE_CODES = frozenset(code for code in Code if is_response(code))
 
 
-def _response_code(code: object) -> int:
-    """``code`` as a :class:`Code` member where one exists; TypeError/ValueError if unusable."""
+def _response_code(code: object) -> Code:
+    """``code`` as a :class:`Code` (one of its own if unregistered); TypeError/ValueError
+    if unusable."""
     if isinstance(code, bool) or not isinstance(code, int):
         raise TypeError(f"a response code is an int such as Code.CONTENT, not {code!r}")
     if not is_response(code):
         raise ValueError(f"{code_name(code)} is not a response code (2.xx to 5.xx)")
-    return _CODES.get(code, code)
+    member = _CODES.get(code)
+    return Code(code) if member is None else member
 
 
 def _payload_bytes(payload: object) -> bytes:
@@ -62,10 +64,10 @@ def _payload_bytes(payload: object) -> bytes:
     raise TypeError(f"a payload is bytes or str, not {type(payload).__name__}")
 
 
-_CONTENT_FORMAT_OPTIONS: dict[int, Options] = {}
+_CONTENT_FORMAT_OPTIONS: dict[int | str, Options] = {}
 
 
-def _content_format_options(content_format: int) -> Options:
+def _content_format_options(content_format: int | str) -> Options:
     """Options holding only a Content-Format: the common case, built once per format."""
     options = _CONTENT_FORMAT_OPTIONS.get(content_format)
     if options is None:
@@ -73,6 +75,14 @@ def _content_format_options(content_format: int) -> Options:
         if len(_CONTENT_FORMAT_OPTIONS) < 256:
             _CONTENT_FORMAT_OPTIONS[content_format] = options
     return options
+
+
+def dump_json(obj: Any) -> bytes:
+    """``obj`` as compact UTF-8 JSON (RFC 8259), as :meth:`Response.json_` and the client's
+    ``json=`` send it: no spaces, no ASCII escapes, and no NaN or Infinity, which JSON
+    does not have (ValueError)."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.encode("utf-8")
 
 
 def load_cbor() -> Any:
@@ -87,7 +97,7 @@ def load_cbor() -> Any:
 
 
 def _restore(
-    code: int, payload: bytes, items: tuple[tuple[int, bytes], ...], remote: Remote | None
+    code: int, payload: bytes, items: tuple[tuple[int, bytes], ...], remote: Address | None
 ) -> Response:
     # Options are pickled as their items: Options itself has no __reduce__ (yet).
     return Response(code, payload, options=Options(items), remote=remote)
@@ -108,24 +118,26 @@ class Response:
     keywords (``max_age``, ``etag``, ``location_path``, ``observe``... every
     :class:`~coapkit.codec.options.Options` keyword) are merged into
     ``options``.  Equality compares code, options and payload; ``remote`` is
-    where the response came from and is not part of its value.
+    where the response came from (an :class:`~coapkit.address.Address`; the
+    constructor also takes a socket address tuple) and is not part of its value.
+    ``code`` is always a :class:`Code`.
     """
 
     __slots__ = ("code", "options", "payload", "remote")
 
-    code: int
+    code: Code
     options: Options
     payload: bytes
-    remote: Remote | None
+    remote: Address | None
 
     def __init__(
         self,
         code: int = Code.CONTENT,
         payload: bytes | bytearray | memoryview | str = b"",
         *,
-        content_format: int | None = None,
+        content_format: int | str | None = None,
         options: Options | None = None,
-        remote: Remote | None = None,
+        remote: Address | tuple[Any, ...] | None = None,
         **option_values: Any,
     ) -> None:
         if code.__class__ is not Code or code not in _RESPONSE_CODES:
@@ -152,7 +164,7 @@ class Response:
         _set_code(self, code)
         _set_payload(self, data)
         _set_options(self, options)
-        _set_remote(self, remote)
+        _set_remote(self, remote if remote is None else address_of(remote))
 
     # -- value behaviour -------------------------------------------------------------
 
@@ -215,13 +227,14 @@ class Response:
         return _make(_ACK, self.code, 0, token, self.options, self.payload)
 
     @classmethod
-    def from_message(cls, message: Message, remote: Remote | None = None) -> Response:
-        """The response carried by ``message`` (its type, MID and token are dropped)."""
+    def from_message(cls, message: Message, remote: Hashable | None = None) -> Response:
+        """The response carried by ``message`` (its type, MID and token are dropped);
+        ``remote`` is the transport's address of its sender, shown as an Address."""
         self = _new(cls)
         _set_code(self, _response_code(message.code))
         _set_payload(self, message.payload)
         _set_options(self, message.options)
-        _set_remote(self, remote)
+        _set_remote(self, remote if remote is None else address_of(remote))
         return self
 
     # -- constructors for common representations -----------------------------------------
@@ -229,9 +242,8 @@ class Response:
     @classmethod
     def json_(cls, obj: Any, code: int = Code.CONTENT, **kw: Any) -> Response:
         """``obj`` as compact UTF-8 JSON with Content-Format 50 (RFC 8259, RFC 7252 §12.3)."""
-        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         kw.setdefault("content_format", JSON)
-        return cls(code, text.encode("utf-8"), **kw)
+        return cls(code, dump_json(obj), **kw)
 
     @classmethod
     def cbor_(cls, obj: Any, code: int = Code.CONTENT, **kw: Any) -> Response:
@@ -261,7 +273,7 @@ class Response:
     def raise_for_status(self) -> Response:
         """Raise :class:`~coapkit.errors.ErrorResponse` for 4.xx and 5.xx; return self otherwise."""
         if is_error(self.code):
-            raise ErrorResponse(self.to_message())
+            raise ErrorResponse(self)
         return self
 
     # -- options --------------------------------------------------------------------------

@@ -15,10 +15,13 @@ allowed, unsupported Content-Format, unacceptable Accept) with a ready
 normalised at once, so the common case never touches an event loop; a
 coroutine function's result is handed back wrapped in :func:`finish`, an
 awaitable that the runtime awaits and that normalises the outcome the same
-way.  Exceptions never escape either path: :class:`RespondWith` gives its
-code, ``ValueError`` (including ``OptionValueError``, and JSON and UTF-8
-errors) gives 4.00 with the error's text as diagnostic, anything else gives
-5.00 with a generic diagnostic and a traceback in the ``coapkit.server`` log.
+way.  Exceptions never escape either path, and the rule for them is short:
+:class:`RespondWith` (and its :class:`~coapkit.errors.BadRequest`, which the
+request's accessors raise for a malformed payload, path or option) gives its
+code and diagnostic; anything else is a bug of the server and gives 5.00 with
+a generic diagnostic, its traceback in the ``coapkit.server`` log and nothing
+of its text on the wire (a ``ValueError`` deep in application code says
+nothing about the client's request, and its message may hold internals).
 
 Handler results: a :class:`Response` as it is; a
 :class:`~coapkit.codec.message.Message` through
@@ -33,15 +36,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from coapkit.codec.codes import Code, code_name
 from coapkit.codec.link_format import Link
 from coapkit.codec.message import Message
 from coapkit.codec.option_registry import OptionNumber
-from coapkit.errors import OptionValueError, RespondWith
+from coapkit.errors import BadRequest, OptionValueError, RespondWith
 from coapkit.resources.request import Request
-from coapkit.resources.resource import FunctionResource, Handler, Resource, method_code
+from coapkit.resources.resource import (
+    FunctionResource,
+    Handler,
+    HandlerT,
+    Resource,
+    ResourceT,
+    method_code,
+)
 from coapkit.resources.response import Response
 from coapkit.resources.routing import RouteTable, parse_pattern
 from coapkit.resources.well_known import WELL_KNOWN_CORE, WellKnownCore
@@ -50,7 +60,6 @@ __all__ = ["Site", "finish"]
 
 logger = logging.getLogger("coapkit.server")
 
-H = TypeVar("H", bound=Handler)
 
 _PROXY_OPTIONS = frozenset({OptionNumber.PROXY_URI, OptionNumber.PROXY_SCHEME})
 
@@ -68,22 +77,12 @@ DEFAULT_CODES: dict[int, int] = {
     Code.DELETE: Code.DELETED,
 }
 
-_MAX_DIAGNOSTIC = 200  # characters; RFC 7252 §5.5.2 asks for a brief message
-
 NOT_PROXY = Response(Code.PROXYING_NOT_SUPPORTED, b"this server is not a proxy")
 NOT_FOUND = Response(Code.NOT_FOUND, b"not found")
 INTERNAL_ERROR = Response(Code.INTERNAL_SERVER_ERROR, b"internal server error")
 
 
-def _diagnostic(text: str) -> bytes:
-    """A brief one-line diagnostic payload (RFC 7252 §5.5.2)."""
-    line = text.split("\n", 1)[0].strip()
-    if len(line) > _MAX_DIAGNOSTIC:
-        line = line[: _MAX_DIAGNOSTIC - 3] + "..."
-    return line.encode("utf-8", errors="replace")
-
-
-def _formats(numbers: Collection[int]) -> str:
+def _formats(numbers: Collection[int | str]) -> str:
     return ", ".join(str(number) for number in sorted(numbers)) or "none"
 
 
@@ -100,10 +99,6 @@ def error_response(exc: Exception, request: Request) -> Response:
                 exc_info=bad,
             )
             return INTERNAL_ERROR
-    if isinstance(exc, ValueError):
-        logger.debug("%r answered 4.00 for %r", request, exc, exc_info=exc)
-        reason = exc.reason if isinstance(exc, OptionValueError) else str(exc)
-        return Response(Code.BAD_REQUEST, _diagnostic(reason or "bad request"))
     logger.error("handler for %r raised %s", request, type(exc).__name__, exc_info=exc)
     return INTERNAL_ERROR
 
@@ -170,8 +165,11 @@ class Site:
 
     # -- the resource tree ---------------------------------------------------------------
 
-    def add(self, path: str, resource: Resource) -> Resource:
-        """Serve ``resource`` at ``path`` from now on; ValueError if the path is taken."""
+    def add(self, path: str, resource: ResourceT) -> ResourceT:
+        """Serve ``resource`` at ``path`` from now on; ValueError if the path is taken.
+
+        Returns ``resource``, typed as given, so that ``thermometer = site.add(...)``
+        keeps its own class's attributes for a type checker."""
         if not isinstance(resource, Resource):
             raise TypeError(f"expected a Resource, not {type(resource).__name__}")
         self._routes.add(path, resource)
@@ -208,7 +206,7 @@ class Site:
 
     def route(
         self, path: str, methods: Sequence[int | str] | str = ("GET",), **attrs: Any
-    ) -> Callable[[H], H]:
+    ) -> Callable[[HandlerT], HandlerT]:
         """Decorator serving ``methods`` at ``path`` with the decorated function.
 
         Several decorators on one path build up one :class:`FunctionResource`;
@@ -221,7 +219,7 @@ class Site:
         if not codes:
             raise ValueError("route() needs at least one method")
 
-        def decorator(function: H) -> H:
+        def decorator(function: HandlerT) -> HandlerT:
             route = self._routes.lookup(path)
             if route is None:
                 resource = FunctionResource(**attrs)
@@ -278,7 +276,10 @@ class Site:
             return Response(Code.METHOD_NOT_ALLOWED, f"allowed: {allowed}".encode())
         accepts = resource.accepts
         if accepts is not None and method in PAYLOAD_METHODS:
-            content_format = options.content_format
+            try:
+                content_format = options.content_format
+            except OptionValueError as exc:  # malformed by the client
+                raise BadRequest(exc.reason) from None
             if content_format is not None and content_format not in accepts:
                 return Response(
                     Code.UNSUPPORTED_CONTENT_FORMAT,
@@ -287,7 +288,10 @@ class Site:
                 )
         produces = resource.produces
         if produces is not None:
-            accept = options.accept
+            try:
+                accept = options.accept
+            except OptionValueError as exc:
+                raise BadRequest(exc.reason) from None
             if accept is not None and accept not in produces:
                 return Response(
                     Code.NOT_ACCEPTABLE,

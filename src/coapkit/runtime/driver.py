@@ -637,7 +637,7 @@ class Driver:
         remote: Remote,
         *,
         mtype: MessageType | None = None,
-        params: TransmissionParameters | None = None,
+        transmission: TransmissionParameters | None = None,
         timeout: float | None = None,
         progress: ProgressCallback | None = None,
     ) -> tuple[Message, Remote]:
@@ -652,7 +652,12 @@ class Driver:
         while True:
             try:
                 handle, output = self.endpoint.request(
-                    message, remote, self.loop.time(), mtype=mtype, params=params, timeout=timeout
+                    message,
+                    remote,
+                    self.loop.time(),
+                    mtype=mtype,
+                    transmission=transmission,
+                    timeout=timeout,
                 )
                 break
             except BacklogFull:
@@ -727,7 +732,7 @@ class Driver:
         remote: Remote,
         *,
         mtype: MessageType | None = None,
-        params: TransmissionParameters | None = None,
+        transmission: TransmissionParameters | None = None,
         timeout: float | None = None,
         token: bytes | None = None,
     ) -> ResponseStream:
@@ -740,7 +745,7 @@ class Driver:
             remote,
             self.loop.time(),
             mtype=mtype,
-            params=params,
+            transmission=transmission,
             timeout=timeout,
             keep_open=True,
             token=token,
