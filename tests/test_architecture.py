@@ -19,6 +19,7 @@ LAYERS: dict[str, float] = {
     "errors": 0,
     "compiled": 0,
     "randomness": 0,
+    "address": 0,
     "codec": 1,
     "messaging": 2,
     "connections": 2.5,  # builds on messaging's records and events
