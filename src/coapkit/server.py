@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import suppress
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -28,8 +30,10 @@ from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.codec.codes import Code, code_name
 from coapkit.codec.message import Message, ResponseParts
 from coapkit.codec.option_registry import OptionNumber
+from coapkit.codec.uri import CoapUri, parse_uri
+from coapkit.connections import ConnectionLayer, StreamConfig
 from coapkit.endpoint import Endpoint
-from coapkit.errors import CoapError, NotStarted
+from coapkit.errors import CoapError, NotStarted, UriError
 from coapkit.exchanges.amplification import AmplificationConfig
 from coapkit.exchanges.events import IncomingRequest
 from coapkit.messaging.addresses import describe_remote
@@ -42,7 +46,9 @@ from coapkit.resources.resource import HandlerT, Resource, ResourceT
 from coapkit.resources.response import Response
 from coapkit.resources.site import Site
 from coapkit.runtime.driver import Driver, Tracer
+from coapkit.runtime.entropy import SystemEntropy
 from coapkit.runtime.network import DatagramNetwork, DatagramTransport, default_network
+from coapkit.transports.tcp import StreamLimits, StreamTransport
 from coapkit.transports.udp import (
     COAP_MULTICAST_V4,
     COAP_MULTICAST_V6_LINK,
@@ -59,8 +65,30 @@ RENDERS_PER_OBSERVER = 2
 ALL_COAP_GROUPS = (COAP_MULTICAST_V4, COAP_MULTICAST_V6_LINK, COAP_MULTICAST_V6_SITE)
 
 
+class Listener:
+    """One transport a server listens on: the URI it is bound to and the endpoint and
+    driver that serve it.  Every listener of a server serves the same site."""
+
+    __slots__ = ("driver", "scheme", "transport", "uri")
+
+    def __init__(self, scheme: str) -> None:
+        self.scheme = scheme
+        self.uri = ""  #: the bound URI, its port chosen when 0 was asked for
+        self.driver: Driver = None  # type: ignore[assignment]  # set right after
+        self.transport: Any = None
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self.driver.endpoint
+
+    def __repr__(self) -> str:
+        return f"<Listener {self.uri or self.scheme}>"
+
+
 class Server:
-    """Serves a site of resources on one UDP socket; use it as an async context manager."""
+    """Serves a site of resources on one or more transports (UDP by default; ``listen=``
+    takes URIs of every scheme: ``coap://``, ``coap+tcp://``...); use it as an async
+    context manager."""
 
     #: async renderings of one observer's notifications that may run at once
     renders_per_observer = RENDERS_PER_OBSERVER
@@ -85,6 +113,10 @@ class Server:
         handler_timeout: float | None = None,
         close_grace: float = 2.0,
         network: DatagramNetwork | None = None,
+        listen: Iterable[str] | None = None,
+        stream: StreamConfig | None = None,
+        stream_limits: StreamLimits | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """``transmission``: RFC 7252 §4.8 transmission parameters (ACK_TIMEOUT,
         MAX_RETRANSMIT...) of the CON messages it sends (separate responses,
@@ -94,7 +126,15 @@ class Server:
         :meth:`close` waits for cancelled handlers before abandoning them with a warning.
         ``network``: where the socket is opened (:mod:`coapkit.runtime.network`): by
         default the host's UDP stack, or in virtual time the loop's
-        :class:`~coapkit.testing.VirtualNetwork`."""
+        :class:`~coapkit.testing.VirtualNetwork`.
+
+        ``listen``: the URIs to serve on, any number, every scheme
+        (``coap://[::]:5683``, ``coap+tcp://127.0.0.1:0``...); port 0 picks a free
+        one, :attr:`listeners` tells which.  Without it, ``bind`` means
+        ``coap://HOST:PORT``.  ``stream``: the connection settings of ``coap+tcp``
+        and ``coaps+tcp`` listeners (RFC 8323: Max-Message-Size, keep-alive, idle
+        timeout); ``stream_limits``: how many connections they take;
+        ``ssl_context``: the server's TLS context for ``coaps+tcp``."""
         self.site = site if site is not None else Site()
         self._bind = bind
         self._network = network
@@ -113,7 +153,14 @@ class Server:
         self._handler_timeout = handler_timeout
         self._close_grace = close_grace
         self._address: tuple[Any, ...] | None = None
+        self._observe_config = observe
+        self._listen = list(listen) if listen is not None else None
+        self._stream = stream
+        self._stream_limits = stream_limits
+        self._ssl_context = ssl_context
+        #: the observers of the first listener (each listener keeps its own)
         self.observers = ObserveRegistry(observe)
+        self._listeners: list[Listener] = []
         self._driver: Driver | None = None
         self._transport: DatagramTransport | None = None
         self._stopped: asyncio.Event | None = None
@@ -150,22 +197,69 @@ class Server:
         if self._driver is not None:
             return self
         loop = asyncio.get_running_loop()
-        host = await resolve_bind_host(loop, self._bind[0])
+        listen = self._listen
+        if listen is None:
+            host, port = self._bind
+            literal = f"[{host}]" if ":" in host else host
+            listen = [f"coap://{literal}:{port}"]
+        uris = [parse_uri(uri) for uri in listen]
+        listeners: list[Listener] = []
+        try:
+            for uri in uris:
+                listeners.append(await self._open(loop, uri, first=not listeners))
+        except BaseException:
+            for listener in listeners:
+                await listener.driver.close()
+            raise
         if self._started():  # by another task meanwhile
+            for listener in listeners:
+                await listener.driver.close()
             return self
-        network = self._network or default_network(loop)
-        endpoint = Endpoint(
-            rng=network.random_source(),
-            transmission=self.transmission,
-            messaging=self._messaging,
-            blockwise=self._blockwise,
-            amplification=self._amplification,
-            observers=self.observers,
-        )
+        if not listeners:
+            raise ValueError("listen= names no URI to serve on")
+        self._listeners = listeners
+        primary = listeners[0]
+        self._driver, self._transport = primary.driver, primary.transport
+        self._address = primary.transport.local_address
+        self._stopped = asyncio.Event()
+        with suppress(Exception):  # a raising log filter must not leave a half-started server
+            logger.info("serving CoAP on %s", ", ".join(item.uri for item in listeners))
+        return self
+
+    async def _open(
+        self, loop: asyncio.AbstractEventLoop, uri: CoapUri, *, first: bool
+    ) -> Listener:
+        """Bind one listener: an endpoint on the right reliability layer, its driver, its
+        transport (docs/architecture.md, "Two reliability layers")."""
+        listener = Listener(uri.scheme)
+        host = await resolve_bind_host(loop, uri.host)
+        registry = self.observers if first else ObserveRegistry(self._observe_config)
+        if uri.transport == "udp":
+            if uri.secure:
+                raise UriError(f"{uri.scheme}:// (DTLS) is not supported yet")
+            network = self._network or default_network(loop)
+            endpoint = Endpoint(
+                rng=network.random_source(),
+                transmission=self.transmission,
+                messaging=self._messaging,
+                blockwise=self._blockwise,
+                amplification=self._amplification,
+                observers=registry,
+            )
+        elif uri.transport == "tcp":
+            endpoint = Endpoint(
+                rng=SystemEntropy(),
+                transmission=self.transmission,
+                blockwise=self._blockwise,
+                observers=registry,
+                layer=ConnectionLayer(params=self.transmission, config=self._stream),
+            )
+        else:
+            raise UriError(f"{uri.scheme}:// listeners are not supported yet")
         driver = Driver(
             endpoint,
             loop,
-            request_handler=self._handle,
+            request_handler=partial(self._handle, listener),
             tracer=self._tracer,
             max_pending=self._max_pending,
             max_pending_per_remote=self._max_pending_per_remote,
@@ -174,28 +268,40 @@ class Server:
         )
         driver.responded = self._log if self._log_requests else None
         driver.observer_removed = self._observer_removed
-        transport = network.bind(loop, driver, host, self._bind[1], reuse_port=self._reuse_port)
-        driver.attach(transport)
-        if self._multicast:
-            groups = ALL_COAP_GROUPS if self._multicast is True else tuple(self._multicast)
-            for group in groups:
-                try:
-                    transport.join_group(group, self._multicast_interface)
-                except OSError as exc:
-                    logger.warning("could not join multicast group %s: %s", group, exc)
-        self._driver, self._transport = driver, transport
-        self._address = transport.local_address
-        self._stopped = asyncio.Event()
-        with suppress(Exception):  # a raising log filter must not leave a half-started server
-            logger.info("serving CoAP on %s", describe_remote(transport.local_address))
-        return self
+        listener.driver = driver
+        if uri.transport == "udp":
+            transport: Any = network.bind(loop, driver, host, uri.port, reuse_port=self._reuse_port)
+            driver.attach(transport)
+            if self._multicast and first:
+                groups = ALL_COAP_GROUPS if self._multicast is True else tuple(self._multicast)
+                for group in groups:
+                    try:
+                        transport.join_group(group, self._multicast_interface)
+                    except OSError as exc:
+                        logger.warning("could not join multicast group %s: %s", group, exc)
+        else:
+            if uri.secure and self._ssl_context is None:
+                raise UriError(f"{uri.scheme}:// needs TLS material (a certificate and key)")
+            transport = StreamTransport(
+                loop,
+                driver,
+                ssl_context=self._ssl_context if uri.secure else None,
+                limits=self._stream_limits,
+            )
+            driver.attach(transport)
+            await transport.listen(host, uri.port, reuse_port=self._reuse_port)
+        listener.transport = transport
+        bound = transport.local_address
+        listener.uri = f"{uri.scheme}://{describe_remote(bound)}"
+        return listener
 
     async def close(self) -> None:
         for resource, count in list(self._observation_counts.items()):
             if count:
                 self._tell_count(resource, 0)
         self._observation_counts.clear()
-        driver, self._driver = self._driver, None
+        self._driver = None
+        listeners, self._listeners = self._listeners, []
         for resource in self._observed:
             resource.remove_update_listener(self._updated)
         self._observed.clear()
@@ -206,8 +312,8 @@ class Server:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        if driver is not None:
-            await driver.close()
+        for listener in listeners:
+            await listener.driver.close()
         if self._stopped is not None:
             self._stopped.set()
 
@@ -256,7 +362,13 @@ class Server:
 
     @property
     def endpoint(self) -> Endpoint:
+        """The first listener's endpoint."""
         return self.driver.endpoint
+
+    @property
+    def listeners(self) -> tuple[Listener, ...]:
+        """Every transport served on, in the order of ``listen=``; empty when not running."""
+        return tuple(self._listeners)
 
     @property
     def log_requests(self) -> bool:
@@ -266,42 +378,47 @@ class Server:
     @log_requests.setter
     def log_requests(self, on: bool) -> None:
         self._log_requests = on
-        if self._driver is not None:  # no call per response while it is off
-            self._driver.responded = self._log if on else None
+        for listener in self._listeners:  # no call per response while it is off
+            listener.driver.responded = self._log if on else None
 
     # -- requests ----------------------------------------------------------------------------------
 
-    def _handle(self, event: IncomingRequest) -> ResponseParts | Awaitable[ResponseParts]:
+    def _handle(
+        self, listener: Listener, event: IncomingRequest
+    ) -> ResponseParts | Awaitable[ResponseParts]:
         request = Request(event.request, event.remote, event.handle)
         result = self.site.dispatch(request)
         if isinstance(result, Response):
             if _OBSERVE in event.request.options:
-                return self._observe_request(request, result.to_message(event.request.token))
+                message = result.to_message(event.request.token)
+                return self._observe_request(listener, request, message)
             return result  # the driver sends its parts: no message built on the fast path
-        return self._finish(request, result)
+        return self._finish(listener, request, result)
 
-    async def _finish(self, request: Request, pending: Awaitable[Response]) -> Message:
-        return self._complete(request, await pending)
+    async def _finish(
+        self, listener: Listener, request: Request, pending: Awaitable[Response]
+    ) -> Message:
+        return self._complete(listener, request, await pending)
 
-    def _complete(self, request: Request, response: Response) -> Message:
+    def _complete(self, listener: Listener, request: Request, response: Response) -> Message:
         message = response.to_message(request.message.token)
         if _OBSERVE in request.message.options and self._driver is not None:
-            message = self._observe_request(request, message)
+            message = self._observe_request(listener, request, message)
         return message
 
     # -- Observe (RFC 7641): the decisions are the endpoint's (coapkit.observe.server) -----------
 
-    def _observe_request(self, request: Request, message: Message) -> Message:
+    def _observe_request(self, listener: Listener, request: Request, message: Message) -> Message:
         """Let the endpoint register or deregister the sender (§3.1, §3.6) and mark the response."""
         try:
             found = self.site.match(request.path)
         except CoapError:  # a path that is not UTF-8: the site has answered 4.00 already
             found = None
         resource = found[0] if found is not None and found[0].observable else None
-        registry = self.endpoint.observe.registry
-        before = registry.find(request._remote, request.message.token)
-        message = self.endpoint.observe.on_response(
-            resource, request.message, request._remote, message, self.driver.loop.time()
+        observe = listener.endpoint.observe
+        before = observe.registry.find(request._remote, request.message.token)
+        message = observe.on_response(
+            resource, request.message, request._remote, message, listener.driver.loop.time()
         )
         if resource is not None and resource not in self._observed:
             resource.add_update_listener(self._updated)
@@ -319,7 +436,7 @@ class Server:
         """Tell a resource how many observe it, when that number changed."""
         if not isinstance(key, Resource) or self._driver is None:
             return
-        count = self.endpoint.observe.registry.count_of(key)
+        count = sum(item.endpoint.observe.registry.count_of(key) for item in self._listeners)
         if self._observation_counts.get(key, 0) != count:
             self._tell_count(key, count)
 
@@ -340,31 +457,39 @@ class Server:
     def _updated(self, resource: Resource) -> None:
         if self._driver is None:
             return
-        sequence, observers = self.endpoint.observe.updated(resource)
-        for observer in observers:
-            running = self._render_tasks.get(observer)
-            if running is not None and len(running) >= self.renders_per_observer:
-                # Renderings for this observer still run: the newest state waits for one
-                # of them to finish, replacing any state that waited before.
-                self._render_next[observer] = sequence
-                continue
-            self._render(observer, resource, sequence)
+        for listener in self._listeners:
+            sequence, observers = listener.endpoint.observe.updated(resource)
+            for observer in observers:
+                running = self._render_tasks.get(observer)
+                if running is not None and len(running) >= self.renders_per_observer:
+                    # Renderings for this observer still run: the newest state waits for
+                    # one of them to finish, replacing any state that waited before.
+                    self._render_next[observer] = sequence
+                    continue
+                self._render(listener, observer, resource, sequence)
 
-    def _render(self, observer: Observer, resource: Resource, sequence: int) -> None:
+    def _render(
+        self, listener: Listener, observer: Observer, resource: Resource, sequence: int
+    ) -> None:
         """Render ``observer``'s notification of state ``sequence``; an ``async`` handler
         runs as a task (two at most per observer: one stuck rendering does not hold
         up newer states, and many updates do not make many tasks)."""
         result = self.site.dispatch(Request(observer.request, observer.remote, None))
         if isinstance(result, Response):
-            self._send_notification(observer, resource, result, sequence)
+            self._send_notification(listener, observer, resource, result, sequence)
             return
-        task = self.driver.loop.create_task(
-            self._render_later(observer, resource, result, sequence)
+        task = listener.driver.loop.create_task(
+            self._render_later(listener, observer, resource, result, sequence)
         )
         self._render_tasks.setdefault(observer, []).append(task)
 
     async def _render_later(
-        self, observer: Observer, resource: Resource, pending: Awaitable[Response], sequence: int
+        self,
+        listener: Listener,
+        observer: Observer,
+        resource: Resource,
+        pending: Awaitable[Response],
+        sequence: int,
     ) -> None:
         try:
             response = await pending
@@ -376,18 +501,23 @@ class Server:
                 if not running:
                     del self._render_tasks[observer]
         # An older state finishing late is dropped by the endpoint (Observe ordering).
-        self._send_notification(observer, resource, response, sequence)
+        self._send_notification(listener, observer, resource, response, sequence)
         newer = self._render_next.pop(observer, None)
         if newer is not None and self._driver is not None:
-            if self.endpoint.observe.registry.is_registered(observer):
-                self._render(observer, resource, newer)
+            if listener.endpoint.observe.registry.is_registered(observer):
+                self._render(listener, observer, resource, newer)
 
     def _send_notification(
-        self, observer: Observer, resource: Resource, response: Response, sequence: int
+        self,
+        listener: Listener,
+        observer: Observer,
+        resource: Resource,
+        response: Response,
+        sequence: int,
     ) -> None:
         if self._driver is None:
             return
-        self._driver.notify(
+        listener.driver.notify(
             observer,
             response.to_message(),
             sequence=sequence,

@@ -40,7 +40,7 @@ def test_one_log_line_per_request():
     finally:
         server.stop()
     lines = server.log().splitlines()
-    assert re.search(r"serving CoAP on 127\.0\.0\.1:\d+$", lines[0])
+    assert re.search(r"serving CoAP on coap://127\.0\.0\.1:\d+$", lines[0])
     assert "serving the ETSI plugtest resources" in lines[1]
     requests = [line for line in lines if "->" in line]
     assert len(requests) == 2

@@ -140,7 +140,9 @@ def test_build_install_and_use_the_wheel(tmp_path: Path) -> None:
         )
     try:
         deadline = time.monotonic() + 30
-        while not (found := re.search(r"serving CoAP on 127\.0\.0\.1:(\d+)", log.read_text())):
+        while not (
+            found := re.search(r"serving CoAP on coap://127\.0\.0\.1:(\d+)", log.read_text())
+        ):
             assert server.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
         get = subprocess.run(
