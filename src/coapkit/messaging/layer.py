@@ -215,6 +215,11 @@ class MessageLayer:
         if peer is not None:
             peer.params = params or self.params
 
+    @property
+    def dedup_runs(self) -> int:
+        """Expiry runs of the deduplication table (at most ``dedup_cap_total``)."""
+        return self._dedup.runs
+
     def _peer(self, remote: Remote) -> Peer:
         peer = self._peers.get(remote)
         if peer is None:
