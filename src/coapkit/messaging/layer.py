@@ -25,8 +25,9 @@ Timers, all driven by the one deadline the runtime arms:
   changed, is skipped when popped);
 * empty ACKs for requests still unanswered after ``empty_ack_delay``: a FIFO,
   since the delay is a constant;
-* deduplication entries and message-ID holds: FIFO runs
-  (:mod:`coapkit.messaging.dedup`, :mod:`coapkit.messaging.message_ids`);
+* deduplication entries: FIFO runs (:mod:`coapkit.messaging.dedup`);
+* message-ID holds: runs per peer, a slice of EXCHANGE_LIFETIME each, released by
+  a timer wheel (:mod:`coapkit.messaging.message_ids`);
 * responses to multicast requests waiting out their random leisure: a heap.
 """
 
@@ -111,8 +112,13 @@ class MessagingConfig:
     dedup_cap_per_peer: int = 1024
 
     expiry_tick: float = 0.1
-    """Granularity of deduplication and message-ID expiry: entries live up to this much
-    longer than their lifetime, so that arrivals close in time share one expiry run."""
+    """Granularity of deduplication expiry: entries live up to this much longer than their
+    lifetime, so that arrivals close in time share one expiry run."""
+
+    mid_hold_slices: int = 16
+    """Message IDs are held per slice of EXCHANGE_LIFETIME (of 1/16: 15.4 s by default):
+    at most ``mid_hold_slices + 1`` runs per peer whatever is sent, and each ID is held up
+    to one slice longer than its lifetime (RFC 7252 §4.4 asks for at least the lifetime)."""
 
     recent_non_limit: int = 64
     """Tracked NONs per peer that an RST can still be matched to."""
@@ -134,6 +140,8 @@ class MessagingConfig:
             raise ValueError("empty_ack_delay and expiry_tick cannot be negative")
         if self.backlog_limit < 0 or self.recent_non_limit < 0:
             raise ValueError("limits cannot be negative")
+        if self.mid_hold_slices < 1:
+            raise ValueError("mid_hold_slices must be at least 1")
 
 
 def _reply_bytes(mtype: int, mid: int) -> bytes:
@@ -165,7 +173,7 @@ class MessageLayer:
             cap_per_peer=config.dedup_cap_per_peer,
             tick=config.expiry_tick,
         )
-        self._mids = MessageIdAllocator(rng.getrandbits(16), config.expiry_tick)
+        self._mids = MessageIdAllocator(rng.getrandbits(16), config.mid_hold_slices)
         self._retransmissions: list[tuple[float, int, Outgoing]] = []
         self._empty_acks: deque[tuple[float, Inbound]] = deque()
         #: CON requests received since the timers were last looked at; most are answered
@@ -214,6 +222,11 @@ class MessageLayer:
         peer = self._peers.get(remote)
         if peer is not None:
             peer.params = params or self.params
+
+    @property
+    def mid_hold_runs(self) -> int:
+        """Runs of message-ID holds of all peers (at most ``(mid_hold_slices + 1) x peers``)."""
+        return self._mids.runs
 
     @property
     def dedup_runs(self) -> int:
@@ -512,7 +525,7 @@ class MessageLayer:
         if mtype is CON:
             self._piggybacked(inbound, data)
             return data
-        mid = self._mids.allocate(peer, now + params.exchange_lifetime)
+        mid = self._mids.allocate(peer, now, params.exchange_lifetime)
         inbound.state = _DONE
         self.stats.sent += 1
         return b"".join((data[:2], bytes((mid >> 8, mid & 0xFF)), data[4:]))
@@ -541,7 +554,7 @@ class MessageLayer:
         if not self._mids.available(peer):
             self.stats.suppressed += 1
             return None
-        mid = self._mids.allocate(peer, now + peer.params.exchange_lifetime)
+        mid = self._mids.allocate(peer, now, peer.params.exchange_lifetime)
         data = encode_parts(
             1, response.code, mid, response.token, response.options, response.payload
         )
@@ -652,7 +665,7 @@ class MessageLayer:
     def _transmit(self, outgoing: Outgoing, now: float, out: Datagrams) -> None:
         peer = outgoing.peer
         params = outgoing.params
-        mid = self._mids.allocate(peer, now + params.exchange_lifetime)
+        mid = self._mids.allocate(peer, now, params.exchange_lifetime)
         data = outgoing.data
         data = b"".join((data[:2], bytes((mid >> 8, mid & 0xFF)), data[4:]))
         message = outgoing.message

@@ -44,6 +44,8 @@ class Peer:
     __slots__ = (
         "backlog",
         "con_stream",
+        "hold_counts",
+        "hold_expiries",
         "mids_in_use",
         "next_mid",
         "non_stream",
@@ -60,6 +62,10 @@ class Peer:
         self.non_stream: DedupStream | None = None
         self.next_mid = first_mid
         self.mids_in_use = 0  #: message IDs sent within their lifetime (never reused meanwhile)
+        #: the holds on those IDs as runs, oldest first: ``hold_counts[i]`` IDs are released
+        #: at ``hold_expiries[i]`` (see :mod:`coapkit.messaging.message_ids`)
+        self.hold_expiries: list[float] = []
+        self.hold_counts: list[int] = []
         self.outstanding: dict[int, Outgoing] = {}  #: CONs awaiting ACK, by message ID
         self.backlog: deque[Outgoing] = deque()  #: waiting for NSTART or a free message ID
         self.recent_non: dict[int, Outgoing] = {}  #: tracked NONs an RST may still answer
