@@ -33,6 +33,9 @@ otherwise pile up one run per message for a whole lifetime (200,000 runs for
 the cap, the oldest run goes whole, with whatever entries it still has (they
 are the oldest of all).  So the table holds at most ``cap_total`` entries and
 ``cap_total`` runs, whatever arrives.
+
+:meth:`DedupTable.forget` drops every entry of one peer at once, for the
+layer's peer table when it evicts a peer (see :mod:`coapkit.messaging.layer`).
 """
 
 from __future__ import annotations
@@ -127,8 +130,9 @@ class DedupTable:
                 _, stream, count = runs.popleft()
                 self.runs -= 1
                 self._drop_front(stream, count)
-                if not touched or touched[-1] is not stream.peer:
-                    touched.append(stream.peer)
+                peer = stream.peer
+                if peer is not None and (not touched or touched[-1] is not peer):
+                    touched.append(peer)
             if not runs:
                 del self._fifos[lifetime]
         self.earliest = min((runs[0][0] for runs in self._fifos.values()), default=_NEVER)
@@ -199,6 +203,26 @@ class DedupTable:
                 self.count -= 1
                 self.evictions += 1
                 return
+
+    def forget(self, peer: Peer) -> int:
+        """Drop every entry of ``peer`` now (it is being evicted); how many went.
+
+        The runs that name its streams stay until they fall due, and then remove
+        nothing (the entries are counted in ``skip``); the streams no longer point
+        at the peer, so it is not kept alive by them.
+        """
+        dropped = 0
+        for stream in (peer.con_stream, peer.non_stream):
+            if stream is not None:
+                entries = len(stream.seen)
+                stream.skip += entries
+                stream.seen.clear()
+                stream.order.clear()
+                stream.peer = None
+                dropped += entries
+        self.count -= dropped
+        self.evictions += dropped
+        return dropped
 
 
 def _arrival(item: tuple[float, deque[_Run]]) -> float:
