@@ -160,10 +160,10 @@ class MessagingConfig:
 
     max_peers: int = 10_000
     """Remotes the layer keeps state about at once (each about 2.5 KB with one deduplication
-    entry: 25 MB at the cap).  When full, a CON from a new remote (or a message sent to one) takes the place
-    of the peer that has held no message ID for longest, whose deduplication entries go
-    with it; otherwise the new remote is refused (a CON request gets 5.03 with Max-Age, a
-    NON is dropped).  See the module docstring."""
+    entry: 25 MB at the cap).  When full, a CON from a new remote (or a message sent to
+    one) takes the place of the peer that has held no message ID for longest, whose
+    deduplication entries go with it; otherwise the new remote is refused (a CON request
+    gets 5.03 with Max-Age, a NON is dropped).  See the module docstring."""
 
     refusal_max_age: int = 5
     """Max-Age of the 5.03 that a CON request from a refused new remote gets."""
