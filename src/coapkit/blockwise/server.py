@@ -88,12 +88,6 @@ class BlockwiseConfig:
     max_bodies_per_remote: int = 16
     """Bodies being reassembled from one remote at once (beyond: the oldest is dropped)."""
 
-    max_bodies: int = 10_000
-    """Bodies being reassembled at once from all remotes (beyond: the least recently used
-    is dropped, and its client gets 4.08 on its next block).  Each costs its bytes and a
-    record of at most about 2.5 KB (its key is the request's options, its last block is
-    kept for a retry)."""
-
     transfer_timeout: float = 247.0
     """An unfinished body or a cached representation idle this long is dropped.  The default,
     EXCHANGE_LIFETIME, outlasts a block whose exchange needed every retransmission."""
@@ -107,6 +101,12 @@ class BlockwiseConfig:
     block_retries: int = 4
     """How often the client asks again for one block whose exchange failed (a lost block
     must not cost a whole long transfer)."""
+
+    max_bodies: int = 10_000
+    """Bodies being reassembled at once from all remotes (beyond: the least recently used
+    is dropped, and its client gets 4.08 on its next block).  Each costs its bytes and a
+    record of at most about 2.5 KB (its key is the request's options, its last block is
+    kept for a retry)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_szx <= 6:

@@ -153,6 +153,19 @@ class MessagingConfig:
     """Granularity of deduplication expiry: entries live up to this much longer than their
     lifetime, so that arrivals close in time share one expiry run."""
 
+    recent_non_limit: int = 64
+    """Tracked NONs per peer that an RST can still be matched to."""
+
+    suppress_multicast_errors: bool = True
+    """Send no 4.xx/5.xx to a multicast request that has no No-Response option (§8.2)."""
+
+    multicast_leisure: bool = True
+    """Delay responses to multicast requests by a random time in [0, DEFAULT_LEISURE] (§8.2)."""
+
+    max_message_size: int = 1152
+    """Largest message accepted and sent.  RFC 7252 §4.6: 1152 bytes fit any IPv6 path
+    (1280-byte MTU); raise it only where the path is known to carry more."""
+
     mid_hold_slices: int = 16
     """Message IDs are held per slice of EXCHANGE_LIFETIME (of 1/16: 15.4 s by default):
     at most ``mid_hold_slices + 1`` runs per peer whatever is sent, and each ID is held up
@@ -167,19 +180,6 @@ class MessagingConfig:
 
     refusal_max_age: int = 5
     """Max-Age of the 5.03 that a CON request from a refused new remote gets."""
-
-    recent_non_limit: int = 64
-    """Tracked NONs per peer that an RST can still be matched to."""
-
-    suppress_multicast_errors: bool = True
-    """Send no 4.xx/5.xx to a multicast request that has no No-Response option (§8.2)."""
-
-    multicast_leisure: bool = True
-    """Delay responses to multicast requests by a random time in [0, DEFAULT_LEISURE] (§8.2)."""
-
-    max_message_size: int = 1152
-    """Largest message accepted and sent.  RFC 7252 §4.6: 1152 bytes fit any IPv6 path
-    (1280-byte MTU); raise it only where the path is known to carry more."""
 
     def __post_init__(self) -> None:
         if self.max_message_size < 64:
