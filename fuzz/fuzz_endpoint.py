@@ -36,9 +36,13 @@ After every step:
    ``respond`` and ``notify``; the application's ``respond``/``notify`` may only
    meet :class:`~coapkit.errors.BacklogFull`);
 2. every datagram it emits decodes with coapkit's decoder;
-3. every table is within its cap: deduplication entries in total and per peer,
-   peers (at most one per remote), the backlog and NSTART per peer, block-wise
-   bodies (bytes in total and per body, bodies per remote) and cache (entries,
+3. every table is within its cap: deduplication entries and their expiry runs
+   in total and per peer, peers (``max_peers``, set below the number of
+   remotes so that peers are evicted and remotes refused), the message-ID hold
+   runs per peer (a slice of the lifetime each) and their count, the backlog
+   and NSTART per peer, block-wise bodies (bytes in total and per body, bodies
+   per remote, bodies in total, also below what the remotes could open; the
+   index of bodies by remote agrees with the table) and cache (entries,
    bytes), observers;
 4. after ``handle_timeout(t)`` the next deadline is later than ``t`` (a deadline
    that does not move would spin the runtime's timer).
@@ -105,11 +109,14 @@ REMOTES: tuple[Remote, ...] = (
     ("2001:db8::1", 5683, 0, 0),
     ("192.0.2.1", 5684),
 )
-MESSAGING = MessagingConfig(dedup_cap_total=24, dedup_cap_per_peer=8, backlog_limit=4)
+MESSAGING = MessagingConfig(
+    dedup_cap_total=24, dedup_cap_per_peer=8, backlog_limit=4, max_peers=len(REMOTES) - 1
+)
 BLOCKWISE = BlockwiseConfig(
     max_body=4096,
     max_body_total=6144,
     max_bodies_per_remote=2,
+    max_bodies=3,
     cache_entries=3,
     cache_bytes=12_000,
     transfer_timeout=247.0,
@@ -119,10 +126,12 @@ PARAMS = DEFAULT_PARAMETERS
 #: Time after the last input by which every table must be empty.
 #: Messages queued towards a silent peer go out one at a time (NSTART = 1), each after the
 #: CON before it has used up its retransmissions: the last one leaves up to backlog_limit x
-#: MAX_TRANSMIT_WAIT after the last input, and its message ID is held EXCHANGE_LIFETIME more.
+#: MAX_TRANSMIT_WAIT after the last input, and its message ID is held EXCHANGE_LIFETIME more
+#: (rounded up to the end of its slice of the lifetime).
+HOLD = PARAMS.exchange_lifetime * (MESSAGING.mid_hold_slices + 1) / MESSAGING.mid_hold_slices
 QUIET_AFTER = (
     MESSAGING.backlog_limit * PARAMS.max_transmit_wait
-    + max(PARAMS.exchange_lifetime, BLOCKWISE.transfer_timeout)
+    + max(HOLD, BLOCKWISE.transfer_timeout)
     + PARAMS.default_leisure
     + 10.0
 )
@@ -341,20 +350,38 @@ class Harness:
         messaging = self.endpoint.messaging
         if messaging.dedup_entries > MESSAGING.dedup_cap_total:
             raise InvariantError(f"{messaging.dedup_entries} deduplication entries")
-        if messaging.peer_count > len(REMOTES):
-            raise InvariantError(f"{messaging.peer_count} peers for {len(REMOTES)} remotes")
+        if messaging.dedup_runs > MESSAGING.dedup_cap_total:
+            raise InvariantError(f"{messaging.dedup_runs} deduplication runs")
+        if messaging.peer_count > MESSAGING.max_peers:
+            raise InvariantError(f"{messaging.peer_count} peers, max_peers {MESSAGING.max_peers}")
+        hold_runs = 0
         for remote in REMOTES:
             peer = messaging.peer(remote)
             if peer is None:
                 continue
+            runs = len(peer.hold_expiries)
+            hold_runs += runs
+            if runs > MESSAGING.mid_hold_slices + 1 or runs != len(peer.hold_counts):
+                raise InvariantError(f"{runs} message-ID hold runs for {remote}")
+            if sum(peer.hold_counts) != peer.mids_in_use:
+                raise InvariantError(f"hold runs of {remote} do not add up to its IDs in use")
             if peer.dedup_entries > MESSAGING.dedup_cap_per_peer:
                 raise InvariantError(f"{peer.dedup_entries} deduplication entries for {remote}")
             if len(peer.backlog) > MESSAGING.backlog_limit:
                 raise InvariantError(f"backlog of {len(peer.backlog)} for {remote}")
             if len(peer.outstanding) > peer.params.nstart:
                 raise InvariantError(f"{len(peer.outstanding)} CONs outstanding to {remote}")
+        if hold_runs != messaging.mid_hold_runs:
+            raise InvariantError(f"{messaging.mid_hold_runs} hold runs counted, {hold_runs} held")
         blockwise = self.endpoint.blockwise
         bodies = blockwise._bodies
+        if len(bodies) > BLOCKWISE.max_bodies:
+            raise InvariantError(f"{len(bodies)} bodies, max_bodies {BLOCKWISE.max_bodies}")
+        by_remote: dict[Remote, list[tuple[object, ...]]] = {}
+        for key, body in bodies.items():
+            by_remote.setdefault(body.remote, []).append(key)
+        if {remote: list(keys) for remote, keys in blockwise._by_remote.items()} != by_remote:
+            raise InvariantError("the index of bodies by remote disagrees with the bodies")
         body_bytes = sum(len(body.data) for body in bodies.values())
         if body_bytes != blockwise._body_bytes or body_bytes > BLOCKWISE.max_body_total:
             raise InvariantError(f"{body_bytes} bytes of bodies ({blockwise._body_bytes} counted)")
@@ -666,6 +693,13 @@ def seed_scripts() -> dict[str, bytes]:
         + raw(_message(NON, Code.GET, 3, b"\x07", (".well-known", "core")), 1, True)
         + wait(10),
         "many-peers.bin": b"".join(template(1, n, 0, n, remote=n % 4) for n in range(40)),
+        # Block 0 of a POST and of a PUT body from each remote (16-byte blocks, more=1):
+        # eight bodies for room for three, four remotes for room for three peers; then the
+        # last body's final block.
+        "many-uploads.bin": b"".join(
+            template(3, 90 + n, 0, 0x08 | (0x20 if n >= 4 else 0), remote=n % 4) for n in range(8)
+        )
+        + template(3, 98, 1, 0x20, remote=3),
         "malformed.bin": raw(bytes.fromhex("49010001"))
         + raw(bytes.fromhex("40010001ff"))
         + raw(bytes.fromhex("4001000173010203")),

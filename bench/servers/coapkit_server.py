@@ -4,7 +4,9 @@ Besides the shared options (see common.py): ``--dedup-cap-total`` and
 ``--dedup-cap-per-peer`` set the message layer's deduplication caps
 (``MessagingConfig``), and ``--stats SECONDS`` prints one line every so often on
 stdout, ``stats t=... dedup=... peers=... received=... duplicates=...
-evictions=...``, for bench_flood.py.
+evictions=... holds=... dedup_runs=... bodies=...`` (``holds``: message-ID hold
+runs, ``bodies``: Block1 bodies being reassembled; -1 for a count a coapkit does not
+have), for bench_flood.py and bench_flood_ports.py.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ async def report(server: Server, interval: float) -> None:
         print(
             f"stats t={time.monotonic() - start:.2f} dedup={messaging.dedup_entries} "
             f"peers={messaging.peer_count} received={stats.received} "
-            f"duplicates={stats.duplicates} evictions={stats.dedup_evictions}",
+            f"duplicates={stats.duplicates} evictions={stats.dedup_evictions} "
+            f"holds={getattr(messaging, 'mid_hold_runs', -1)} "
+            f"dedup_runs={getattr(messaging, 'dedup_runs', -1)} "
+            f"bodies={server.endpoint.blockwise.bodies_in_progress}",
             flush=True,
         )
 

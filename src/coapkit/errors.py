@@ -92,6 +92,13 @@ class BacklogFull(CoapError):
     hint = "slow down, raise the backlog limit, or raise NSTART for this peer"
 
 
+class PeerTableFull(BacklogFull):
+    """No state can be made for a new remote: the message layer's peer table is full and
+    every peer in it holds message IDs that must not be reused yet (RFC 7252 §4.4)."""
+
+    hint = "try again later, or raise MessagingConfig.max_peers"
+
+
 class EndpointClosed(CoapError):
     """The endpoint has been shut down; nothing more is sent or received."""
 

@@ -7,14 +7,18 @@ coverage-guided runs are described in fuzz/README.md.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from coapkit.blockwise.server import BlockwiseServer
 from coapkit.codec.message import decode
 from coapkit.compiled import is_compiled
 from coapkit.endpoint import Endpoint
 from coapkit.messaging.dedup import DedupTable
+from coapkit.messaging.layer import MessageLayer
 
 from .harnesses import SEEDS, load
 
@@ -47,7 +51,10 @@ def test_the_fast_path_is_taken_and_changes_nothing() -> None:
     assert accepted > 100
     assert answered > 200
     many = harness.run_both(harness.seed_scripts()["many-peers.bin"])[1]
-    assert many.fast_taken[0] == 36  # 40 NON GETs from 4 remotes: all but each first one
+    # 40 NON GETs from 4 remotes, room for 3 peers: all but each first one of the three
+    # admitted; the fourth remote's are refused (a NON from a new remote never evicts).
+    assert many.fast_taken[0] == 27
+    assert many.endpoint.messaging.stats.peers_refused == 10
 
 
 def test_a_difference_between_the_paths_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,6 +78,10 @@ def test_the_seeds_do_what_they_say() -> None:
     assert run.endpoint.blockwise.stats.bodies_reassembled == 1
     run = harness.run_script(scripts["duplicates-and-replays.bin"])
     assert run.endpoint.stats.replays >= 1
+    run = harness.run_script(scripts["many-uploads.bin"])
+    assert run.endpoint.blockwise.stats.bodies_evicted == 5  # eight bodies, room for three
+    assert run.endpoint.blockwise.stats.bodies_reassembled == 1
+    assert run.endpoint.messaging.stats.peers_evicted >= 1  # four remotes, room for three
 
 
 def test_random_and_mutated_scripts() -> None:
@@ -97,6 +108,7 @@ def test_write_seeds(tmp_path: Path) -> None:
 
 GET_SMALL = harness.seed_scripts()["get-small.bin"]
 MANY_PEERS = harness.seed_scripts()["many-peers.bin"]
+MANY_UPLOADS = harness.seed_scripts()["many-uploads.bin"]
 
 
 def test_catches_an_exception(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,8 +131,38 @@ def test_catches_an_undecodable_datagram(monkeypatch: pytest.MonkeyPatch) -> Non
 )
 def test_catches_a_table_over_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(DedupTable, "_evict_oldest", lambda self: None)  # no total cap
-    with pytest.raises(AssertionError, match="deduplication entries"):
+    with pytest.raises(AssertionError, match=r"deduplication (entries|runs)"):
         harness.run_script(MANY_PEERS)
+
+
+@pytest.mark.skipif(
+    is_compiled(), reason="MessageLayer is compiled in this build: its callers ignore a patch"
+)
+def test_catches_a_peer_table_over_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(MessageLayer, "_evict_one", lambda self: True)  # room without eviction
+    with pytest.raises(AssertionError, match="peers, max_peers"):
+        harness.run_script(MANY_UPLOADS)
+
+
+def test_catches_too_many_bodies(monkeypatch: pytest.MonkeyPatch) -> None:
+    def roomy_endpoint(**settings: Any) -> Endpoint:
+        settings["blockwise"] = replace(settings["blockwise"], max_bodies=10)
+        return Endpoint(**settings)
+
+    monkeypatch.setattr(harness, "Endpoint", roomy_endpoint)  # the check still says 3
+    with pytest.raises(AssertionError, match="bodies, max_bodies"):
+        harness.run_script(MANY_UPLOADS)
+
+
+def test_catches_an_index_of_bodies_out_of_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    def forgetful_drop(self: BlockwiseServer, key: tuple[object, ...]) -> None:
+        body = self._bodies.pop(key, None)
+        if body is not None:
+            self._body_bytes -= len(body.data)
+
+    monkeypatch.setattr(BlockwiseServer, "_drop", forgetful_drop)
+    with pytest.raises(AssertionError, match="index of bodies"):
+        harness.run_script(MANY_UPLOADS)
 
 
 def test_catches_state_left_behind(monkeypatch: pytest.MonkeyPatch) -> None:

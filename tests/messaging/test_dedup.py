@@ -287,3 +287,41 @@ def test_changing_a_peers_parameters_midway_keeps_the_table_consistent() -> None
         peer = d.layer.peer(A)
         assert d.layer.dedup_entries == (peer.dedup_entries if peer else 0)
     assert (d.layer.dedup_entries, d.layer.peer_count, d.layer.next_deadline()) == (0, 0, None)
+
+
+def test_runs_left_behind_by_the_per_peer_cap_are_bounded_like_the_entries() -> None:
+    """Two peers over their per-peer cap, alternating at 10,000 messages per second: each
+    message opens a run (the previous one is the other peer's), and the entries the cap
+    removes leave their runs behind.  The runs stay within dedup_cap_total all the same
+    (they grew to one per message before: 20,000 here)."""
+    layer = make_layer(dedup_cap_total=1000, dedup_cap_per_peer=100)
+    for i in range(20_000):
+        events = layer.receive(wire(NON, GET, i & 0xFFFF), (A, B)[i % 2], i / 10_000, [])
+        assert [type(e) for e in events] == [RequestReceived]
+        assert layer.dedup_runs <= 1000
+    assert layer.dedup_entries == 200  # 100 per peer: the newest ones
+    assert layer.stats.dedup_evictions == 20_000 - 200
+    assert layer.receive(wire(NON, GET, 19_998), A, 2.0, []) == []  # still a duplicate
+    assert layer.stats.duplicates == 1
+    d = Driver(layer, start=2.0)
+    d.run_out()
+    assert (layer.dedup_entries, layer.dedup_runs, layer.peer_count) == (0, 0, 0)
+
+
+def test_when_the_runs_reach_the_cap_the_oldest_run_goes_with_its_entries() -> None:
+    D = ("192.0.2.4", 5683)
+    d = Driver(make_layer(dedup_cap_total=3, dedup_cap_per_peer=1, expiry_tick=0.0))
+    d.receive(wire(NON, GET, 1), A, at=0.0)
+    d.receive(wire(NON, GET, 2), B, at=1.0)
+    d.receive(wire(NON, GET, 3), A, at=2.0)  # the per-peer cap takes NON 1; its run stays
+    assert (d.layer.dedup_entries, d.layer.dedup_runs, d.layer.stats.dedup_evictions) == (2, 3, 1)
+    # A fourth run: the oldest goes first, A's at 0.0, which has no entry left.
+    d.receive(wire(NON, GET, 4), C, at=3.0)
+    assert (d.layer.dedup_entries, d.layer.dedup_runs, d.layer.stats.dedup_evictions) == (3, 3, 1)
+    # And another: now the oldest run is B's, and its entry goes with it.
+    d.receive(wire(NON, GET, 5), D, at=4.0)
+    assert (d.layer.dedup_entries, d.layer.dedup_runs, d.layer.stats.dedup_evictions) == (3, 3, 2)
+    assert d.layer.peer(B) is None  # nothing left about B: forgotten at once
+    assert [type(e) for e in d.receive(wire(NON, GET, 2), B)] == [RequestReceived]
+    d.run_out()
+    assert (d.layer.dedup_entries, d.layer.dedup_runs, d.layer.peer_count) == (0, 0, 0)

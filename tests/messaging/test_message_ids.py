@@ -5,10 +5,20 @@ from __future__ import annotations
 
 import random
 
-from coapkit.messaging import MessageLayer, OutgoingState, TransmissionParameters
-from coapkit.messaging.message_ids import MID_SPACE
+import pytest
 
-from .helpers import CON, GET, NON, A, B, Driver, h, make_layer, request
+from coapkit.codec.message import Message
+from coapkit.messaging import (
+    DEFAULT_PARAMETERS,
+    MessageLayer,
+    OutgoingState,
+    Remote,
+    RequestReceived,
+    TransmissionParameters,
+)
+from coapkit.messaging.message_ids import MID_SPACE, MessageIdAllocator
+
+from .helpers import ACK, CON, CONTENT, GET, NON, A, B, Driver, h, make_layer, request, wire
 
 # EXCHANGE_LIFETIME = 0 + 2 * 2 + 1 = 5 s; NON_LIFETIME = 0 + 2 = 2 s.
 SHORT = TransmissionParameters(
@@ -93,8 +103,12 @@ def test_exhausted_mid_space_waits_in_the_backlog_until_the_oldest_hold_expires(
     assert d.take() == [(5.0, h("5001 8000 ff 61"), A)]
     assert first.mid == 0x8000 and first.state is OutgoingState.SENT
     assert layer.backlog(A) == 1
-    d.advance(6.0)  # the other 65,535 holds expire
-    assert d.take() == [(6.0, h("5001 8001 ff 62"), A)]
+    # The other 65,535 holds end with their slice of the lifetime (5 s / 16): at 6.25, not 6.
+    assert layer.next_deadline() == 6.25
+    d.advance(6.2)
+    assert d.take() == []
+    d.advance(6.25)
+    assert d.take() == [(6.25, h("5001 8001 ff 62"), A)]
     assert layer.backlog(A) == 0
 
 
@@ -136,3 +150,108 @@ def test_no_mid_is_reused_within_the_exchange_lifetime_in_a_long_fast_run() -> N
             total += 1
         assert layer.backlog(A) <= 100
     assert total > 3 * MID_SPACE
+
+
+# -- holds: per peer and slice of the lifetime, not per message -------------------------------
+
+LIFETIME = DEFAULT_PARAMETERS.exchange_lifetime  # 247 s
+SLICE = LIFETIME / 16  # MessagingConfig.mid_hold_slices
+
+
+def test_a_hold_lasts_its_lifetime_and_at_most_one_slice_more() -> None:
+    d = Driver(make_layer())
+    layer = d.layer
+    for at in (0.0, 1.0, 15.0, 16.0):
+        d.send(request(NON), A, at=at)
+    peer = layer.peer(A)
+    assert peer is not None
+    # 247 is the end of slice 16; 248 and 262 fall in slice 17, 263 in slice 18.
+    assert peer.hold_expiries == [16 * SLICE, 17 * SLICE, 18 * SLICE]
+    assert peer.hold_counts == [1, 2, 1]
+    assert layer.mid_hold_runs == 3
+    d.advance(LIFETIME - 0.001)
+    assert peer.mids_in_use == 4
+    d.advance(LIFETIME)
+    assert peer.mids_in_use == 3
+    d.advance(17 * SLICE - 0.001)  # 262.4 s: 14.4 s longer than the lifetime, never shorter
+    assert peer.mids_in_use == 3
+    d.advance(17 * SLICE)
+    assert peer.mids_in_use == 1
+    d.advance(18 * SLICE)
+    assert (layer.peer(A), layer.mid_hold_runs, layer.next_deadline()) == (None, 0, None)
+
+
+def test_a_shorter_hold_behind_a_longer_one_is_released_with_it() -> None:
+    """IDs are released from the oldest, so a hold whose lifetime is shorter (parameters
+    given for one message) waits for the longer one before it: late, never early."""
+    d = Driver(make_layer(first_mid=0))
+    d.send(request(NON), A, at=0.0)  # held until 247
+    d.send(request(NON), A, at=0.0, params=SHORT)  # lifetime 5 s: would end at 5
+    peer = d.layer.peer(A)
+    assert peer is not None and peer.hold_expiries == [LIFETIME, 5.0]
+    d.advance(100.0)
+    assert peer.mids_in_use == 2
+    d.advance(LIFETIME)
+    assert (d.layer.peer(A), d.layer.next_deadline()) == (None, None)
+
+
+def test_released_holds_forget_the_nons_an_rst_could_have_matched() -> None:
+    d = Driver(make_layer(first_mid=0, recent_non_limit=64))
+    for _ in range(100):  # IDs 0..99 in one slice; the last 64 tracked for an RST
+        d.send(request(NON), A, at=0.0)
+    for _ in range(10):  # IDs 100..109 a slice later
+        d.send(request(NON), A, at=SLICE)
+    peer = d.layer.peer(A)
+    assert peer is not None and sorted(peer.recent_non) == list(range(46, 110))
+    d.advance(LIFETIME)  # 100 IDs released, fewer tracked than that: each tracked one looked at
+    assert sorted(peer.recent_non) == list(range(100, 110))
+    assert [type(e).__name__ for e in d.receive(h("7000 0063"), A)] == ["MessageIgnored"]
+    assert [type(e).__name__ for e in d.receive(h("7000 0064"), A)] == ["ResetReceived"]
+    d.advance(17 * SLICE)
+    assert d.layer.peer(A) is None
+
+
+def test_hold_runs_are_bounded_by_peers_and_slices_however_the_traffic_interleaves() -> None:
+    """A NON server answering NON requests from 2,000 remotes in turn: 200,000 requests
+    over 300 s, so each remote's answers are about 3 s apart and no two consecutive
+    answers go to the same remote.  The holds are runs per peer and slice: at most
+    17 per peer, whatever the number of messages (one run per message before: 170,000
+    runs here, 140 bytes each).  No message ID is reused towards a remote within the
+    lifetime meanwhile."""
+    layer = make_layer()
+    remotes = [("198.51.100.1", 10_000 + port) for port in range(2000)]
+    answer = Message(ACK, CONTENT, 0, b"t", payload=b"ok")
+    requests = [wire(NON, GET, mid, b"t") for mid in range(256)]
+    last_use: dict[tuple[Remote, int], float] = {}
+    held_most = runs_most = 0
+    for i in range(200_000):
+        now = i * 0.0015
+        remote = remotes[i % 2000]
+        out: list[tuple[bytes, Remote]] = []
+        inbound = layer.accept_request(requests[(i // 2000) & 0xFF], remote, now, {})
+        if inbound is None:
+            (event,) = layer.receive(requests[(i // 2000) & 0xFF], remote, now, out)
+            assert isinstance(event, RequestReceived)
+            inbound = event.inbound
+        data = layer.respond_now(inbound, answer, now)
+        assert data is not None
+        mid = int.from_bytes(data[2:4], "big")
+        previous = last_use.get((remote, mid))
+        assert previous is None or now - previous >= LIFETIME
+        last_use[remote, mid] = now
+        if i % 1000 == 999:
+            while (deadline := layer.next_deadline()) is not None and deadline <= now:
+                layer.handle_timeout(deadline, out)
+            assert layer.peer_count == min(i + 1, 2000)
+            assert layer.mid_hold_runs <= 2000 * 17
+            held = sum(peer.mids_in_use for peer in map(layer.peer, remotes) if peer)
+            held_most = max(held_most, held)
+            runs_most = max(runs_most, layer.mid_hold_runs)
+    assert held_most > 160_000  # IDs within their lifetime at once...
+    assert runs_most == 2000 * 17  # ...in 34,000 runs
+    assert layer.dedup_runs <= layer.config.dedup_cap_total
+
+
+def test_a_lifetime_needs_a_slice() -> None:
+    with pytest.raises(ValueError, match="slice"):
+        MessageIdAllocator(0, 0)

@@ -119,7 +119,9 @@ def test_tracked_nons_are_forgotten_when_their_mid_expires() -> None:
     d.advance(247.0)  # the first one's message ID expires
     assert isinstance(d.receive(h("7000 1000"), A)[0], MessageIgnored)
     assert d.layer.peer(A).recent_non.keys() == {0x1001}  # type: ignore[union-attr]
-    d.advance(248.0)
+    d.advance(262.0)  # the second one's hold ends with its slice (247 / 16 s): 17 slices
+    assert d.layer.peer(A).recent_non.keys() == {0x1001}  # type: ignore[union-attr]
+    d.advance(17 * 247 / 16)
     assert d.layer.peer(A) is None
 
 

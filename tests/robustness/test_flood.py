@@ -80,4 +80,9 @@ def test_total_cap_reached_then_memory_flat() -> None:
     # while the oldest source port's entries are evicted).  Before the peer <-> stream
     # cycle was broken this grew by ~45 bytes per request: +5 MiB over the second half.
     assert result.rss_at(1.0) - result.rss_at(0.25) < 4 * MIB
-    assert result.rss_at(1.0) - result.rss_at(0.5) < 1.5 * MIB
+    # Against the highest RSS seen by half-time, not the sample at half-time: when the first
+    # source port's last entry is evicted (65,536 + 40,000 requests in), that port's peer is
+    # forgotten and its 2.5 MiB dict table freed, and a sample taken just then reads 2.5 MiB
+    # low for a moment (the same before and after the per-peer holds of issue 15).
+    halfway = max(s.rss_kib for s in result.samples if s.received <= 0.5 * REQUESTS)
+    assert result.rss_at(1.0) - halfway < 1.5 * MIB

@@ -24,6 +24,18 @@ when one peer reaches ``cap_per_peer`` its own oldest goes (NON entries
 before CON entries, since a NON has nothing to replay).  An entry removed by
 the per-peer cap is counted in the stream's ``skip`` so that the run that
 would have expired it later removes nothing twice.
+
+The runs are capped at ``cap_total`` as well.  A run holds at least one entry
+when it is made, but the per-peer cap leaves runs behind whose entries are
+gone: a few peers over their cap, sending alternately at a high rate, would
+otherwise pile up one run per message for a whole lifetime (200,000 runs for
+2,048 entries after 20 s at 10,000 messages per second).  When the runs reach
+the cap, the oldest run goes whole, with whatever entries it still has (they
+are the oldest of all).  So the table holds at most ``cap_total`` entries and
+``cap_total`` runs, whatever arrives.
+
+:meth:`DedupTable.forget` drops every entry of one peer at once, for the
+layer's peer table when it evicts a peer (see :mod:`coapkit.messaging.layer`).
 """
 
 from __future__ import annotations
@@ -47,6 +59,7 @@ class DedupTable:
         "count",
         "earliest",
         "evictions",
+        "runs",
         "tick",
     )
 
@@ -57,6 +70,7 @@ class DedupTable:
         self.cap_per_peer = cap_per_peer
         self.tick = tick
         self.count = 0
+        self.runs = 0  #: runs in all FIFOs (at most cap_total)
         self.evictions = 0
         self._fifos: dict[float, deque[_Run]] = {}  #: lifetime -> its runs; never empty
         #: no entry expires before this (it may be early after an eviction, never late)
@@ -82,7 +96,7 @@ class DedupTable:
             if stream is None:
                 stream = peer.non_stream = DedupStream(peer)
         evicted = None
-        if self.count >= self.cap_total:
+        if self.count >= self.cap_total or self.runs >= self.cap_total:
             evicted = self._evict_oldest()
         other = peer.non_stream if confirmable else peer.con_stream
         held = len(stream.seen) + (len(other.seen) if other is not None else 0)
@@ -105,6 +119,7 @@ class DedupTable:
                 last[2] += 1
                 return evicted
         runs.append([expiry, stream, 1])
+        self.runs += 1
         return evicted
 
     def expire(self, now: float) -> list[Peer]:
@@ -113,9 +128,11 @@ class DedupTable:
         for lifetime, runs in list(self._fifos.items()):
             while runs and runs[0][0] <= now:
                 _, stream, count = runs.popleft()
+                self.runs -= 1
                 self._drop_front(stream, count)
-                if not touched or touched[-1] is not stream.peer:
-                    touched.append(stream.peer)
+                peer = stream.peer
+                if peer is not None and (not touched or touched[-1] is not peer):
+                    touched.append(peer)
             if not runs:
                 del self._fifos[lifetime]
         self.earliest = min((runs[0][0] for runs in self._fifos.values()), default=_NEVER)
@@ -147,26 +164,35 @@ class DedupTable:
         self.count -= count
         return count
 
-    def _evict_oldest(self) -> Peer:
-        """Remove the single oldest live entry of the whole table (the total cap); its peer.
+    def _evict_oldest(self) -> Peer | None:
+        """Make room for one entry and one run (the total caps); the peer that lost entries.
 
         The oldest is the FIFO head that arrived first (expiry minus lifetime).
-        Only called with ``count > 0``, so some FIFO holds a run of a live entry.
+        While the runs are at their cap the oldest run goes whole; otherwise its
+        oldest live entry goes.  Only called with ``count`` or ``runs`` at the cap,
+        so some FIFO holds a run.  Returns None when only runs without entries went.
         """
         fifos = self._fifos
         while True:
             lifetime, runs = min(fifos.items(), key=_arrival)
             run = runs[0]
-            removed = self._drop_front(run[1], 1)
-            run[2] -= 1
+            stream: DedupStream = run[1]
+            if self.runs >= self.cap_total:
+                removed = self._drop_front(stream, run[2])
+                run[2] = 0
+            else:
+                removed = self._drop_front(stream, 1)
+                run[2] -= 1
             if run[2] == 0:
                 runs.popleft()
+                self.runs -= 1
                 if not runs:
                     del fifos[lifetime]
             if removed:
-                self.evictions += 1
-                peer: Peer = run[1].peer
-                return peer
+                self.evictions += removed
+                return stream.peer  # a stream with entries still has its peer
+            if self.count < self.cap_total and self.runs < self.cap_total:
+                return None
 
     def _evict_from_peer(self, peer: Peer) -> None:
         """Remove one peer's oldest entry (the per-peer cap), NON before CON."""
@@ -177,6 +203,26 @@ class DedupTable:
                 self.count -= 1
                 self.evictions += 1
                 return
+
+    def forget(self, peer: Peer) -> int:
+        """Drop every entry of ``peer`` now (it is being evicted); how many went.
+
+        The runs that name its streams stay until they fall due, and then remove
+        nothing (the entries are counted in ``skip``); the streams no longer point
+        at the peer, so it is not kept alive by them.
+        """
+        dropped = 0
+        for stream in (peer.con_stream, peer.non_stream):
+            if stream is not None:
+                entries = len(stream.seen)
+                stream.skip += entries
+                stream.seen.clear()
+                stream.order.clear()
+                stream.peer = None
+                dropped += entries
+        self.count -= dropped
+        self.evictions += dropped
+        return dropped
 
 
 def _arrival(item: tuple[float, deque[_Run]]) -> float:

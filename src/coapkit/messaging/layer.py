@@ -25,15 +25,53 @@ Timers, all driven by the one deadline the runtime arms:
   changed, is skipped when popped);
 * empty ACKs for requests still unanswered after ``empty_ack_delay``: a FIFO,
   since the delay is a constant;
-* deduplication entries and message-ID holds: FIFO runs
-  (:mod:`coapkit.messaging.dedup`, :mod:`coapkit.messaging.message_ids`);
+* deduplication entries: FIFO runs (:mod:`coapkit.messaging.dedup`);
+* message-ID holds: runs per peer, a slice of EXCHANGE_LIFETIME each, released by
+  a timer wheel (:mod:`coapkit.messaging.message_ids`);
 * responses to multicast requests waiting out their random leisure: a heap.
+
+The peer table
+--------------
+Everything kept about one remote lives in its :class:`Peer`, and the table of
+peers holds at most ``MessagingConfig.max_peers`` of them, so that a flood from
+many source addresses (spoofed ones cost an attacker nothing) cannot grow it
+without end.  Which peer may make room for a new one is decided by RFC 7252:
+
+* a peer holding message IDs (§4.4: sent within EXCHANGE_LIFETIME; this
+  includes every peer with CONs awaiting their ACK or messages in its
+  backlog) is never forgotten: met again, it would start a new ID sequence
+  which, after the endpoint has allocated 65,536 IDs to others, may land on an
+  ID the remote still remembers, and the remote would drop our message as a
+  duplicate (or acknowledge a CON without processing it);
+* a peer with only deduplication entries (§4.5) may be *evicted*: its entries
+  go with it, so a duplicate of a request it sent before arrives as a new
+  message and is processed again.  That is what the deduplication caps
+  already accept when they evict (the total cap takes the oldest entries
+  of all): a loss of at-most-once only under flood, for the oldest state.
+
+So the candidates are kept in ``_evictable``, in the order in which they
+became evictable (created, or their last hold released); the first goes, in
+O(1).  Only a CON from a new remote, or :meth:`MessageLayer.send` to one, may
+evict; a NON from a new remote only takes a free slot.  Answering a NON
+request pins its peer for EXCHANGE_LIFETIME, so if NONs could evict, a NON
+flood from spoofed addresses (a few dozen datagrams a second) would turn
+every slot, those of active clients included, into a pinned one and lock
+everyone new out; as it is, such a flood takes only the slots that peers
+leave free when they are forgotten, and an active client keeps its own.
+
+When no peer can make room the new remote is refused without state: a CON
+request gets 5.03 Service Unavailable with Max-Age piggybacked on its ACK (it
+carries the request's own message ID, so no ID is allocated and a
+retransmission gets the same answer), any other CON an RST, a NON nothing;
+:meth:`MessageLayer.send` to a new remote raises :class:`PeerTableFull`.
+Peers already known are served as before, and a slot frees when a peer is
+forgotten, at most EXCHANGE_LIFETIME plus a slice after its last message.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -50,6 +88,7 @@ from coapkit.errors import (
     DecodeError,
     EncodeError,
     EndpointClosed,
+    PeerTableFull,
     ProtocolUsageError,
     RequestCancelled,
     RetransmissionsExceeded,
@@ -111,8 +150,8 @@ class MessagingConfig:
     dedup_cap_per_peer: int = 1024
 
     expiry_tick: float = 0.1
-    """Granularity of deduplication and message-ID expiry: entries live up to this much
-    longer than their lifetime, so that arrivals close in time share one expiry run."""
+    """Granularity of deduplication expiry: entries live up to this much longer than their
+    lifetime, so that arrivals close in time share one expiry run."""
 
     recent_non_limit: int = 64
     """Tracked NONs per peer that an RST can still be matched to."""
@@ -127,6 +166,21 @@ class MessagingConfig:
     """Largest message accepted and sent.  RFC 7252 §4.6: 1152 bytes fit any IPv6 path
     (1280-byte MTU); raise it only where the path is known to carry more."""
 
+    mid_hold_slices: int = 16
+    """Message IDs are held per slice of EXCHANGE_LIFETIME (of 1/16: 15.4 s by default):
+    at most ``mid_hold_slices + 1`` runs per peer whatever is sent, and each ID is held up
+    to one slice longer than its lifetime (RFC 7252 §4.4 asks for at least the lifetime)."""
+
+    max_peers: int = 10_000
+    """Remotes the layer keeps state about at once (each about 2.5 KB with one deduplication
+    entry: 25 MB at the cap).  When full, a CON from a new remote (or a message sent to
+    one) takes the place of the peer that has held no message ID for longest, whose
+    deduplication entries go with it; otherwise the new remote is refused (a CON request
+    gets 5.03 with Max-Age, a NON is dropped).  See the module docstring."""
+
+    refusal_max_age: int = 5
+    """Max-Age of the 5.03 that a CON request from a refused new remote gets."""
+
     def __post_init__(self) -> None:
         if self.max_message_size < 64:
             raise ValueError("max_message_size must be at least 64 bytes")
@@ -134,6 +188,10 @@ class MessagingConfig:
             raise ValueError("empty_ack_delay and expiry_tick cannot be negative")
         if self.backlog_limit < 0 or self.recent_non_limit < 0:
             raise ValueError("limits cannot be negative")
+        if self.max_peers < 1 or self.mid_hold_slices < 1:
+            raise ValueError("max_peers and mid_hold_slices must be at least 1")
+        if not 0 <= self.refusal_max_age <= 0xFFFFFFFF:
+            raise ValueError("refusal_max_age must be a Max-Age value (0 .. 2**32 - 1)")
 
 
 def _reply_bytes(mtype: int, mid: int) -> bytes:
@@ -168,7 +226,11 @@ class MessageLayer:
             cap_per_peer=config.dedup_cap_per_peer,
             tick=config.expiry_tick,
         )
-        self._mids = MessageIdAllocator(rng.getrandbits(16), config.expiry_tick)
+        self._mids = MessageIdAllocator(rng.getrandbits(16), config.mid_hold_slices)
+        #: peers holding no message ID, in the order they became so: those a new remote may
+        #: replace when the table is full (see the module docstring)
+        self._evictable: OrderedDict[Remote, Peer] = OrderedDict()
+        self._refusal_options = Options.build(max_age=config.refusal_max_age)
         self._retransmissions: list[tuple[float, int, Outgoing]] = []
         self._empty_acks: deque[tuple[float, Inbound]] = deque()
         #: CON requests received since the timers were last looked at; most are answered
@@ -218,13 +280,76 @@ class MessageLayer:
         if peer is not None:
             peer.params = params or self.params
 
-    def _peer(self, remote: Remote) -> Peer:
+    @property
+    def mid_hold_runs(self) -> int:
+        """Runs of message-ID holds of all peers (at most ``(mid_hold_slices + 1) x peers``)."""
+        return self._mids.runs
+
+    @property
+    def dedup_runs(self) -> int:
+        """Expiry runs of the deduplication table (at most ``dedup_cap_total``)."""
+        return self._dedup.runs
+
+    def _admit(self, remote: Remote, may_evict: bool = True) -> Peer | None:
+        """The peer for ``remote``, made if new; None if the table is full and no peer may
+        make room (``may_evict`` is False, or every peer holds message IDs)."""
         peer = self._peers.get(remote)
-        if peer is None:
-            peer = self._peers[remote] = Peer(
-                remote, self.peer_params.get(remote, self.params), self._mids.start_for_new_peer()
-            )
+        if peer is not None:
+            return peer
+        if len(self._peers) >= self.config.max_peers and not (may_evict and self._evict_one()):
+            return None
+        peer = self._peers[remote] = Peer(
+            remote, self.peer_params.get(remote, self.params), self._mids.start_for_new_peer()
+        )
+        self._evictable[remote] = peer
         return peer
+
+    def _evict_one(self) -> bool:
+        """Forget the peer that has been evictable longest, with its deduplication entries."""
+        evictable = self._evictable
+        while evictable:
+            remote, peer = evictable.popitem(last=False)
+            if peer.mids_in_use or peer.outstanding or peer.backlog:
+                continue  # not evictable after all (re-listed when its holds are released)
+            self._dedup.forget(peer)
+            self.stats.dedup_evictions = self._dedup.evictions
+            del self._peers[remote]
+            peer.con_stream = peer.non_stream = None
+            self.stats.peers_evicted += 1
+            return True
+        return False
+
+    def _hold_mid(self, peer: Peer, now: float, lifetime: float) -> int:
+        """The next message ID towards ``peer``; a peer holding IDs is no longer evictable."""
+        if not peer.mids_in_use:
+            self._evictable.pop(peer.remote, None)
+        return self._mids.allocate(peer, now, lifetime)
+
+    def _refuse(
+        self, message: Message, remote: Remote, data: bytes, out: Datagrams
+    ) -> list[MessagingEvent]:
+        """A message from a new remote while the peer table is full: answered without state
+        (a CON request with 5.03 and Max-Age unless No-Response says not to, another CON
+        with an RST, a NON not at all)."""
+        self.stats.peers_refused += 1
+        if message.mtype is CON:
+            if is_request(message.code):
+                no_response = message.options.get(_NO_RESPONSE)
+                if no_response is not None and int.from_bytes(no_response, "big") & 0x10:
+                    return self._ignore(remote, "peer table full", data)
+                reply = encode_parts(
+                    2,
+                    0xA3,  # 5.03 Service Unavailable
+                    message.mid,
+                    message.token,
+                    self._refusal_options,
+                    b"",
+                )
+            else:
+                reply = _reply_bytes(3, message.mid)
+                self.stats.resets_sent += 1
+            out.append((reply, remote))
+        return self._ignore(remote, "peer table full", data)
 
     # -- receiving ----------------------------------------------------------------
 
@@ -259,7 +384,9 @@ class MessageLayer:
                 return self._ignore(remote, f"empty {mtype.name} message", data)
             if mtype is CON and multicast:
                 return self._ignore(remote, "CON request sent to a multicast address", data)
-            peer = self._peers.get(remote) or self._peer(remote)
+            peer = self._peers.get(remote) or self._admit(remote, mtype is CON)
+            if peer is None:
+                return self._refuse(message, remote, data, out)
             mid = message.mid
             stream = peer.con_stream if mtype is CON else peer.non_stream
             if stream is not None and mid in stream.seen:
@@ -519,7 +646,7 @@ class MessageLayer:
         if mtype is CON:
             self._piggybacked(inbound, data)
             return data
-        mid = self._mids.allocate(peer, now + params.exchange_lifetime)
+        mid = self._hold_mid(peer, now, params.exchange_lifetime)
         inbound.state = _DONE
         self.stats.sent += 1
         return b"".join((data[:2], bytes((mid >> 8, mid & 0xFF)), data[4:]))
@@ -544,11 +671,12 @@ class MessageLayer:
         self, inbound: Inbound, response: Message, now: float, out: Datagrams
     ) -> Outgoing | None:
         """Unicast NON response, after a random leisure (§8.2); never CON, never RST."""
-        peer = inbound.peer
-        if not self._mids.available(peer):
+        # The table's peer: the one the request came with may have been evicted since.
+        peer = self._admit(inbound.remote, False)
+        if peer is None or not self._mids.available(peer):
             self.stats.suppressed += 1
             return None
-        mid = self._mids.allocate(peer, now + peer.params.exchange_lifetime)
+        mid = self._hold_mid(peer, now, peer.params.exchange_lifetime)
         data = encode_parts(
             1, response.code, mid, response.token, response.options, response.payload
         )
@@ -620,7 +748,8 @@ class MessageLayer:
         outstanding towards ``remote`` (or no message ID is free), the message waits
         in the peer's backlog and goes out in order later.  ``track_reset``: remember
         a NON so that an RST answering it is reported (default: for NON requests).
-        Raises :class:`BacklogFull`, :class:`ProtocolUsageError` (CON to multicast,
+        Raises :class:`BacklogFull` (or its :class:`PeerTableFull` when ``remote`` is new
+        and the peer table is full), :class:`ProtocolUsageError` (CON to multicast,
         ACK/RST) and :class:`EndpointClosed`; encoding errors surface here too.
         """
         if self._closed:
@@ -637,7 +766,12 @@ class MessageLayer:
         # before any state about the remote exists.
         data = encode_parts(mtype, message.code, 0, message.token, message.options, message.payload)
         self._check_size(data)
-        peer = self._peer(remote)
+        peer = self._admit(remote)
+        if peer is None:
+            raise PeerTableFull(
+                f"no room for {describe_remote(remote)}: {self.config.max_peers} peers, all "
+                "holding message IDs within their lifetime"
+            )
         if params is None:
             params = peer.params
         if track_reset is None:
@@ -659,7 +793,7 @@ class MessageLayer:
     def _transmit(self, outgoing: Outgoing, now: float, out: Datagrams) -> None:
         peer = outgoing.peer
         params = outgoing.params
-        mid = self._mids.allocate(peer, now + params.exchange_lifetime)
+        mid = self._hold_mid(peer, now, params.exchange_lifetime)
         data = outgoing.data
         data = b"".join((data[:2], bytes((mid >> 8, mid & 0xFF)), data[4:]))
         message = outgoing.message
@@ -811,19 +945,31 @@ class MessageLayer:
         for peer in self._mids.expire(now):
             if peer.backlog:
                 self._drain(peer, now, out)
-            self._forget_if_idle(peer)
+            if not peer.mids_in_use and self._peers.get(peer.remote) is peer:
+                if peer.idle():
+                    self._forget(peer)
+                else:  # only deduplication entries left: evictable again
+                    self._evictable[peer.remote] = peer
         for peer in self._dedup.expire(now):
             self._forget_if_idle(peer)
         self.stats.dedup_evictions = self._dedup.evictions
 
     def _forget_if_idle(self, peer: Peer) -> None:
         if peer.idle() and self._peers.get(peer.remote) is peer:
-            del self._peers[peer.remote]
-            # A peer and its dedup streams point at each other: break the cycle, so that
-            # reference counting frees them now.  A server in steady state allocates
-            # almost no tracked objects, so the cyclic collector may not run for hours
-            # and every forgotten peer (with its dedup tables) would stay in memory.
-            peer.con_stream = peer.non_stream = None
+            self._forget(peer)
+
+    def _forget(self, peer: Peer) -> None:
+        del self._peers[peer.remote]
+        self._evictable.pop(peer.remote, None)
+        # A peer and its dedup streams point at each other: break the cycle, so that
+        # reference counting frees them now.  A server in steady state allocates
+        # almost no tracked objects, so the cyclic collector may not run for hours
+        # and every forgotten peer (with its dedup tables) would stay in memory.  The
+        # streams may outlive the peer in the runs of entries the per-peer cap removed.
+        for stream in (peer.con_stream, peer.non_stream):
+            if stream is not None:
+                stream.peer = None
+        peer.con_stream = peer.non_stream = None
 
     # -- errors from below, and the end ----------------------------------------------------
 

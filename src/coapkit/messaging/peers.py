@@ -1,10 +1,11 @@
-"""Per-peer state of the message layer.
+"""Per-peer state of the message layer (RFC 7252 §4.2-§4.5, §4.7).
 
 A :class:`Peer` exists for every remote endpoint this endpoint currently has
 state about: deduplication entries, message IDs still within their lifetime,
 outstanding CONs, a backlog, recently sent NONs.  It is created on first
 contact and forgotten as soon as all of that has expired, so a flood from
-many source addresses does not leave a peer table behind.
+many source addresses does not leave a peer table behind; the table itself is
+capped (``MessagingConfig.max_peers``, see :mod:`coapkit.messaging.layer`).
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ class DedupStream:
     ``order`` lists the same IDs in arrival order.  ``skip`` counts entries
     already removed from the front by the per-peer cap, which the global
     expiry runs (see :mod:`coapkit.messaging.dedup`) must not remove again.
+    ``peer`` is None once the peer has been forgotten or evicted: the runs that
+    still name the stream then have nobody to report to.
     """
 
     __slots__ = ("order", "peer", "seen", "skip")
 
     def __init__(self, peer: Peer) -> None:
-        self.peer = peer
+        self.peer: Peer | None = peer
         self.seen: dict[int, bytes | None] = {}
         self.order: deque[int] = deque()
         self.skip = 0
@@ -44,6 +47,8 @@ class Peer:
     __slots__ = (
         "backlog",
         "con_stream",
+        "hold_counts",
+        "hold_expiries",
         "mids_in_use",
         "next_mid",
         "non_stream",
@@ -60,6 +65,10 @@ class Peer:
         self.non_stream: DedupStream | None = None
         self.next_mid = first_mid
         self.mids_in_use = 0  #: message IDs sent within their lifetime (never reused meanwhile)
+        #: the holds on those IDs as runs, oldest first: ``hold_counts[i]`` IDs are released
+        #: at ``hold_expiries[i]`` (see :mod:`coapkit.messaging.message_ids`)
+        self.hold_expiries: list[float] = []
+        self.hold_counts: list[int] = []
         self.outstanding: dict[int, Outgoing] = {}  #: CONs awaiting ACK, by message ID
         self.backlog: deque[Outgoing] = deque()  #: waiting for NSTART or a free message ID
         self.recent_non: dict[int, Outgoing] = {}  #: tracked NONs an RST may still answer

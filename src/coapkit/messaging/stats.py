@@ -25,6 +25,8 @@ class MessagingStats:
     queued: int = 0  #: messages that had to wait in a backlog
     suppressed: int = 0  #: responses not sent because of No-Response or multicast rules
     oversized: int = 0  #: messages received above max_message_size
+    peers_evicted: int = 0  #: peers forgotten to make room for new ones (max_peers)
+    peers_refused: int = 0  #: messages from new remotes refused: the peer table was full
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
