@@ -28,7 +28,7 @@ What RFC 8323 asks of the WebSocket itself, and why it is done here:
 * CoAP messages are binary messages, one CoAP message per WebSocket message
   (§4.2).  A text message is a protocol error: an Abort signal saying so,
   then the WebSocket close code 1003 (unsupported data), logged once per
-  peer and cause;
+  peer and minute;
 * WebSocket Ping frames SHOULD NOT be used (§4.4): CoAP's Ping/Pong
   signals keep the connection alive (the connection layer's ``keepalive``),
   so websockets' own pings are off;
