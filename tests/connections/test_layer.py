@@ -160,6 +160,19 @@ def test_an_idle_connection_is_reported_and_touch_keeps_it() -> None:
     assert release.code == signals.RELEASE and release.payload == b"idle"
 
 
+def test_keepalive_and_idle_shorter_than_the_csm_timeout_are_not_late() -> None:
+    layer, out = opened(StreamConfig(csm_timeout=10.0, keepalive=2.0, idle_timeout=1.0))
+    layer.receive(peer_csm(), PEER, 0.5, out)
+    out.clear()
+    assert layer.next_deadline() == 0.5  # not the CSM deadline (10.0)
+    assert layer.handle_timeout(0.5, out) == [] and layer.next_deadline() == 1.0
+    assert layer.handle_timeout(1.0, out) == [IdleConnection(PEER)]  # 1 s after connecting
+    layer.touch(PEER, 1.0)
+    assert layer.next_deadline() == 2.0
+    layer.handle_timeout(2.5, out)  # 2 s after the CSM, the last thing received
+    assert [m.code for m in sent(out)] == [signals.PING]
+
+
 @pytest.mark.parametrize(
     ("signal", "aborted", "reason"),
     [

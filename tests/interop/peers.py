@@ -1,7 +1,11 @@
-"""Start real CoAP peers that nobody here wrote (libcoap's command-line tools), on loopback.
+"""Start real CoAP peers that nobody here wrote (libcoap's command-line tools, aiocoap), on
+loopback.
 
 In CI (``CI`` set in the environment) a missing libcoap is a failure, never a
-skip: the interoperability tests are the proof that coapkit speaks CoAP.
+skip: the interoperability tests are the proof that coapkit speaks CoAP.  The
+same goes for :func:`aiocoap_venv`, aiocoap with an extra whose dependencies
+clash with coapkit's test environment, installed into a virtual environment
+of its own.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +49,61 @@ def require_aiocoap() -> None:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message, allow_module_level=True)
+
+
+def _unavailable(message: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def aiocoap_venv(extra: str, version: str) -> Path:
+    """The ``bin`` directory of a virtual environment holding ``aiocoap[extra]==version``
+    (aiocoap's ``ws`` extra wants a ``websockets`` older than coapkit's tests use).
+
+    Made once in the user's cache directory (``$XDG_CACHE_HOME`` or ``~/.cache``,
+    ``coapkit-tests/aiocoap-EXTRA-VERSION-pyXY``) and reused while its ``ready`` file,
+    written last, is there.  Skips saying why when it cannot be made (no package
+    index), fails instead in CI.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    python = f"py{sys.version_info.major}{sys.version_info.minor}"
+    venv = Path(base) / "coapkit-tests" / f"aiocoap-{extra}-{version}-{python}"
+    ready = venv / "ready"
+    requirement = f"aiocoap[{extra}]=={version}"
+    if ready.exists():
+        return venv / "bin"
+    # (made where it stays: its scripts name their interpreter by absolute path)
+    shutil.rmtree(venv, ignore_errors=True)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(
+        [sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True, check=False
+    )
+    if made.returncode != 0:
+        _unavailable(f"could not make a virtual environment for aiocoap: {made.stderr.strip()}")
+    command = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    command += ["--disable-pip-version-check", requirement]
+    try:
+        installed = subprocess.run(
+            command, capture_output=True, text=True, timeout=600, check=False
+        )
+    except subprocess.TimeoutExpired:
+        _unavailable(f"installing {requirement} took more than 10 minutes (package index slow?)")
+    if installed.returncode != 0:
+        last = (installed.stderr.strip().splitlines() or ["no output"])[-1]
+        _unavailable(
+            f"could not install {requirement} into a virtual environment of its own "
+            f"(is the package index reachable?): {last}"
+        )
+    ready.write_text(requirement + "\n")
+    return venv / "bin"
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:

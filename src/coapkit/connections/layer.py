@@ -376,7 +376,10 @@ class ConnectionLayer:
                 bad if code == signals.CSM else None,
             )
         if code == signals.CSM:
-            return self._csm_received(connection, message)
+            events = self._csm_received(connection, message)
+            if events:  # the first: keep-alive and idle timers start now, not at the CSM deadline
+                self._schedule(connection, now)
+            return events
         if not connection.peer_csm:
             return self._abort(connection, f"{code_name(code)} received before the peer's CSM", out)
         if code == signals.PING:
