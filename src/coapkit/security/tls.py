@@ -15,9 +15,9 @@ What the contexts do, and the rule behind each choice:
 * **ALPN ``coap``** is offered by clients and accepted by servers: RFC 8323
   §11.7 registers it for CoAP over TLS.  It is not *required*: a peer that
   offers no ALPN is still served, and a server that selects none is still
-  used (libcoap 4.3.1 offers and selects ``coap``; other stacks, and
-  libcoap built without ALPN, may not, and refusing them would gain
-  nothing).
+  used.  RFC 8323 §11.4 gives coaps+tcp its own port (5684) precisely for
+  TLS implementations without ALPN; libcoap 4.3.1 offers and selects
+  ``coap`` (tests/interop/test_libcoap_tls.py), other stacks may not.
 * **Certificates** (RFC 8323 §9.1's Certificate mode, RFC 7925 §4.4): a
   client always verifies the server's chain, against ``ca`` when given (it
   replaces the system's trust store, as curl's ``--cacert`` does) and
