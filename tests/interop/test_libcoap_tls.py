@@ -487,7 +487,7 @@ async def test_libcoap_requires_our_client_certificate(pki: Pki) -> None:
         # without one: refused, and the error says why.  libcoap sends the TLS 1.3
         # certificate_required alert ("the server requires a client certificate"), but
         # our CSM may meet the closed socket first (a reset: "... it may require a client
-        # certificate, or refuse ours"): either way the line names the client certificate.
+        # certificate, ..."): either way the line names the client certificate.
         async with asking(ours(pki, None)) as (driver, transport):
             address = ("127.0.0.1", port)
             with pytest.raises(NetworkError, match="client certificate"):

@@ -233,7 +233,7 @@ def test_a_server_requiring_client_certificates(
                     await fetch(server, client_context(TlsCredentials(ca=pki.ca)))
                 assert str(failure.value).endswith(
                     "TLS handshake failed: the server closed the connection (it may require "
-                    "a client certificate, or refuse ours)"
+                    "a client certificate, refuse ours, or accept no TLS version we offer)"
                 )
 
             # with one from another CA: refused
@@ -350,3 +350,23 @@ def test_many_clients_shake_hands_at_once(loop: str, pki: Pki) -> None:
             assert server.handshake_failures == 0
 
     run_on(loop, main())
+
+
+def test_no_tls_version_in_common(loop: str, pki: Pki, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        modern = serving(pki.server)
+        modern.minimum_version = ssl.TLSVersion.TLSv1_3
+        older = client_context(TlsCredentials(ca=pki.ca))
+        older.maximum_version = ssl.TLSVersion.TLSv1_2
+        async with tls_server(modern) as server:
+            with pytest.raises(NetworkError, match="TLS handshake failed: the server closed"):
+                await fetch(server, older)
+            await asyncio.sleep(0.1)
+            assert server.handshake_failures == 1
+
+    with caplog.at_level(logging.WARNING, logger="coapkit.transport"):
+        run_on(loop, main())
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "coapkit.transport"]
+    assert line.endswith(
+        "TLS handshake failed: no TLS version in common (coapkit's default is TLS 1.2 or later)"
+    )

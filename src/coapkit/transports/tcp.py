@@ -47,7 +47,7 @@ import os
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from coapkit.errors import NetworkError
 from coapkit.messaging.addresses import describe_remote
@@ -106,8 +106,8 @@ class _Connection(asyncio.Protocol):
         self.accepted = key is None  # by a listener (else: a connection we opened)
         # accepted, TLS not up yet: "raw" until start_tls has taken the transport over,
         # then "handshake" until the connection is registered; None: not the sink's concern
-        self.tls_pending: str | None = None
-        self.raw_early: list[bytes] = []  # read before start_tls took over (uvloop)
+        self.tls_pending: Literal["raw", "handshake"] | None = None
+        self.raw_early: list[bytes] = []  # read before start_tls took the transport over
         self.early: list[bytes] = []  # read after the handshake, before registration
         self.secure = False  # TLS is up
         self.received = False  # any bytes from the peer yet
@@ -319,8 +319,9 @@ class StreamTransport:
                     raise ConnectionAbortedError("TLS could not take the connection over")
                 _feed(protocol, b"".join(early))
             secured = await handshake
-        except asyncio.CancelledError:
-            handshake.cancel()  # start_tls closes the transport
+        except asyncio.CancelledError:  # the listener closes
+            handshake.cancel()  # start_tls closes the transport (once it has started)
+            raw.abort()
             self._uncount(connection)
             raise
         except Exception as exc:  # ssl.SSLError, a reset, the timeout (ConnectionAbortedError)

@@ -90,7 +90,10 @@ def describe_tls_error(exc: BaseException, *, server_side: bool = False) -> str:
         if reason in _NOT_TLS:
             return f"TLS handshake failed: the {peer} does not speak TLS (a plain coap+tcp port?)"
         if reason in _NO_VERSION:
-            return "TLS handshake failed: no TLS version in common (coapkit needs TLS 1.2 or later)"
+            return (
+                "TLS handshake failed: no TLS version in common (coapkit's default is TLS 1.2 "
+                "or later)"
+            )
         if reason in ("NO_APPLICATION_PROTOCOL", "TLSV1_ALERT_NO_APPLICATION_PROTOCOL"):
             return f"TLS handshake failed: the {peer} does not accept ALPN 'coap'"
         if reason in ("SSLV3_ALERT_HANDSHAKE_FAILURE", "NO_SHARED_CIPHER"):
@@ -114,7 +117,7 @@ def describe_tls_error(exc: BaseException, *, server_side: bool = False) -> str:
             )
         return (
             "TLS handshake failed: the server closed the connection (it may require a client "
-            "certificate, or refuse ours)"
+            "certificate, refuse ours, or accept no TLS version we offer)"
         )
     return f"TLS handshake failed: {exc or exc.__class__.__name__}"
 
