@@ -75,6 +75,11 @@ class UriError(CoapError, ValueError):
     """A URI cannot be used for CoAP (RFC 7252 §6): relative, a fragment, an unknown scheme..."""
 
 
+class SecurityConfigError(CoapError, ValueError):
+    """Security material cannot be used: a certificate or key file that cannot be read or
+    does not fit, a mode that is not supported (TLS with a pre-shared key)."""
+
+
 class LinkFormatError(CoapError, ValueError):
     """A link-format document (RFC 6690) cannot be parsed."""
 

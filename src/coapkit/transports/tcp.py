@@ -26,8 +26,16 @@ Bounds (a peer may open connections and never read or write):
 * idle connections and peers that never send their CSM are closed by the
   connection layer's timers.
 
-TLS (``coaps+tcp``): an :class:`ssl.SSLContext` with ALPN ``coap`` (RFC
-8323 §4.1 registers it); the handshake has ``handshake_timeout`` seconds.
+TLS (``coaps+tcp``, RFC 8323 §9.1): an :class:`ssl.SSLContext` (made by
+:mod:`coapkit.security.tls`: ALPN ``coap``, RFC 8323 §11.7); the handshake
+has ``handshake_timeout`` seconds.  A listener accepts plain TCP and runs
+the handshake itself (``loop.start_tls``), so that a connection counts
+against the limits while it shakes hands and a failed handshake is logged
+(once per peer host and cause a minute, the cause named by
+:func:`~coapkit.transports.tls.describe_tls_error`); the sink hears of a
+connection only once TLS is up.  :meth:`StreamTransport.tls_session` and
+:meth:`StreamTransport.peer_identity` tell what a connection negotiated and
+whose verified certificate it presented.
 """
 
 from __future__ import annotations
@@ -39,10 +47,11 @@ import os
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from coapkit.errors import NetworkError
 from coapkit.messaging.addresses import describe_remote
+from coapkit.transports.tls import PeerCertificate, TlsSession, describe_tls_error, tls_session
 
 logger = logging.getLogger("coapkit.transport")
 
@@ -94,6 +103,14 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.closing = False
         self.counted_host: str | None = None
+        self.accepted = key is None  # by a listener (else: a connection we opened)
+        # accepted, TLS not up yet: "raw" until start_tls has taken the transport over,
+        # then "handshake" until the connection is registered; None: not the sink's concern
+        self.tls_pending: Literal["raw", "handshake"] | None = None
+        self.raw_early: list[bytes] = []  # read before start_tls took the transport over
+        self.early: list[bytes] = []  # read after the handshake, before registration
+        self.secure = False  # TLS is up
+        self.received = False  # any bytes from the peer yet
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's transports are not asyncio.Transport subclasses, but behave as one)
@@ -101,7 +118,13 @@ class _Connection(asyncio.Protocol):
         self.owner._made(self, self.transport)  # type: ignore[arg-type]
 
     def data_received(self, data: bytes) -> None:
-        if self.key is not None and not self.closing:
+        self.received = True
+        if self.tls_pending == "raw":
+            self.raw_early.append(data)  # the ClientHello: for the TLS protocol
+        elif self.tls_pending:
+            # TLS delivers what followed the client's Finished before start_tls returns
+            self.early.append(data)
+        elif self.key is not None and not self.closing:
             self.owner._received(self, data)
 
     def eof_received(self) -> bool:
@@ -115,6 +138,21 @@ class _Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
+
+
+def _feed(protocol: asyncio.BaseProtocol, data: bytes) -> None:
+    """Give ``data`` to ``protocol`` as the transport would have."""
+    get_buffer = getattr(protocol, "get_buffer", None)
+    if get_buffer is None:
+        protocol.data_received(data)  # type: ignore[attr-defined]
+        return
+    view = memoryview(data)
+    while view:
+        buffer = memoryview(get_buffer(len(view)))
+        size = min(len(buffer), len(view))
+        buffer[:size] = view[:size]
+        protocol.buffer_updated(size)  # type: ignore[attr-defined]
+        view = view[size:]
 
 
 class StreamTransport:
@@ -136,11 +174,15 @@ class StreamTransport:
         self._per_host: dict[str, int] = {}
         self._server: asyncio.Server | None = None
         self._refused_logged: dict[str, float] = {}
+        self._tls_failures_logged: dict[tuple[str, str], float] = {}
+        self._handshakes: set[asyncio.Task[None]] = set()
         self._closed = False
         #: connections refused by the limits
         self.refused = 0
         #: connections aborted because their peer did not read what was written
         self.write_overflows = 0
+        #: accepted connections whose TLS handshake failed
+        self.handshake_failures = 0
 
     # -- a listener ---------------------------------------------------------------------
 
@@ -152,8 +194,6 @@ class StreamTransport:
             host or None,
             port,
             family=family,
-            ssl=self.ssl,
-            ssl_handshake_timeout=self.limits.handshake_timeout if self.ssl else None,
             reuse_port=reuse_port or None,
             backlog=1024,
         )
@@ -190,8 +230,12 @@ class StreamTransport:
         except TimeoutError as exc:
             raise NetworkError(f"{describe_remote(key)}: connecting timed out") from exc
         except ssl.SSLError as exc:
+            raise NetworkError(f"{describe_remote(key)}: {describe_tls_error(exc)}") from exc
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:
+            if self.ssl is None:
+                raise NetworkError(f"{describe_remote(key)}: {exc}", errno=exc.errno) from exc
             raise NetworkError(
-                f"{describe_remote(key)}: TLS handshake failed: {exc.reason}"
+                f"{describe_remote(key)}: {describe_tls_error(exc)}", errno=exc.errno
             ) from exc
         except OSError as exc:
             # asyncio says "Connect call failed (...)": name the cause as curl would
@@ -204,6 +248,22 @@ class StreamTransport:
         connection = self._connections.get(remote_key(remote))
         return connection is not None and not connection.closing
 
+    def tls_session(self, remote: Address) -> TlsSession | None:
+        """What the TLS connection to or from ``remote`` negotiated (None: no such
+        connection, or plain TCP)."""
+        connection = self._connections.get(remote_key(remote))
+        if connection is None or connection.transport is None:
+            return None
+        ssl_object = connection.transport.get_extra_info("ssl_object")
+        return None if ssl_object is None else tls_session(ssl_object)
+
+    def peer_identity(self, remote: Address) -> PeerCertificate | None:
+        """The verified certificate ``remote`` presented on its connection: a server's,
+        or a client's where the listener's context asks for one (``ca``).  None for plain
+        TCP, no certificate, or no connection."""
+        session = self.tls_session(remote)
+        return None if session is None else session.peer
+
     # -- from the connections ------------------------------------------------------------
 
     def _made(self, connection: _Connection, transport: asyncio.Transport) -> None:
@@ -214,16 +274,109 @@ class StreamTransport:
             limits = self.limits
             if (
                 self._closed
-                or len(self._connections) >= limits.max_connections
+                or len(self._connections) + len(self._handshakes) >= limits.max_connections
                 or self._per_host.get(host, 0) >= limits.max_per_host
             ):
                 self._refuse(connection, transport, host)
                 return
             self._per_host[host] = self._per_host.get(host, 0) + 1
             connection.counted_host = host
+            if self.ssl is not None:
+                connection.tls_pending = "raw"
+                task = self.loop.create_task(self._accept_tls(connection, transport, self.ssl))
+                self._handshakes.add(task)
+                task.add_done_callback(self._handshakes.discard)
+                return
+        self._register(connection, transport)
+
+    async def _accept_tls(
+        self, connection: _Connection, raw: asyncio.Transport, context: ssl.SSLContext
+    ) -> None:
+        """Run an accepted connection's TLS handshake; register it once TLS is up.
+
+        The loop may read before start_tls runs (uvloop always starts reading after
+        connection_made, whatever it asked), so the ClientHello may have reached the plain
+        connection: once start_tls has put its TLS protocol on the transport (its first
+        step, which runs before this task's next one), what was read is handed to that
+        protocol, before its connection_made and before it resumes reading.
+        """
+        handshake = self.loop.create_task(
+            self.loop.start_tls(
+                raw,
+                connection,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=self.limits.handshake_timeout,
+            )
+        )
+        try:
+            await asyncio.sleep(0)
+            connection.tls_pending = "handshake"
+            early, connection.raw_early = connection.raw_early, []
+            if early and not handshake.done():
+                protocol = raw.get_protocol()
+                if protocol is connection:  # start_tls has not taken over: cannot happen
+                    raise ConnectionAbortedError("TLS could not take the connection over")
+                _feed(protocol, b"".join(early))
+            secured = await handshake
+        except asyncio.CancelledError:  # the listener closes
+            handshake.cancel()  # start_tls closes the transport (once it has started)
+            raw.abort()
+            self._uncount(connection)
+            raise
+        except Exception as exc:  # ssl.SSLError, a reset, the timeout (ConnectionAbortedError)
+            handshake.cancel()  # (done already, unless taking over failed)
+            raw.abort()
+            self._handshake_failed(connection, exc)
+            return
+        connection.tls_pending = None
+        if secured is None:  # the client closed the connection during the handshake
+            self._handshake_failed(connection, ConnectionResetError())
+            return
+        if connection.closing or self._closed:
+            secured.abort()
+            return
+        connection.transport = secured
+        self._register(connection, secured)
+
+    def _uncount(self, connection: _Connection) -> None:
+        if connection.counted_host is not None:
+            left = self._per_host.get(connection.counted_host, 1) - 1
+            if left > 0:
+                self._per_host[connection.counted_host] = left
+            else:
+                self._per_host.pop(connection.counted_host, None)
+            connection.counted_host = None
+
+    def _handshake_failed(self, connection: _Connection, exc: BaseException) -> None:
+        self.handshake_failures += 1
+        connection.closing = True
+        # (a handshake that timed out is closed without connection_lost reaching us)
+        self._uncount(connection)
+        key = connection.key
+        connection.key = None  # never the sink's
+        if key is None:
+            return
+        reason = describe_tls_error(exc, server_side=True)
+        host = str(key[0])
+        now = self.loop.time()
+        if now - self._tls_failures_logged.get((host, reason), -1e9) > 60.0:
+            if len(self._tls_failures_logged) > 1024:
+                self._tls_failures_logged.clear()
+            self._tls_failures_logged[(host, reason)] = now
+            logger.warning("%s: %s", describe_remote(key), reason)
+
+    def _register(self, connection: _Connection, transport: asyncio.Transport) -> None:
+        assert connection.key is not None
+        connection.secure = transport.get_extra_info("ssl_object") is not None
         transport.set_write_buffer_limits(high=64 * 1024)
         self._connections[connection.key] = connection
         self.sink.connection_made(connection.key, False)
+        early, connection.early = connection.early, []
+        for data in early:
+            if connection.closing or connection.key is None:
+                break
+            self._received(connection, data)
 
     def _refuse(self, connection: _Connection, transport: asyncio.Transport, host: str) -> None:
         self.refused += 1
@@ -254,20 +407,25 @@ class StreamTransport:
 
     def _lost(self, connection: _Connection, exc: Exception | None) -> None:
         key = connection.key
-        if connection.counted_host is not None:
-            left = self._per_host.get(connection.counted_host, 1) - 1
-            if left > 0:
-                self._per_host[connection.counted_host] = left
-            else:
-                self._per_host.pop(connection.counted_host, None)
-            connection.counted_host = None
+        self._uncount(connection)
         if key is None or self._connections.get(key) is not connection:
             return
         del self._connections[key]
-        if exc is None:
+        if (
+            connection.secure
+            and not connection.accepted
+            and not connection.received
+            and not connection.closing
+        ):
+            # TLS 1.3: a client's handshake is done before the server has checked the
+            # client's certificate; a server that refuses it closes, often without an alert
+            reason = describe_tls_error(
+                exc if isinstance(exc, ssl.SSLError) else ConnectionResetError()
+            )
+        elif exc is None:
             reason = "the connection was closed"
         elif isinstance(exc, ssl.SSLError):
-            reason = f"TLS error: {exc.reason or exc}"
+            reason = describe_tls_error(exc, server_side=connection.accepted)
         else:
             reason = str(exc) or exc.__class__.__name__
         self.sink.connection_lost(key, NetworkError(f"{describe_remote(key)}: {reason}"))
@@ -312,12 +470,16 @@ class StreamTransport:
         self._closed = True
         if self._server is not None:
             self._server.close()
+        for task in list(self._handshakes):
+            task.cancel()  # start_tls closes the transport
         for connection in list(self._connections.values()):
             if connection.transport is not None:
                 connection.closing = True
                 connection.transport.abort()
 
     async def wait_closed(self) -> None:
+        if self._handshakes:
+            await asyncio.wait(list(self._handshakes))
         if self._server is not None:
             await self._server.wait_closed()
 
