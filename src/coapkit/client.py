@@ -41,6 +41,7 @@ from coapkit.codec.option_registry import OptionNumber
 from coapkit.codec.options import EMPTY_OPTIONS, Options
 from coapkit.codec.types import MessageType
 from coapkit.codec.uri import CoapUri, parse_uri
+from coapkit.connections import ConnectionLayer, StreamConfig
 from coapkit.endpoint import Endpoint
 from coapkit.errors import NetworkError, NotStarted, RequestCancelled, RequestTimeout, UriError
 from coapkit.messaging.addresses import describe_remote
@@ -49,7 +50,11 @@ from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParamet
 from coapkit.messaging.records import Remote
 from coapkit.resources.response import Response, dump_json, load_cbor
 from coapkit.runtime.driver import Driver, ProgressCallback, ResponseStream, Tracer
+from coapkit.runtime.entropy import SystemEntropy
 from coapkit.runtime.network import DatagramNetwork, DatagramTransport, default_network
+from coapkit.security.tls import TlsCredentials, client_context
+from coapkit.transports import require_websockets
+from coapkit.transports.tcp import StreamTransport, remote_key
 from coapkit.transports.udp import resolve_bind_host
 
 logger = logging.getLogger("coapkit.client")
@@ -96,6 +101,18 @@ class Client:
     :param network: where the socket is opened (:mod:`coapkit.runtime.network`): by
         default the host's UDP stack, or in virtual time the loop's
         :class:`~coapkit.testing.VirtualNetwork`
+    :param tls: certificates for ``coaps+tcp://`` and ``coaps+ws://``
+        (:class:`~coapkit.security.tls.TlsCredentials`: the CA to trust, a client
+        certificate); without it the system's trust store verifies the server
+    :param stream: connection settings for ``coap+tcp://``, ``coaps+tcp://``,
+        ``coap+ws://`` and ``coaps+ws://`` (:class:`~coapkit.connections.StreamConfig`:
+        Max-Message-Size, keep-alive, idle timeout)
+
+    The URI's scheme picks the transport: ``coap://`` over UDP; ``coap+tcp://`` and
+    ``coaps+tcp://`` over TCP and TLS, ``coap+ws://`` and ``coaps+ws://`` over
+    WebSockets (RFC 8323; WebSockets need ``coapkit[ws]``).  Over the last four the
+    client keeps one connection per server (origin), opened at the first request and
+    reused, closed when idle or when the client closes.
     """
 
     def __init__(
@@ -111,6 +128,8 @@ class Client:
         blockwise: BlockwiseConfig | None = None,
         max_waiting: int = 100_000,
         network: DatagramNetwork | None = None,
+        tls: TlsCredentials | None = None,
+        stream: StreamConfig | None = None,
     ) -> None:
         self._bind = bind or ("::", 0)
         self._network = network
@@ -125,6 +144,10 @@ class Client:
         self._tracer = tracer
         self._driver: Driver | None = None
         self._transport: DatagramTransport | None = None
+        self._tls = tls
+        self._stream = stream or StreamConfig()
+        #: the drivers of the connection schemes used so far (coap+tcp, coaps+ws...)
+        self._channels: dict[str, Driver] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -156,6 +179,9 @@ class Client:
 
     async def close(self) -> None:
         driver, self._driver = self._driver, None
+        channels, self._channels = self._channels, {}
+        for channel in channels.values():
+            await channel.close()
         if driver is not None:
             await driver.close()
 
@@ -190,11 +216,11 @@ class Client:
     async def resolve(self, uri: str | CoapUri) -> tuple[CoapUri, list[Remote]]:
         """Parse ``uri`` and resolve its host to the socket addresses to try, in order."""
         parsed = _parse_cached(uri) if isinstance(uri, str) else uri
-        if parsed.scheme != "coap":
-            raise UriError(
-                f"the {parsed.scheme} scheme is not supported yet (only coap:// over UDP)"
-            )
         driver = self.driver
+        if parsed.transport != "udp":
+            return parsed, await self._resolve_stream(parsed)
+        if parsed.secure:
+            raise UriError("coaps:// (CoAP over DTLS) is not supported yet")
         transport = driver.transport
         host = parsed.host
         if parsed.host_is_ip_literal and "%" not in host:
@@ -225,6 +251,77 @@ class Client:
         if not remotes:
             raise NetworkError(f"no usable address for host {host!r}")
         return parsed, remotes
+
+    async def _resolve_stream(self, parsed: CoapUri) -> list[Remote]:
+        """The addresses of a ``coap+tcp``/``coap+ws`` (and ``coaps+``) URI's host, as
+        connection keys (RFC 8323: one connection per origin)."""
+        host = parsed.host
+        if parsed.host_is_ip_literal and "%" not in host:
+            return [remote_key((host, parsed.port))]
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, parsed.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise NetworkError(f"cannot resolve host {host!r}: {exc.strerror}") from None
+        remotes: list[Remote] = []
+        for _family, _, _, _, sockaddr in infos:
+            remote = remote_key(tuple(sockaddr))
+            if remote not in remotes:
+                remotes.append(remote)
+        if not remotes:
+            raise NetworkError(f"no usable address for host {host!r}")
+        return remotes
+
+    def _channel(self, scheme: str) -> Driver:
+        """The driver and transport of one connection scheme, made at its first use."""
+        channel = self._channels.get(scheme)
+        if channel is not None:
+            return channel
+        loop = asyncio.get_running_loop()
+        websocket = scheme.endswith("+ws")
+        secure = scheme.startswith("coaps")
+        context = client_context(self._tls) if secure else None
+        endpoint = Endpoint(
+            rng=SystemEntropy(),
+            transmission=self.transmission,
+            token_length=self._token_length,
+            blockwise=self._blockwise,
+            layer=ConnectionLayer(params=self.transmission, config=self._stream),
+        )
+        framing = "ws" if websocket else "tcp"
+        tracer = self._tracer
+        with_framing = getattr(tracer, "with_framing", None)  # a DatagramTrace (coapkit -v)
+        if with_framing is not None:
+            tracer = with_framing(framing)
+        driver = Driver(
+            endpoint, loop, tracer=tracer, max_waiting=self._max_waiting, framing=framing
+        )
+        transport: Any
+        if websocket:
+            require_websockets()
+            from coapkit.transports.websocket import WebSocketTransport
+
+            transport = WebSocketTransport(
+                loop,
+                driver,
+                ssl_context=context,
+                max_message_size=self._stream.max_message_size,
+            )
+        else:
+            transport = StreamTransport(loop, driver, ssl_context=context)
+        driver.attach(transport)
+        self._channels[scheme] = driver
+        return driver
+
+    async def _route(self, parsed: CoapUri, remote: Remote) -> Driver:
+        """The driver that carries requests to ``remote`` for ``parsed``'s scheme; over a
+        connection, the connection is opened first (or the open one reused)."""
+        if parsed.transport == "udp":
+            return self.driver
+        driver = self._channel(parsed.scheme)
+        hostname = parsed.host.partition("%")[0]
+        await driver.transport.connect(remote, server_hostname=hostname)
+        return driver
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -349,13 +446,13 @@ class Client:
             accept=accept,
             options=options,
         )
-        driver = self.driver
         mtype = MessageType.NON if non else MessageType.CON
         if timeout is None:
             timeout = self.timeout
         last_error: NetworkError | None = None
         for remote in remotes:
             try:
+                driver = await self._route(parsed, remote)
                 reply, source = await driver.request(
                     message,
                     remote,
@@ -611,17 +708,19 @@ class Client:
         )
 
     async def ping(self, uri: str | CoapUri, *, timeout: float | None = None) -> float:
-        """Send a CoAP ping (empty CON); returns the round-trip time in seconds of the RST.
+        """Send a CoAP ping (empty CON; over a connection a Ping signal, RFC 8323 §5.4);
+        returns the round-trip time in seconds of the RST (or Pong).
 
         Like :meth:`request`, tries the host's addresses in turn while the
         network reports an error, and raises :class:`RequestTimeout` when
         ``timeout`` expires.
         """
-        _, remotes = await self.resolve(uri)
+        parsed, remotes = await self.resolve(uri)
         last_error: NetworkError | None = None
         for remote in remotes:
-            coro = self.driver.ping(remote)
             try:
+                driver = await self._route(parsed, remote)
+                coro = driver.ping(remote)
                 if timeout is None:
                     return await coro
                 return await asyncio.wait_for(coro, timeout)
@@ -726,9 +825,11 @@ class Client:
         timeout: float | None = None,
         token: bytes | None = None,
         transmission: TransmissionParameters | None = None,
+        driver: Driver | None = None,
     ) -> ResponseStream:
-        """Low level: send a request that stays open (see :meth:`Client.observe`)."""
-        return self.driver.open_stream(
+        """Low level: send a request that stays open (see :meth:`Client.observe`);
+        ``driver``: the one of the URI's scheme (default: UDP's)."""
+        return (driver or self.driver).open_stream(
             message,
             remote,
             mtype=MessageType.NON if non else MessageType.CON,
@@ -807,6 +908,7 @@ class Observation:
         self._timeout = timeout
         self._transmission = transmission
         self._stream: ResponseStream | None = None
+        self._driver: Driver | None = None  #: the driver of the URI's scheme, once started
         self._finished = False
         self.first: Response | None = None  #: the response to the registration
 
@@ -814,16 +916,19 @@ class Observation:
         """Send the registration (once); ``async with`` and the first ``anext`` call it."""
         if not self._settled():
             client = self._client
-            _, remotes = await client.resolve(self._uri)
+            parsed, remotes = await client.resolve(self._uri)
+            driver = await client._route(parsed, remotes[0])
             if self._settled():
                 return self  # started or cancelled by another task while resolving
             timeout = self._timeout if self._timeout is not None else client.timeout
+            self._driver = driver
             self._stream = client.open_stream(
                 self._message,
                 remotes[0],
                 non=self._non,
                 timeout=timeout,
                 transmission=self._transmission,
+                driver=driver,
             )
         return self
 
@@ -875,9 +980,9 @@ class Observation:
         """
         self._finished = True
         stream = self._stream
-        driver = self._client._driver
+        driver = self._driver
         if stream is not None and stream.handle is not None and not stream.ended:
-            if driver is not None:
+            if driver is not None and not driver.closed:
                 driver.cancel(stream.handle)
 
     def __del__(self) -> None:
@@ -886,7 +991,7 @@ class Observation:
         stream = self._stream
         if stream is None or stream.ended or self._finished or stream.handle is None:
             return
-        driver = self._client._driver
+        driver = self._driver
         if driver is None or driver.closed:
             return
         warnings.warn(

@@ -48,6 +48,7 @@ from coapkit.resources.site import Site
 from coapkit.runtime.driver import Driver, Tracer
 from coapkit.runtime.entropy import SystemEntropy
 from coapkit.runtime.network import DatagramNetwork, DatagramTransport, default_network
+from coapkit.transports import require_websockets
 from coapkit.transports.tcp import StreamLimits, StreamTransport
 from coapkit.transports.udp import (
     COAP_MULTICAST_V4,
@@ -246,7 +247,9 @@ class Server:
                 amplification=self._amplification,
                 observers=registry,
             )
-        elif uri.transport == "tcp":
+        else:  # a connection: TCP, TLS, WebSocket (RFC 8323)
+            if uri.transport == "ws":
+                require_websockets()
             endpoint = Endpoint(
                 rng=SystemEntropy(),
                 transmission=self.transmission,
@@ -254,17 +257,20 @@ class Server:
                 observers=registry,
                 layer=ConnectionLayer(params=self.transmission, config=self._stream),
             )
-        else:
-            raise UriError(f"{uri.scheme}:// listeners are not supported yet")
+        tracer = self._tracer
+        with_framing = getattr(tracer, "with_framing", None)  # a DatagramTrace (coapkit -v)
+        if with_framing is not None and uri.transport != "udp":
+            tracer = with_framing(uri.transport)
         driver = Driver(
             endpoint,
             loop,
             request_handler=partial(self._handle, listener),
-            tracer=self._tracer,
+            tracer=tracer,
             max_pending=self._max_pending,
             max_pending_per_remote=self._max_pending_per_remote,
             handler_timeout=self._handler_timeout,
             close_grace=self._close_grace,
+            framing=uri.transport,
         )
         driver.responded = self._log if self._log_requests else None
         driver.observer_removed = self._observer_removed
@@ -282,12 +288,21 @@ class Server:
         else:
             if uri.secure and self._ssl_context is None:
                 raise UriError(f"{uri.scheme}:// needs TLS material (a certificate and key)")
-            transport = StreamTransport(
-                loop,
-                driver,
-                ssl_context=self._ssl_context if uri.secure else None,
-                limits=self._stream_limits,
-            )
+            context = self._ssl_context if uri.secure else None
+            if uri.transport == "ws":
+                from coapkit.transports.websocket import WebSocketTransport
+
+                transport = WebSocketTransport(
+                    loop,
+                    driver,
+                    ssl_context=context,
+                    limits=self._stream_limits,
+                    max_message_size=(self._stream or StreamConfig()).max_message_size,
+                )
+            else:
+                transport = StreamTransport(
+                    loop, driver, ssl_context=context, limits=self._stream_limits
+                )
             driver.attach(transport)
             await transport.listen(host, uri.port, reuse_port=self._reuse_port)
         listener.transport = transport

@@ -27,6 +27,7 @@ tool import it.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Callable
@@ -36,6 +37,8 @@ from coapkit.codec.content_formats import content_format_name
 from coapkit.codec.message import Message
 from coapkit.codec.option_registry import OptionNumber, is_critical, option_name
 from coapkit.codec.options import BlockValue, decode_value
+from coapkit.codec.stream import FrameReader, decode_ws
+from coapkit.connections.signals import ABORT, CSM, PING, PONG, RELEASE, SIGNAL_NAMES
 from coapkit.errors import DecodeError, OptionValueError
 
 __all__ = [
@@ -154,11 +157,25 @@ class DatagramTrace:
     #: How many distinct datagrams each direction remembers for spotting repeats.
     MEMORY = 4096
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], *, framing: str = "udp") -> None:
         self._clock = clock
         self._start = clock()
+        #: how the bytes are framed: ``"udp"`` (RFC 7252 datagrams), ``"tcp"`` (a stream
+        #: of RFC 8323 §3.2 frames, cut anywhere) or ``"ws"`` (one RFC 8323 §4.2 message
+        #: per WebSocket message)
+        self.framing = framing
         self._sent: dict[bytes, int] = {}
         self._received: dict[bytes, int] = {}
+        #: a stream's incomplete frames, per direction and connection (framing "tcp")
+        self._readers: dict[tuple[str, object], FrameReader] = {}
+
+    def with_framing(self, framing: str) -> DatagramTrace:
+        """This trace (same clock, start and output) for bytes framed another way: a
+        client keeps one per transport it uses."""
+        other = copy.copy(self)
+        other.framing = framing
+        other._sent, other._received, other._readers = {}, {}, {}
+        return other
 
     def format(self, direction: str, data: bytes, remote: object) -> str:
         """The lines of :meth:`lines` as one string."""
@@ -166,6 +183,8 @@ class DatagramTrace:
 
     def lines(self, direction: str, data: bytes, remote: object) -> list[str]:
         """Trace lines for ``data`` sent to (``direction="send"``) or received from ``remote``."""
+        if self.framing != "udp":
+            return self._stream_lines(direction, data, remote)
         sending = direction == "send"
         arrow = ">" if sending else "<"
         seen = self._sent if sending else self._received
@@ -192,3 +211,58 @@ class DatagramTrace:
         if message.payload:
             lines.append(f"{arrow}   payload: {payload_summary(message.payload)}")
         return lines
+
+    def _stream_lines(self, direction: str, data: bytes, remote: object) -> list[str]:
+        """Lines for bytes of a connection (RFC 8323): no types, no message IDs; signals
+        (7.xx) by name with their own options."""
+        sending = direction == "send"
+        arrow = ">" if sending else "<"
+        elapsed = self._clock() - self._start
+        where = f"{'to' if sending else 'from'} {show_remote(remote)}"
+        size = f"{len(data)} byte{'' if len(data) == 1 else 's'}"
+        try:
+            if self.framing == "ws":
+                messages = [decode_ws(data)]
+            else:
+                key = (direction, remote)
+                reader = self._readers.get(key)
+                if reader is None:
+                    if len(self._readers) >= self.MEMORY:
+                        del self._readers[next(iter(self._readers))]
+                    reader = self._readers[key] = FrameReader(max_size=1 << 32)
+                messages = reader.feed(data)
+        except DecodeError as exc:
+            self._readers.pop((direction, remote), None)
+            return [f"{arrow} {size} {where}, not a CoAP frame: {exc.reason}"]
+        if not messages:
+            return [f"{arrow} {size} {where}, part of a frame  (+{elapsed:.3f} s)"]
+        lines: list[str] = []
+        for message in messages:
+            token = message.token.hex() if message.token else "(empty)"
+            name = SIGNAL_NAMES.get(message.code) or code_name(message.code)
+            lines.append(f"{arrow} {name}  token {token}  {where}  ({size}, +{elapsed:.3f} s)")
+            signal = message.code >> 5 == 7
+            for number, raw in message.options:
+                if signal:
+                    label = _SIGNAL_OPTIONS.get((message.code, number), f"option {number}")
+                    value = str(int.from_bytes(raw, "big")) if raw else "(empty)"
+                    if (message.code, number) == (RELEASE, 2):
+                        value = repr(raw.decode("utf-8", "replace"))
+                    lines.append(f"{arrow}   {label}: {value}")
+                else:
+                    lines.append(f"{arrow}   {format_option(number, raw)}")
+            if message.payload:
+                lines.append(f"{arrow}   payload: {payload_summary(message.payload)}")
+        return lines
+
+
+#: the option names of the signals (RFC 8323 §5): each signal has a number space of its own
+_SIGNAL_OPTIONS = {
+    (CSM, 2): "Max-Message-Size",
+    (CSM, 4): "Block-Wise-Transfer",
+    (PING, 2): "Custody",
+    (PONG, 2): "Custody",
+    (RELEASE, 2): "Alternative-Address",
+    (RELEASE, 4): "Hold-Off",
+    (ABORT, 2): "Bad-CSM-Option",
+}

@@ -73,6 +73,7 @@ from coapkit.messaging.events import (
     MessagingEvent,
     PeerFailed,
     RequestReceived,
+    ResetReceived,
     ResponseReceived,
 )
 from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParameters
@@ -219,6 +220,12 @@ class ConnectionLayer:
         self.config = config = config or StreamConfig()
         self.stats = StreamStats()
         self._connections: dict[Remote, Connection] = {}
+        #: why the last connection to each remote ended (bounded), for the error of a
+        #: request that finds it gone
+        self._endings: dict[Remote, CoapError] = {}
+        #: CoAP pings sent as Ping signals, by connection and token, until their Pong
+        self._pings: dict[tuple[Remote, bytes], Outgoing] = {}
+        self._ping_counter = 0
         self._timers: list[tuple[float, int, Connection]] = []
         self._seq = 0
         self._closed = False
@@ -270,6 +277,7 @@ class ConnectionLayer:
             config.csm_timeout,
         )
         self._connections[remote] = connection
+        self._endings.pop(remote, None)
         self.stats.opened += 1
         self._signal(connection, signals.csm(config.max_message_size, config.block_wise), out)
         self._schedule(connection, connection.csm_deadline)
@@ -282,6 +290,14 @@ class ConnectionLayer:
             return []
         connection.closed = True
         self.stats.closed += 1
+        endings = self._endings
+        endings.pop(remote, None)
+        if len(endings) >= 1024:
+            del endings[next(iter(endings))]
+        endings[remote] = error
+        if self._pings:
+            for key in [key for key in self._pings if key[0] == remote]:
+                del self._pings[key]
         return [PeerFailed(remote, error)]
 
     def touch(self, remote: Remote, now: float) -> None:
@@ -390,6 +406,10 @@ class ConnectionLayer:
             return []
         if code == signals.PONG:
             connection.ping_sent_at = None
+            outgoing = self._pings.pop((connection.remote, message.token), None)
+            if outgoing is not None:  # the answer to a CoAP ping, as an RST is over UDP
+                outgoing.state = OutgoingState.RESET
+                return [ResetReceived(outgoing)]
             return []
         if code == signals.RELEASE:
             connection.closed = True
@@ -423,6 +443,9 @@ class ConnectionLayer:
     def _connected(self, remote: Remote) -> Connection:
         connection = self._connections.get(remote)
         if connection is None or connection.closed:
+            ending = self._endings.get(remote)
+            if isinstance(ending, NetworkError):
+                raise NetworkError(str(ending), errno=ending.errno)
             raise NetworkError(f"no open connection to {_show(remote)}")
         return connection
 
@@ -466,6 +489,8 @@ class ConnectionLayer:
         if self._closed:
             raise ProtocolUsageError("the endpoint is shut down")
         connection = self._connected(remote)
+        if message.code == 0:
+            return self._ping(connection, message, mtype, params, owner, out)
         out.append((self._frame(connection, message.code, message.token, message), remote))
         self.stats.sent += 1
         connection.last_activity = now
@@ -473,6 +498,27 @@ class ConnectionLayer:
             message, connection.peer, mtype or message.mtype, params or self.params, owner, False
         )
         outgoing.state = OutgoingState.SENT
+        return outgoing
+
+    def _ping(
+        self,
+        connection: Connection,
+        message: Message,
+        mtype: MessageType | None,
+        params: TransmissionParameters | None,
+        owner: Any,
+        out: Datagrams,
+    ) -> Outgoing:
+        """A CoAP ping (an empty message, RFC 7252 §4.3) is a Ping signal over a
+        connection (RFC 8323 §5.4); its Pong comes back as the RST would over UDP."""
+        self._ping_counter = (self._ping_counter + 1) & 0xFFFFFFFF
+        token = self._ping_counter.to_bytes(4, "big")
+        self._signal(connection, Message(code=signals.PING, token=token), out)
+        outgoing = Outgoing(
+            message, connection.peer, mtype or MessageType.CON, params or self.params, owner, False
+        )
+        outgoing.state = OutgoingState.SENT
+        self._pings[(connection.remote, token)] = outgoing
         return outgoing
 
     def respond(
@@ -518,8 +564,12 @@ class ConnectionLayer:
         inbound.state = InboundState.DONE
 
     def cancel(self, outgoing: Outgoing, now: float, out: Datagrams) -> None:
-        """Nothing is repeated over a stream: nothing to stop."""
+        """Nothing is repeated over a stream: nothing to stop (a ping's Pong is forgotten)."""
         outgoing.state = OutgoingState.FAILED
+        if self._pings and outgoing.message.code == 0:
+            for key, ping in list(self._pings.items()):
+                if ping is outgoing:
+                    del self._pings[key]
 
     def message_failed(
         self, remote: Remote, mid: int, error: CoapError, now: float, out: Datagrams

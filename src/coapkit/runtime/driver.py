@@ -161,9 +161,12 @@ class Driver:
         handler_timeout: float | None = None,
         close_grace: float = 2.0,
         max_waiting: int = 100_000,
+        framing: str = "udp",
     ) -> None:
         self.endpoint = endpoint
         self.loop = loop
+        #: how the transport frames messages ("udp", "tcp", "ws"), for the trace log
+        self.framing = framing
         #: how long a request handler may run before it is cancelled and the request
         #: answered 5.00 (default: EXCHANGE_LIFETIME, after which no client still waits)
         self.handler_timeout = (
@@ -294,7 +297,7 @@ class Driver:
             if trace_logger.isEnabledFor(_DEBUG):
                 trace = self._log_trace
                 if trace is None:
-                    trace = self._log_trace = DatagramTrace(self.loop.time)
+                    trace = self._log_trace = DatagramTrace(self.loop.time, framing=self.framing)
                 trace_logger.debug("%s", trace.format(direction, data, remote))
         except Exception:
             self._trace_failed = True

@@ -47,6 +47,7 @@ import os
 import socket
 import ssl
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, Protocol
 
 from coapkit.errors import NetworkError
@@ -173,6 +174,8 @@ class StreamTransport:
         self._connections: dict[Address, _Connection] = {}
         self._per_host: dict[str, int] = {}
         self._server: asyncio.Server | None = None
+        #: connection attempts under way, by origin (one at a time each)
+        self._connecting: dict[Address, asyncio.Task[None]] = {}
         self._refused_logged: dict[str, float] = {}
         self._tls_failures_logged: dict[tuple[str, str], float] = {}
         self._handshakes: set[asyncio.Task[None]] = set()
@@ -209,11 +212,30 @@ class StreamTransport:
     async def connect(
         self, remote: Address, *, server_hostname: str | None = None, timeout: float = 10.0
     ) -> None:
-        """Open the connection to ``remote`` (a resolved address) unless it is open."""
+        """Open the connection to ``remote`` (a resolved address) unless it is open;
+        requests that ask at once share the one attempt (one connection per origin)."""
         key = remote_key(remote)
         existing = self._connections.get(key)
         if existing is not None and not existing.closing:
             return
+        pending = self._connecting.get(key)
+        if pending is not None:
+            await asyncio.shield(pending)
+            return
+        attempt = self.loop.create_task(self._open(key, remote, server_hostname, timeout))
+        self._connecting[key] = attempt
+        attempt.add_done_callback(partial(self._attempt_done, key))
+        await asyncio.shield(attempt)
+
+    def _attempt_done(self, key: Address, attempt: asyncio.Task[None]) -> None:
+        if self._connecting.get(key) is attempt:
+            del self._connecting[key]
+        if not attempt.cancelled():
+            attempt.exception()  # retrieved here too: every waiter may have gone
+
+    async def _open(
+        self, key: Address, remote: Address, server_hostname: str | None, timeout: float
+    ) -> None:
         protocol = _Connection(self, key)
         try:
             await asyncio.wait_for(
