@@ -142,7 +142,10 @@ def _default(cls: type, name: str) -> object:
     parameters = _signature(cls).parameters
     if name in parameters:
         return parameters[name].default
-    return getattr(cls, name)  # a class attribute (Server.renders_per_observer)
+    value = getattr(cls, name)  # a class attribute (Server.renders_per_observer)
+    if not isinstance(value, int | float) and is_compiled():
+        pytest.skip(f"{cls.__name__}.{name} is a compiled attribute here: the pure run checks it")
+    return value
 
 
 _UNITS = {"KiB": 1024, "MiB": 1024 * 1024}
