@@ -105,15 +105,19 @@ def test_limits_page_includes_the_security_table():
 def _classes() -> dict[str, type]:
     from coapkit.blockwise.server import BlockwiseConfig
     from coapkit.client import Client
+    from coapkit.connections import StreamConfig
     from coapkit.exchanges.amplification import AmplificationConfig
     from coapkit.exchanges.client import ClientExchanges
     from coapkit.messaging.layer import MessagingConfig
     from coapkit.observe.registry import ObserveConfig
     from coapkit.server import Server
+    from coapkit.transports.tcp import StreamLimits
     from coapkit.transports.udp import UdpTransport
 
     return {
         "Client": Client,
+        "StreamConfig": StreamConfig,
+        "StreamLimits": StreamLimits,
         "UdpTransport": UdpTransport,
         "MessagingConfig": MessagingConfig,
         "BlockwiseConfig": BlockwiseConfig,
