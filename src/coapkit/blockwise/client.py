@@ -224,6 +224,9 @@ class ClientTransfers:
         self.reregister = reregister
         self.reregister_margin = reregister_margin
         self._timers: list[tuple[float, int, Transfer]] = []
+        #: over a connection notifications arrive in the order sent and their Observe
+        #: values may be empty (RFC 8323 §7.1): each one is news, in arrival order
+        self._arrival_order = exchanges.messaging.reliable
         self._seq = 0
         self._uploads: dict[tuple[object, ...], int] = {}
         self._tag_counter = 0
@@ -620,13 +623,15 @@ class ClientTransfers:
                 self.exchanges.cancel(exchange, now, out)
             return self._finish(transfer, response, remote)
         transfer.reregistered_at = None  # the server answers: it is still there
-        if transfer.registered and sequence == transfer.last_sequence:
+        if self._arrival_order:
+            pass  # ordered by arrival: nothing is stale (RFC 8323 §7.1)
+        elif transfer.registered and sequence == transfer.last_sequence:
             # The state we have, again (the answer to a re-registration): not news, even
             # past the 128 s of §3.4, but the observation is alive and confirmed now.
             transfer.last_time = now
             self._schedule_reregistration(transfer, response, now)
             return []
-        if transfer.registered and not is_newer(
+        elif transfer.registered and not is_newer(
             transfer.last_sequence, transfer.last_time, sequence, now
         ):
             return []  # stale (§3.4)
