@@ -134,7 +134,7 @@ class IdleConnection:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionReady:
-    """The peer's CSM arrived: what it can take."""
+    """The peer's CSM arrived: what it can take (again when a later CSM changes it)."""
 
     remote: Remote
     max_message_size: int
@@ -376,8 +376,9 @@ class ConnectionLayer:
                 bad if code == signals.CSM else None,
             )
         if code == signals.CSM:
+            first = not connection.peer_csm
             events = self._csm_received(connection, message)
-            if events:  # the first: keep-alive and idle timers start now, not at the CSM deadline
+            if first:  # keep-alive and idle timers start now, not at the CSM deadline
                 self._schedule(connection, now)
             return events
         if not connection.peer_csm:
@@ -404,7 +405,10 @@ class ConnectionLayer:
 
     def _csm_received(self, connection: Connection, message: Message) -> LayerEvents:
         """The peer's capabilities (§5.3); a later CSM updates them (§5.3: "may send
-        more CSMs"); an option it leaves out keeps its value."""
+        more CSMs"); an option it leaves out keeps its value.  The first CSM, and a later
+        one that changes what the peer takes, are reported as :class:`ConnectionReady`
+        (a smaller Max-Message-Size withdraws BERT, §5.3.2)."""
+        before = (connection.peer_max_size, connection.peer_block_wise)
         size = message.options.get(signals.MAX_MESSAGE_SIZE)
         if size is not None:
             connection.peer_max_size = max(signals.read_uint(size), 0)
@@ -412,7 +416,7 @@ class ConnectionLayer:
             connection.peer_block_wise = True
         first = not connection.peer_csm
         connection.peer_csm = True
-        if not first:
+        if not first and (connection.peer_max_size, connection.peer_block_wise) == before:
             return []
         return [
             ConnectionReady(connection.remote, connection.peer_max_size, connection.peer_block_wise)
