@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from coapkit.blockwise.bert import BertPeers
+from coapkit.blockwise.bert import BertPeers, indicates_bert
 from coapkit.blockwise.client import ClientTransfers, Transfer
 from coapkit.blockwise.server import BlockwiseConfig, BlockwiseServer
 from coapkit.codec.codes import Code
@@ -156,8 +156,13 @@ class Endpoint:
         elif blockwise.bert and self.connections is None:
             raise ValueError("BERT needs a connection layer: over UDP szx 7 is reserved")
         self.blockwise_config = blockwise
-        #: the peers whose CSM indicates BERT, kept from ConnectionReady (see _dispatch)
-        self.bert_peers = BertPeers(blockwise.max_bert_blocks)
+        #: the peers whose CSM indicates BERT, kept from ConnectionReady (see _dispatch);
+        #: none while our own CSM does not (RFC 8323 §5.3.2: both sides announce it)
+        ours = self.connections.config if self.connections is not None else None
+        self.bert_peers = BertPeers(
+            blockwise.max_bert_blocks,
+            announced=ours is not None and indicates_bert(ours.max_message_size, ours.block_wise),
+        )
         self.transfers = ClientTransfers(
             self.client, blockwise, reregister=observe_reregister, peers=self.bert_peers
         )

@@ -146,9 +146,7 @@ def test_a_100_kb_download_takes_two_bert_responses_instead_of_98_blocks() -> No
     assert len(responses) == 98  # ceil(100,000 / 1024)
     assert {block.szx for block, _ in responses if block} == {6}
     assert {size for _, size in responses[:-1]} == {1024}
-    # the client asks with szx 7 (BERT welcome, the server announced it: RFC 8323 §6
-    # control usage); the server, not told that the client takes BERT, sends 1024 bytes
-    assert {m.options.block2.szx for m in sent(plain, "client")[1:]} == {7}
+    assert {m.options.block2.szx for m in sent(plain, "client")[1:]} == {6}
 
 
 def test_a_100_kb_upload_takes_two_bert_requests_instead_of_98_blocks() -> None:
@@ -167,12 +165,49 @@ def test_a_100_kb_upload_takes_two_bert_requests_instead_of_98_blocks() -> None:
         (Code.CHANGED, BlockValue(64, False, 7)),
     ]
 
-    plain, upload, _ = connected(server_config=NO_BWT, server_blockwise=ROOMY)
-    result = only_result(plain, plain.request(put(BODY)))
-    assert result.response.code == Code.CHANGED and upload.bodies == [BODY]
-    requests = blocks(sent(plain, "client"), "block1")
-    assert len(requests) == 98
-    assert {block.szx for block, _ in requests if block} == {6}
+    for config in ("server_config", "client_config"):
+        # a server that does not announce Block-Wise-Transfer gets plain blocks; so does
+        # one that does, from a client that did not: BERT wants both CSMs to say so
+        plain, upload, _ = connected(server_blockwise=ROOMY, **{config: NO_BWT})
+        result = only_result(plain, plain.request(put(BODY)))
+        assert result.response.code == Code.CHANGED and upload.bodies == [BODY]
+        requests = blocks(sent(plain, "client"), "block1")
+        assert len(requests) == 98
+        assert {block.szx for block, _ in requests if block} == {6}
+
+
+def test_a_server_that_sends_plain_blocks_is_invited_to_bert() -> None:
+    """A BERT option in a request says "szx 6, and BERT is welcome" (RFC 8323 §6, control
+    usage): the client asks so after a 1024-byte block from a peer that announced BERT."""
+    asked: list[BlockValue | None] = []
+    site = Site()
+
+    @site.route("/blocks")
+    def by_hand(request: Any) -> Response:
+        wanted = request.options.block2
+        asked.append(wanted)
+        if wanted is None:  # the first block, as a server that starts small sends it
+            return Response(
+                payload=BODY[:1024], options=Options.build(block2=BlockValue(0, True, 6))
+            )
+        start = wanted.num * 1024
+        chunk = BODY[start : start + 8192]
+        more = start + 8192 < 20_000
+        return Response(
+            payload=chunk[: 20_000 - start],
+            options=Options.build(block2=BlockValue(wanted.num, more, 7)),
+        )
+
+    pair = StreamPair(site, client_config=BWT, server_config=BWT)
+    pair.connect()
+    result = only_result(pair, pair.request(get("blocks")))
+    assert result.response.payload == BODY[:20_000]
+    assert asked == [
+        None,
+        BlockValue(1, False, 7),
+        BlockValue(9, False, 7),
+        BlockValue(17, False, 7),
+    ]
 
 
 def test_a_body_that_fits_one_message_goes_whole() -> None:

@@ -19,9 +19,14 @@ Two questions, answered apart:
   reaches it: aiocoap 0.4.17 starts its Block1 uploads with szx 7 while it has
   seen no CSM (tests/interop/test_aiocoap_ws.py).  Refusing would fail those
   uploads for a race the peer cannot see.
-* **Sending** BERT: only to a peer whose CSM indicates it, that is carries
+* **Sending** BERT: only when both CSMs indicate it, that is carry
   Block-Wise-Transfer and a Max-Message-Size above 1152 bytes (RFC 8323
   §5.3.2; a later CSM with a smaller Max-Message-Size withdraws it).  The
+  peer's says it can take BERT; ours has to as well, because a peer may read
+  szx 7 as BERT only when both sides announced it: libcoap 4.3.1 takes a BERT
+  Block1 block from a peer that did not announce Block-Wise-Transfer for the
+  whole body and answers 2.01, so an upload would silently lose everything
+  after its first message (tests/interop/test_libcoap_bert.py).  The
   endpoint hands every CSM's news here (:meth:`BertPeers.update`, from
   :class:`~coapkit.connections.layer.ConnectionReady`) and forgets a peer when
   its connection ends, so the table holds one entry per open connection; the
@@ -58,22 +63,29 @@ _ADDED_OPTIONS = 64
 _OPTION_HEADER = 5
 
 
+def indicates_bert(max_message_size: int, block_wise: bool) -> bool:
+    """Whether a CSM with these says its sender takes BERT (RFC 8323 §5.3.2):
+    Block-Wise-Transfer together with a Max-Message-Size above 1152 bytes."""
+    return block_wise and max_message_size > BASE_MESSAGE_SIZE
+
+
 class BertPeers:
     """The peers that can take BERT blocks, and the Max-Message-Size each announced."""
 
-    __slots__ = ("_sizes", "max_blocks")
+    __slots__ = ("_sizes", "announced", "max_blocks")
 
-    def __init__(self, max_blocks: int = 64) -> None:
+    def __init__(self, max_blocks: int = 64, *, announced: bool = True) -> None:
         self.max_blocks = max_blocks  #: most 1024-byte blocks put in one message
+        #: whether our own CSM indicates BERT; when it does not, no peer is sent BERT
+        self.announced = announced
         self._sizes: dict[Remote, int] = {}
 
     def __len__(self) -> int:
         return len(self._sizes)
 
     def update(self, remote: Remote, max_message_size: int, block_wise: bool) -> None:
-        """What the CSM of the peer at ``remote`` says (RFC 8323 §5.3.2): BERT is indicated
-        by Block-Wise-Transfer together with a Max-Message-Size above 1152 bytes."""
-        if block_wise and max_message_size > BASE_MESSAGE_SIZE:
+        """What the CSM of the peer at ``remote`` says (see :func:`indicates_bert`)."""
+        if self.announced and indicates_bert(max_message_size, block_wise):
             self._sizes[remote] = max_message_size
         else:
             self._sizes.pop(remote, None)
@@ -87,7 +99,7 @@ class BertPeers:
 
     def blocks(self, remote: Remote, options: Options) -> int:
         """How many 1024-byte blocks one message to ``remote`` with ``options`` carries as
-        BERT: 0 when the peer has not indicated BERT, or when fewer than two fit."""
+        BERT: 0 unless both CSMs indicated BERT, or when fewer than two fit."""
         size = self._sizes.get(remote)
         if size is None:
             return 0
