@@ -33,7 +33,6 @@ from tests.connections.helpers import SERVER, StreamPair
 BODY = random.Random(17).randbytes(100_000)  #: 100 kB, no pattern to hide a misplaced block
 ROOMY = BlockwiseConfig(max_body=256 * 1024)  #: a server that takes a 100 kB body
 NO_BWT = StreamConfig(block_wise=False)  #: a CSM without Block-Wise-Transfer
-BWT = StreamConfig(block_wise=True)  #: a CSM with it
 
 
 class Upload(Resource):
@@ -101,8 +100,6 @@ def blocks(messages: list[Message], number: str) -> list[tuple[BlockValue | None
 
 
 def connected(**kwargs: Any) -> tuple[StreamPair, Upload, Feed]:
-    kwargs.setdefault("client_config", BWT)
-    kwargs.setdefault("server_config", BWT)
     site, upload, feed = make_site()
     pair = StreamPair(site, **kwargs)
     pair.connect()
@@ -120,6 +117,8 @@ def only_result(pair: StreamPair, handle: Any) -> Any:
 def test_each_side_learns_from_the_others_csm_that_it_takes_bert() -> None:
     pair, _, _ = connected()
     assert pair.client.blockwise_config.bert and pair.server.blockwise_config.bert
+    csm = decode_frame(pair.wire[0][2])
+    assert csm.options.get(signals.BLOCK_WISE_TRANSFER) == b""  # announced by default
     [ready] = pair.of("client", ConnectionReady)
     assert ready == ConnectionReady(SERVER, 1152 + 64 * 1024, True)
     assert len(pair.client.bert_peers) == len(pair.server.bert_peers) == 1
@@ -198,7 +197,7 @@ def test_a_server_that_sends_plain_blocks_is_invited_to_bert() -> None:
             options=Options.build(block2=BlockValue(wanted.num, more, 7)),
         )
 
-    pair = StreamPair(site, client_config=BWT, server_config=BWT)
+    pair = StreamPair(site)
     pair.connect()
     result = only_result(pair, pair.request(get("blocks")))
     assert result.response.payload == BODY[:20_000]
@@ -224,7 +223,7 @@ def test_a_body_that_fits_one_message_goes_whole() -> None:
 
 
 def test_bert_messages_stay_within_the_peers_max_message_size() -> None:
-    small = StreamConfig(max_message_size=5000, block_wise=True)
+    small = StreamConfig(max_message_size=5000)
     pair, upload, _ = connected(client_config=small, server_config=small, server_blockwise=ROOMY)
     result = only_result(pair, pair.request(get("large")))
     assert result.response.payload == BODY

@@ -90,8 +90,11 @@ class StreamConfig:
     """Largest message we read, announced in our CSM (Max-Message-Size, §5.3.1).  The
     default takes a 64 KiB body in one message; every connection may buffer this much."""
 
-    block_wise: bool = False
-    """Announce Block-Wise-Transfer in our CSM (§5.3.2)."""
+    block_wise: bool = True
+    """Announce Block-Wise-Transfer in our CSM (§5.3.2).  With a ``max_message_size``
+    above 1152 bytes it also tells the peer that we take BERT (§6), so that it may send
+    large bodies in few large blocks.  Whatever this says, block-wise transfers and BERT
+    are accepted from the peer; this only decides what the peer is told."""
 
     csm_timeout: float = 10.0
     """How long the peer may take to send its CSM before the connection is aborted."""
