@@ -67,6 +67,10 @@ def make_site() -> tuple[Site, Upload, Feed]:
     def large(request: Any) -> Response:
         return Response(payload=BODY)
 
+    @site.route("/echo", methods=("POST",))
+    def echo(request: Any) -> Response:
+        return Response(Code.CHANGED, payload=request.payload)
+
     @site.route("/medium")
     def medium(request: Any) -> Response:
         return Response(payload=BODY[:3000])
@@ -333,6 +337,29 @@ def test_a_malformed_bert_response_fails_the_request() -> None:
     failed = only_result(pair, pair.request(get("broken")))
     assert isinstance(failed, RequestFailed) and isinstance(failed.error, TransferError)
     assert "carried 1500 bytes, not a multiple of 1024" in str(failed.error)
+
+
+def test_a_bert_answer_to_a_last_block_is_not_kept_for_a_retry() -> None:
+    """The answer to a body's last block is kept in case the block comes again (its
+    answer lost, over UDP); a BERT answer can be as large as a message, and over a
+    connection no block comes again, so the bound stays one plain block per record."""
+    pair, upload, _ = connected(server_blockwise=ROOMY)
+    result = only_result(pair, pair.request(put(BODY)))
+    assert result.response.code == Code.CHANGED and upload.bodies == [BODY]
+    assert pair.server.blockwise.finished_bodies == 1  # a small answer: kept
+    echo = Message(code=Code.POST, options=Options.build(uri_path=["echo"]), payload=BODY)
+    result = only_result(pair, pair.request(echo))
+    assert result.response.payload == BODY
+    assert pair.server.blockwise.finished_bodies == 1  # the echo's first 64 kB: not kept
+    # up, two BERT blocks; down, a 2.31, the echo's first 64 blocks with the final
+    # response (Block1 and Block2 both), and the rest
+    assert [
+        (m.options.block1, m.options.block2, len(m.payload)) for m in sent(pair, "server")[2:]
+    ] == [
+        (BlockValue(0, True, 7), None, 0),
+        (BlockValue(64, False, 7), BlockValue(0, True, 7), 65_536),
+        (None, BlockValue(64, False, 7), 34_464),
+    ]
 
 
 def test_an_upload_beyond_max_body_is_refused_as_without_bert() -> None:

@@ -474,9 +474,16 @@ class BlockwiseServer:
         """
         fitted = self._fit(request, response, remote, now)
         if self._finished and N.BLOCK1 in request.options:
-            done = self._finished.get(body_key(request, remote))
+            key = body_key(request, remote)
+            done = self._finished.get(key)
             if done is not None and done[2] is None:
-                done[2] = fitted
+                if len(fitted.payload) > _LARGEST_BLOCK:
+                    # A BERT answer, so over a connection, where a last block never comes
+                    # again (nothing is retransmitted; a new connection is another
+                    # remote): not worth keeping up to a message's size for.
+                    del self._finished[key]
+                else:
+                    done[2] = fitted
         return fitted
 
     def _fit(self, request: Message, response: Message, remote: Remote, now: float) -> Message:
