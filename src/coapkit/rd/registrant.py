@@ -267,7 +267,7 @@ class Registrant:
             raise _Refused(response, "the directory gave no registration resource")
         self.location = "/" + "/".join(response.location_path)
         self.registrations += 1
-        logger.info("registered %s at %s%s", self.ep, self.rd.with_path(), self.location)
+        logger.info("registered %s at %s", self.ep, self._at(self.location))
 
     async def _update(self, with_links: bool) -> bool:
         """Update the registration; False when the directory no longer has it."""
