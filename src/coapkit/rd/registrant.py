@@ -103,6 +103,7 @@ class Registrant:
         self._client: Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._send_links = False
 
     def __repr__(self) -> str:
         where = self.location or self.rd
@@ -149,8 +150,10 @@ class Registrant:
     ) -> None:
         await self.stop()
 
-    def refresh(self) -> None:
-        """Update the registration now, links included (after the site changed)."""
+    def refresh(self, *, with_links: bool = True) -> None:
+        """Update the registration now: with the links again (after the site changed),
+        or ``with_links=False`` a plain update that only renews the lifetime."""
+        self._send_links = with_links
         self._wake.set()
 
     # -- requests ---------------------------------------------------------------------------
@@ -297,9 +300,10 @@ class Registrant:
                 if self.location is None or loop.time() >= expires:
                     self.location = None
                     await self._register()
-                elif not await self._update(self._wake.is_set()):
+                elif not await self._update(self._wake.is_set() and self._send_links):
                     continue
                 self._wake.clear()
+                self._send_links = False
                 expires = loop.time() + self.lifetime
                 self.state = "registered"
                 self.registered.set()
