@@ -35,6 +35,7 @@ LAYERS: dict[str, float] = {
     "runtime": 9,
     "client": 10,
     "server": 10,
+    "rd": 10.5,  # the resource directory: a service on the client and the server
     "cli": 11,
     "__init__": 12,
     "__main__": 12,

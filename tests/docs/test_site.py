@@ -110,6 +110,7 @@ def _classes() -> dict[str, type]:
     from coapkit.exchanges.client import ClientExchanges
     from coapkit.messaging.layer import MessagingConfig
     from coapkit.observe.registry import ObserveConfig
+    from coapkit.rd.model import RDConfig
     from coapkit.server import Server
     from coapkit.transports.tcp import StreamLimits
     from coapkit.transports.udp import UdpTransport
@@ -125,6 +126,7 @@ def _classes() -> dict[str, type]:
         "AmplificationConfig": AmplificationConfig,
         "ClientExchanges": ClientExchanges,
         "Server": Server,
+        "RDConfig": RDConfig,
     }
 
 

@@ -72,6 +72,7 @@ from coapkit.cli.exits import (
     EXIT_USAGE,
     exit_status,
 )
+from coapkit.cli.rd import add_rd_parser, add_register_options
 from coapkit.codec.message import Message
 from coapkit.codec.types import MessageType
 from coapkit.errors import DecodeError
@@ -459,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
                 help="how often the observable resources change (default: /time 1 s; "
                 "with --plugtest /obs, /obs-non and /obs-large 5 s)",
             )
+            add_register_options(server)  # --register RD-URI (coapkit.cli.rd)
         server.add_argument(
             "--bind",
             default="::",
@@ -481,6 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
             func=command("serve", "cmd_fileserver" if name == "fileserver" else "cmd_server"),
             interrupt_status=EXIT_OK,
         )
+
+    add_rd_parser(sub, formatter).set_defaults(  # coapkit rd (coapkit.cli.rd)
+        func=command("rd", "cmd_rd"), interrupt_status=EXIT_OK
+    )
 
     decode = sub.add_parser(
         "decode",

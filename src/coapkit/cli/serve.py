@@ -48,6 +48,7 @@ from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.cli import loops
 from coapkit.cli.console import DiagnosticHandler, diagnostics, settle
 from coapkit.cli.exits import EXIT_INTERNAL, EXIT_OK, LocalFileError, exit_status
+from coapkit.cli.rd import start_registering, stop_registering
 from coapkit.cli.ticking import start_ticking, stop_ticking
 from coapkit.errors import NetworkError
 from coapkit.exchanges.amplification import AmplificationConfig
@@ -112,6 +113,7 @@ def serve(
         for number in stop_signals:  # before "serving CoAP on ...": a signal always stops cleanly
             loop.add_signal_handler(number, stop.set)
         ticking = []
+        registrant = None
         watching = False
         try:
             try:
@@ -121,6 +123,7 @@ def serve(
                 reason = exc.strerror or str(exc)
                 raise NetworkError(f"cannot listen on {host}:{args.port}: {reason}") from None
             ticking = start_ticking(site, loop)
+            registrant = await start_registering(server, args)  # --register (cli/rd.py)
             if ready is not None:
                 ready.send(server.port)
                 loop.add_reader(ready.fileno(), stop.set)  # EOF: the supervisor is gone
@@ -134,6 +137,7 @@ def serve(
             for number in stop_signals:
                 loop.remove_signal_handler(number)
             stop_ticking(ticking)
+            await stop_registering(registrant)
             await server.close()
         logger.info("stopped")
 
