@@ -496,7 +496,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Ping signal) and report the round trip of the RST (or Pong).",
         epilog="examples:\n  coapkit ping coap://127.0.0.1\n  coapkit ping coap://[::1]:5684 "
         "--timeout 2 -v\n  coapkit ping coap+tcp://127.0.0.1\n\n"
-        "The path of URI is ignored: a ping goes to an endpoint.\n" + SECURITY_EPILOG,
+        "The path of URI is ignored: a ping goes to an endpoint.  Over coap+tcp,\n"
+        "coaps+tcp, coap+ws and coaps+ws it is a Ping signal (RFC 8323 §5.4) that the\n"
+        "server answers with a Pong; nothing is retransmitted there, so without\n"
+        "--timeout the wait ends after 20 s.\n" + SECURITY_EPILOG,
         formatter_class=formatter,
     )
     _add_common(ping)

@@ -80,6 +80,7 @@ from coapkit.codec.option_registry import (
 )
 from coapkit.codec.options import encode_value
 from coapkit.codec.uri import CoapUri, parse_uri, quote_query, quote_segment
+from coapkit.connections import StreamConfig
 from coapkit.errors import LinkFormatError, OptionValueError, UriError
 from coapkit.resources.response import Response
 from coapkit.security.tls import TlsCredentials
@@ -525,15 +526,21 @@ def _show_payload(response: Response) -> None:
 
 def cmd_ping(args: argparse.Namespace) -> int:
     """``coapkit ping URI``: an empty CON; the peer's RST proves a CoAP endpoint is there.
-    Over a connection (coap+tcp, coap+ws...) a Ping signal, answered by a Pong."""
+    Over a connection (coap+tcp, coap+ws...) a Ping signal, answered by a Pong; nothing
+    is retransmitted there, so the wait is bounded by the connection layer's own limit
+    for a Pong (``StreamConfig.ping_timeout``, 20 s) unless ``--timeout`` says otherwise."""
     uri = check_uri(args.uri)
     loop = loops.choose_loop(args.loop)
     tls = client_tls(args, uri)
     trace = _tracer(args)
 
+    timeout = args.timeout
+    if timeout is None and uri.transport != "udp":  # no retransmissions to run out of
+        timeout = StreamConfig().ping_timeout
+
     async def run() -> float:
         async with Client(tracer=trace, tls=tls) as client:
-            return await client.ping(uri, timeout=args.timeout)
+            return await client.ping(uri, timeout=timeout)
 
     rtt = loops.run(run(), loop)
     answer = "RST" if uri.transport == "udp" else "Pong"
