@@ -595,8 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--listen",
             action="append",
             metavar="URI",
-            help="serve on this URI: coap://ADDR:PORT, coap+tcp://, coaps+tcp://, coap+ws://, "
-            "coaps+ws:// (repeatable; port 0: any free port; see below)",
+            help="serve on this URI (repeatable): coap://ADDR:PORT, coap+tcp://, coaps+tcp://, "
+            "coap+ws:// or coaps+ws://; port 0 picks a free port (see below)",
         )
         server.add_argument(
             "--bind",
