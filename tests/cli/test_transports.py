@@ -347,6 +347,8 @@ def test_server_set_up_errors(pki: Pki) -> None:
           "--key", str(pki.server.key)], 2,
          f"coapkit: cannot use certificate '{pki.client.cert}' with key '{pki.server.key}': "
          "the key does not belong to the certificate"),
+        (["--workers", "2", "--listen", "coaps+ws://127.0.0.1:0"], 2,
+         "coapkit: a coaps+ws:// listener needs the server's certificate and key"),
         (["--listen", "coap://127.0.0.1:0", "--port", "0"], 2,
          "coapkit: --listen replaces --bind and --port: give the address and port in the URI "
          "(--listen coap://ADDR:PORT)"),

@@ -200,7 +200,11 @@ def _entry(where: str, key: str, value: Any) -> TlsEntry | str:
 
 
 def _given(args: argparse.Namespace) -> list[str]:
-    """The security flags given on the command line, as typed (``--cert``...)."""
+    """The security flags given on the command line, as typed (``--cert``...), for the
+    warning that they have no effect: none when it was given already (``args.warned``:
+    a server's supervisor warns once for its workers)."""
+    if getattr(args, "warned", False):
+        return []
     names = ("cert", "key", "ca", "insecure", "psk_identity", "psk")
     return ["--" + name.replace("_", "-") for name in names if getattr(args, name, None)]
 

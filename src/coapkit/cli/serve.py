@@ -224,6 +224,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     """``coapkit server``: the demo resources, or the plugtest set with ``--plugtest``."""
     loops.choose_loop(args.loop)  # a usage error before anything starts
     if args.workers > 1:
+        server_tls(args, listen_uris(args))  # the same: mistakes, warnings, said once
         return supervise(args)
     site, description = server_site(args)
     return serve(site, args, description)
@@ -271,6 +272,7 @@ def _worker(
     from coapkit.cli.main import build_parser
 
     args = build_parser().parse_args(argv)
+    args.warned = True  # by the supervisor, about security options without effect
     if bound is not None:
         args.listen, args.bind, args.port = bound, None, None
     site, description = server_site(args)
