@@ -5,6 +5,13 @@ Both log one line per request to stderr (``Server(log_requests=True)``; with
 the format of the client commands' ``-v``) and stop
 cleanly, with exit status 0, on Ctrl-C (SIGINT) or SIGTERM.
 
+* Listeners (:func:`listen_uris`): each ``--listen URI`` (``coap://``,
+  ``coap+tcp://``, ``coaps+tcp://``, ``coap+ws://``, ``coaps+ws://``), all
+  serving the same site; without any, ``--bind``/``--port`` mean
+  ``--listen coap://BIND:PORT``.  They are checked before anything is bound
+  (a URI that cannot be served: status 6; TLS listeners without a
+  certificate, :mod:`coapkit.cli.security`: status 2), and a port that cannot
+  be bound is named by its URI (status 7).
 * The amplification defence (RFC 7252 §11.3, RFC 9175 §2.4) is on: a
   response more than three times the size of its request (and over 136
   bytes) goes to a source that has not proved its address only after an
@@ -15,9 +22,11 @@ cleanly, with exit status 0, on Ctrl-C (SIGINT) or SIGTERM.
   ``/obs*``) get their clocks started once the server listens and stopped
   before it closes (:mod:`coapkit.cli.ticking`).
 * ``coapkit server --workers N`` runs N worker processes that share the
-  port (SO_REUSEPORT: the kernel spreads clients over them, one client
+  port of every listener (SO_REUSEPORT, for TCP and WebSocket listeners too:
+  the kernel spreads clients over them, one client, or one connection,
   always reaching the same worker, so block-wise transfers and observations
-  stay with one process).  The parent only supervises: it starts them,
+  stay with one process).  The first worker binds (port 0 resolved), the
+  others bind the URIs it reports.  The parent only supervises: it starts them,
   stops them all with SIGTERM on SIGINT or SIGTERM (exit 0), and stops the
   others if one ends by itself (exiting with that one's status).  The state
   of the resources (a counter, a stored value) is per worker.
