@@ -321,6 +321,7 @@ class Client:
         driver = self._channel(parsed.scheme)
         hostname = parsed.host.partition("%")[0]
         await driver.transport.connect(remote, server_hostname=hostname)
+        await driver.connection_ready(remote)  # the peer's CSM: what it can take
         return driver
 
     # -- requests --------------------------------------------------------------------------------

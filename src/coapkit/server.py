@@ -465,8 +465,17 @@ class Server:
         except Exception:
             logger.exception("%r.update_observation_count(%d) failed", resource, count)
 
-    def notify(self, resource: Resource) -> None:
-        """Notify the observers of ``resource`` of a new state (like ``resource.updated()``)."""
+    def notify(self, resource: Resource | str) -> None:
+        """Notify the observers of ``resource`` of a new state (like ``resource.updated()``).
+
+        ``resource`` may be a path, for a function served with
+        ``@server.route(path, observable=True)``: ``server.notify("/time")``.
+        """
+        if isinstance(resource, str):
+            found = self.site.match(resource.strip("/").split("/") if resource.strip("/") else [])
+            if found is None:
+                raise ValueError(f"no resource at {resource!r}")
+            resource = found[0]
         self._updated(resource)
 
     def _updated(self, resource: Resource) -> None:

@@ -17,7 +17,7 @@ from coapkit.codec.options import Options
 from coapkit.codec.stream import decode_frame
 from coapkit.connections import StreamConfig, signals
 from coapkit.errors import NetworkError, RequestTimeout
-from coapkit.exchanges.events import RequestFailed, ResponseEvent
+from coapkit.exchanges.events import IncomingRequest, RequestFailed, ResponseEvent
 from coapkit.resources import Resource, Response, Site
 from tests.connections.helpers import CLIENT, StreamPair
 
@@ -171,3 +171,23 @@ def test_a_stalled_peer_is_aborted_after_the_ping_timeout() -> None:
     pair.advance(45)
     assert not pair.connected
     assert all(e.aborted and "no Pong within 10 s" in e.reason for _, e in pair.closed)
+
+
+def test_notifications_count_in_arrival_order_whatever_their_observe_value() -> None:
+    """RFC 8323 §7.1: over a connection the Observe value of a notification may be empty;
+    they arrive in the order sent, and each one is news (over UDP an unchanged value
+    would be taken for the same state, and dropped)."""
+    site, _ = make_site()
+    pair = StreamPair(site)
+    pair.connect()
+    handle = pair.request(get("clock", observe=0), keep_open=True)
+    [registration] = [e for e in pair.events["server"] if isinstance(e, IncomingRequest)]
+    token = registration.request.token
+    for text in (b"a", b"b", b"c"):
+        notification = Message(
+            code=Code.CONTENT, token=token, options=Options.build(observe=0), payload=text
+        )
+        _, output = pair.server.send_separate(CLIENT, notification, pair.now)
+        pair.take("server", output)
+    payloads = [e.response.payload for e in pair.results(handle) if isinstance(e, ResponseEvent)]
+    assert payloads == [b"0", b"a", b"b", b"c"]

@@ -94,6 +94,20 @@ def test_after_the_csm_requests_and_responses_go_up() -> None:
     assert layer.receive(frame(0), PEER, 0.4, out) == []  # an empty message is ignored (§3.4)
 
 
+def test_a_later_csm_is_reported_only_when_it_changes_what_the_peer_takes() -> None:
+    """A peer may send more CSMs (RFC 8323 §5.3); one that lowers Max-Message-Size to 1152
+    withdraws BERT (§5.3.2), so the endpoint must hear of it; an option left out keeps
+    its value."""
+    layer, out = opened()
+    [first] = layer.receive(peer_csm(4096, True), PEER, 0.1, out)
+    assert first == ConnectionReady(PEER, 4096, True)
+    assert layer.receive(peer_csm(4096, True), PEER, 0.2, out) == []
+    [lowered] = layer.receive(peer_csm(1152, False), PEER, 0.3, out)
+    assert lowered == ConnectionReady(PEER, 1152, True)  # Block-Wise-Transfer is kept
+    connection = layer.connection(PEER)
+    assert connection is not None and connection.peer_max_size == 1152
+
+
 def test_two_messages_in_one_read_and_one_message_in_many() -> None:
     layer, out = opened()
     data = peer_csm() + GET + frame(Code.CONTENT, b"\x02", payload=b"y" * 500)

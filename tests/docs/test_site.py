@@ -105,15 +105,19 @@ def test_limits_page_includes_the_security_table():
 def _classes() -> dict[str, type]:
     from coapkit.blockwise.server import BlockwiseConfig
     from coapkit.client import Client
+    from coapkit.connections import StreamConfig
     from coapkit.exchanges.amplification import AmplificationConfig
     from coapkit.exchanges.client import ClientExchanges
     from coapkit.messaging.layer import MessagingConfig
     from coapkit.observe.registry import ObserveConfig
     from coapkit.server import Server
+    from coapkit.transports.tcp import StreamLimits
     from coapkit.transports.udp import UdpTransport
 
     return {
         "Client": Client,
+        "StreamConfig": StreamConfig,
+        "StreamLimits": StreamLimits,
         "UdpTransport": UdpTransport,
         "MessagingConfig": MessagingConfig,
         "BlockwiseConfig": BlockwiseConfig,
@@ -142,7 +146,10 @@ def _default(cls: type, name: str) -> object:
     parameters = _signature(cls).parameters
     if name in parameters:
         return parameters[name].default
-    return getattr(cls, name)  # a class attribute (Server.renders_per_observer)
+    value = getattr(cls, name)  # a class attribute (Server.renders_per_observer)
+    if not isinstance(value, int | float) and is_compiled():
+        pytest.skip(f"{cls.__name__}.{name} is a compiled attribute here: the pure run checks it")
+    return value
 
 
 _UNITS = {"KiB": 1024, "MiB": 1024 * 1024}

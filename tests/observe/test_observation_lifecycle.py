@@ -14,7 +14,7 @@ from coapkit import Code, Message, Options
 from coapkit.client import Client
 from coapkit.codec.message import decode
 from coapkit.codec.types import MessageType
-from coapkit.resources import Resource, Response
+from coapkit.resources import Request, Resource, Response
 from coapkit.server import Server
 
 
@@ -105,3 +105,24 @@ async def test_a_raising_count_hook_is_logged_and_ignored(caplog: pytest.LogCapt
     ):
         assert (await anext(observation)).text == "0"
     assert any("update_observation_count" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_route_is_notified_by_its_path() -> None:
+    server = Server(bind=("127.0.0.1", 0))
+    state = {"value": 0}
+
+    @server.route("/time", observable=True)
+    def now(request: Request) -> Response:
+        return Response(payload=str(state["value"]))
+
+    async with (
+        server,
+        Client(timeout=3) as client,
+        client.observe(f"coap://127.0.0.1:{server.port}/time") as observation,
+    ):
+        assert (await anext(observation)).text == "0"
+        state["value"] = 1
+        server.notify("/time")
+        assert (await asyncio.wait_for(anext(observation), 3)).text == "1"
+        with pytest.raises(ValueError, match="no resource at '/nowhere'"):
+            server.notify("/nowhere")

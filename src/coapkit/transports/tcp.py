@@ -174,6 +174,8 @@ class StreamTransport:
         self._connections: dict[Address, _Connection] = {}
         self._per_host: dict[str, int] = {}
         self._server: asyncio.Server | None = None
+        #: writes held while a read is processed, by connection (see _received)
+        self._held: dict[Address, list[bytes]] | None = None
         #: connection attempts under way, by origin (one at a time each)
         self._connecting: dict[Address, asyncio.Task[None]] = {}
         self._refused_logged: dict[str, float] = {}
@@ -421,11 +423,21 @@ class StreamTransport:
         transport.abort()
 
     def _received(self, connection: _Connection, data: bytes) -> None:
+        """Bytes read: to the sink; what it sends back meanwhile is written in one go
+        afterwards (a read of 64 pipelined requests makes one write of 64 responses,
+        not 64 system calls)."""
         assert connection.key is not None
+        held: dict[Address, list[bytes]] = {}
+        self._held = held
         try:
             self.sink.datagram_received(data, connection.key, False)
         finally:
-            self.sink.batch_done()
+            try:
+                self.sink.batch_done()
+            finally:
+                self._held = None
+                for remote, pieces in held.items():
+                    self._write(remote, b"".join(pieces) if len(pieces) > 1 else pieces[0])
 
     def _lost(self, connection: _Connection, exc: Exception | None) -> None:
         key = connection.key
@@ -455,6 +467,17 @@ class StreamTransport:
     # -- to the connections --------------------------------------------------------------
 
     def sendto(self, data: bytes, remote: Address) -> None:
+        held = self._held
+        if held is not None:  # answering what was just read: written after the batch
+            pieces = held.get(remote)
+            if pieces is None:
+                held[remote] = [data]
+            else:
+                pieces.append(data)
+            return
+        self._write(remote, data)
+
+    def _write(self, remote: Address, data: bytes) -> None:
         connection = self._connections.get(remote)
         if connection is None or connection.closing or connection.transport is None:
             return  # gone: the sink has been (or is being) told
@@ -472,6 +495,10 @@ class StreamTransport:
 
     def close_connection(self, remote: Address, *, abort: bool = False) -> None:
         """Close after what was written is sent (or at once with ``abort``)."""
+        if self._held:
+            pieces = self._held.pop(remote, None)
+            if pieces:  # the Release or Abort message just sent goes out first
+                self._write(remote, b"".join(pieces))
         connection = self._connections.get(remote)
         if connection is None or connection.transport is None or connection.closing:
             return
