@@ -732,7 +732,8 @@ class Client:
                 if isinstance(exc, RequestTimeout):
                     raise
                 where = describe_remote(remote)
-                raise RequestTimeout(f"no RST from {where} within {timeout:g} s") from None
+                answer = "RST" if parsed.transport == "udp" else "Pong"
+                raise RequestTimeout(f"no {answer} from {where} within {timeout:g} s") from None
         assert last_error is not None
         raise last_error
 
