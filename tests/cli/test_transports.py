@@ -603,15 +603,13 @@ def test_our_client_against_libcoap_over_tcp() -> None:
         verbose = run("get", f"{base}/time", "-v")
         assert verbose.returncode == 0
         assert "< CSM" in verbose.stderr and "< 2.05 Content" in verbose.stderr
-        # libcoap 4.3.1 answers a Ping with a Pong of an empty token where RFC 8323 §5.4
-        # wants the Ping's: coapkit does not take it for the answer, and says so
-        ping = run("ping", base, "--timeout", "1", "-v")
-        assert ping.returncode == 8
+        # PEER DEVIATION: libcoap 4.3.1 answers a Ping with a Pong of an empty token
+        # where RFC 8323 §5.4 wants the Ping's; with one ping waiting on the connection
+        # coapkit takes it for the answer all the same
+        ping = run("ping", base, "--timeout", "5", "-v")
+        assert ping.returncode == 0, ping.stderr
         assert "< Pong  token (empty)" in ping.stderr
-        assert ping.stderr.endswith(
-            f"coapkit: no Pong from 127.0.0.1:{port} within 1 s; "
-            "is the server running and reachable? try --timeout or -v\n"
-        )
+        assert ping.stdout.startswith(f"Pong from 127.0.0.1:{port}")
         listed = run("discover", base)
         assert listed.returncode == 0 and "/time" in listed.stdout
         put = run("put", f"{base}/example_data", "--payload", "over tcp")

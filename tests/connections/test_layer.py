@@ -17,7 +17,12 @@ from coapkit.connections import (
     signals,
 )
 from coapkit.errors import EncodeError, NetworkError
-from coapkit.messaging.events import PeerFailed, RequestReceived, ResponseReceived
+from coapkit.messaging.events import (
+    PeerFailed,
+    RequestReceived,
+    ResetReceived,
+    ResponseReceived,
+)
 
 PEER = ("192.0.2.7", 41000)
 
@@ -265,3 +270,22 @@ def test_a_lost_connection_fails_its_peer() -> None:
     assert layer.connection_lost(PEER, error, 1.0) == [PeerFailed(PEER, error)]
     assert layer.connection_lost(PEER, error, 1.0) == []
     assert not layer.is_connected(PEER)
+
+
+def test_a_ping_is_answered_by_its_pong_and_an_empty_token_pong_only_when_unambiguous() -> None:
+    layer, out = opened()
+    layer.receive(peer_csm(), PEER, 0.0, out)
+    out.clear()
+    first = layer.send(Message(code=0), PEER, 0.1, out)  # a CoAP ping: a Ping signal
+    [ping] = sent(out)
+    assert ping.code == signals.PING and ping.token
+    [answer] = layer.receive(frame(signals.PONG, ping.token), PEER, 0.2, out)
+    assert isinstance(answer, ResetReceived) and answer.outgoing is first
+    # PEER DEVIATION (libcoap 4.3.1): a Pong without the Ping's token; taken when one
+    # ping waits, ignored when two do (which one would it answer?)
+    one = layer.send(Message(code=0), PEER, 0.3, out)
+    [answer] = layer.receive(frame(signals.PONG), PEER, 0.4, out)
+    assert isinstance(answer, ResetReceived) and answer.outgoing is one
+    layer.send(Message(code=0), PEER, 0.5, out)
+    layer.send(Message(code=0), PEER, 0.5, out)
+    assert layer.receive(frame(signals.PONG), PEER, 0.6, out) == []

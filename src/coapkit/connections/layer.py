@@ -246,6 +246,10 @@ class ConnectionLayer:
     def connection(self, remote: Remote) -> Connection | None:
         return self._connections.get(remote)
 
+    def ending(self, remote: Remote) -> CoapError | None:
+        """Why the last connection to ``remote`` ended, while no new one is open."""
+        return self._endings.get(remote)
+
     def is_connected(self, remote: Remote) -> bool:
         connection = self._connections.get(remote)
         return connection is not None and not connection.closed
@@ -411,6 +415,13 @@ class ConnectionLayer:
         if code == signals.PONG:
             connection.ping_sent_at = None
             outgoing = self._pings.pop((connection.remote, message.token), None)
+            if outgoing is None and not message.token:
+                # PEER DEVIATION (libcoap 4.3.1): its Pong carries no token, whatever the
+                # Ping's (RFC 8323 §5.4 says it echoes it).  With one ping of ours waiting
+                # on this connection, there is no doubt which it answers.
+                mine = [key for key in self._pings if key[0] == connection.remote]
+                if len(mine) == 1:
+                    outgoing = self._pings.pop(mine[0])
             if outgoing is not None:  # the answer to a CoAP ping, as an RST is over UDP
                 outgoing.state = OutgoingState.RESET
                 return [ResetReceived(outgoing)]

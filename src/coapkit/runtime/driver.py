@@ -451,6 +451,9 @@ class Driver:
         if connection is not None and connection.peer_csm:
             return
         if connection is None or connection.closed:
+            ending = layer.ending(remote)
+            if isinstance(ending, NetworkError):  # closed already: say why
+                raise NetworkError(str(ending), errno=ending.errno)
             raise NetworkError(f"no open connection to {show_remote(remote)}")
         waiter: asyncio.Future[None] = self.loop.create_future()
         self._ready_waiters.setdefault(remote, []).append(waiter)
