@@ -18,7 +18,9 @@ class Hello(aiocoap.resource.Resource):
 async def main(args: argparse.Namespace) -> None:
     root = aiocoap.resource.Site()
     root.add_resource(["hello"], Hello())
-    await aiocoap.Context.create_server_context(root, bind=(args.host, args.port))
+    await aiocoap.Context.create_server_context(
+        root, bind=(args.host, args.port), transports=["udp6"]
+    )
     await asyncio.Event().wait()
 
 

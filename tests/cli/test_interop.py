@@ -230,7 +230,9 @@ async def main():
     ticking = Ticking()
     root = resource.Site()
     root.add_resource(["obs"], ticking)
-    await aiocoap.Context.create_server_context(root, bind=("127.0.0.1", int(sys.argv[1])))
+    await aiocoap.Context.create_server_context(
+        root, bind=("127.0.0.1", int(sys.argv[1])), transports=["udp6"]
+    )
     print("ready", flush=True)
     while True:
         await asyncio.sleep(0.2)

@@ -323,7 +323,9 @@ async def aiocoap_server() -> AsyncIterator[tuple[int, Any]]:
     site.add_resource(["large"], Large())
     site.add_resource(["store"], store)
     port = free_udp_port()
-    context = await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", port))
+    context = await aiocoap.Context.create_server_context(
+        site, bind=("127.0.0.1", port), transports=["udp6"]
+    )
     try:
         yield port, store
     finally:

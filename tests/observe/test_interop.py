@@ -132,7 +132,9 @@ async def test_coapkit_observes_aiocoap() -> None:
     root = aioresource.Site()
     root.add_resource(["obs"], ticking)
     port = free_udp_port()
-    context = await aiocoap.Context.create_server_context(root, bind=("127.0.0.1", port))
+    context = await aiocoap.Context.create_server_context(
+        root, bind=("127.0.0.1", port), transports=["udp6"]
+    )
     try:
         async with Client() as client:
             observation = client.observe(f"coap://127.0.0.1:{port}/obs")
