@@ -476,6 +476,13 @@ def build_parser() -> argparse.ArgumentParser:
         server.add_argument(
             "-v", "--verbose", action="store_true", help="trace every datagram; debug logging"
         )
+        server.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            help="no line per request on stderr (the start and stop lines, warnings and "
+            "errors still go there)",
+        )
         _add_loop(server)
         server.set_defaults(
             func=command("serve", "cmd_fileserver" if name == "fileserver" else "cmd_server"),

@@ -48,6 +48,7 @@ from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.cli import loops
 from coapkit.cli.console import DiagnosticHandler, diagnostics, settle
 from coapkit.cli.exits import EXIT_INTERNAL, EXIT_OK, LocalFileError, exit_status
+from coapkit.cli.requestlog import RequestLog
 from coapkit.cli.ticking import start_ticking, stop_ticking
 from coapkit.errors import NetworkError
 from coapkit.exchanges.amplification import AmplificationConfig
@@ -64,10 +65,11 @@ WORKER_START_TIMEOUT = 30.0
 WORKER_STOP_TIMEOUT = 10.0
 
 
-def configure_logging(verbose: bool, prefix: str = "") -> None:
-    """Log lines to stderr: one per request at INFO, everything with ``-v``; each line
-    starts with the time and ``prefix`` (a worker's ``[worker PID]``).  A closed
-    stderr switches the log off (:class:`~coapkit.cli.console.DiagnosticHandler`)."""
+def configure_logging(verbose: bool, prefix: str = "") -> DiagnosticHandler:
+    """Log lines to stderr: INFO and above, everything with ``-v``; each line starts with
+    the time and ``prefix`` (a worker's ``[worker PID]``).  A closed stderr switches the
+    log off (:class:`~coapkit.cli.console.DiagnosticHandler`, returned).  The request
+    lines are not log records: :class:`~coapkit.cli.requestlog.RequestLog` writes them."""
     handler = DiagnosticHandler()
     layout = "%(asctime)s " + prefix.replace("%", "%%") + "%(message)s"
     handler.setFormatter(logging.Formatter(layout, "%Y-%m-%d %H:%M:%S"))
@@ -75,6 +77,7 @@ def configure_logging(verbose: bool, prefix: str = "") -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     root.propagate = False
+    return handler
 
 
 def serve(
@@ -95,20 +98,27 @@ def serve(
     is gone) stops the server too.
     """
     loop_name = loops.choose_loop(getattr(args, "loop", None))
-    configure_logging(args.verbose, log_prefix)  # -v: the datagram trace is on coapkit.trace
+    handler = configure_logging(args.verbose, log_prefix)  # -v: the trace is on coapkit.trace
     amplification = None if args.no_amplification_limit else AmplificationConfig()
 
     async def run() -> None:
+        loop = asyncio.get_running_loop()
+
+        def log_off() -> None:  # stderr is gone: no more lines made for no one
+            server.log_requests = False
+
+        request_log = RequestLog(loop, prefix=log_prefix, off=log_off)
         server = Server(
             site,
             bind=(args.bind, args.port),
-            log_requests=True,
+            log_requests=not getattr(args, "quiet", False),
+            request_log=request_log.add,
             amplification=amplification,
             blockwise=blockwise,
             reuse_port=reuse_port,
         )
+        handler.before = request_log.flush
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
         for number in stop_signals:  # before "serving CoAP on ...": a signal always stops cleanly
             loop.add_signal_handler(number, stop.set)
         ticking = []
@@ -135,6 +145,8 @@ def serve(
                 loop.remove_signal_handler(number)
             stop_ticking(ticking)
             await server.close()
+            request_log.flush()
+            handler.before = None
         logger.info("stopped")
 
     loops.run(run(), loop_name)
