@@ -58,6 +58,7 @@ from coapkit.exchanges.events import (
     PongReceived,
     RequestAcknowledged,
     RequestFailed,
+    RequestRefused,
     ResponseAcknowledged,
     ResponseDeliveryFailed,
     ResponseEvent,
@@ -233,14 +234,15 @@ class Endpoint:
         """Let the block-wise server answer or reassemble a request carrying Block1/Block2."""
         request, answer = self.blockwise.on_request(event.request, event.remote, now)
         if answer is not None:
+            answer = self._guarded(event.handle, answer, now)
             try:
-                self.server.respond(
-                    event.handle, self._guarded(event.handle, answer, now), now, out
-                )
+                self.server.respond(event.handle, answer, now, out)
             except BacklogFull as exc:
                 # The answer to a NON request is a NON that waits its turn (NSTART); when
                 # too many wait already, it is dropped: the client asks again.
                 return [Diagnostic(event.remote, f"block-wise answer not sent: {exc}")]
+            if answer.code >= 128:  # refused (4.13, 4.08...): for the request log
+                return [RequestRefused(event.handle, answer)]
             return []
         assert request is not None
         if request is event.request:
