@@ -427,7 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Serve the files of DIR: GET a file (Content-Format from its extension, "
             "ETag, 2.03 revalidation; large files go block-wise), GET a directory (a "
             "link-format listing), and with --write PUT (up to 16 MiB, in blocks) and "
-            "DELETE.  Nothing outside DIR is ever served.",
+            "DELETE.  Nothing outside DIR is ever served, nor, unless --dotfiles, a "
+            "name starting with '.' (.env, .git/...).",
             "examples:\n  coapkit fileserver ./public\n"
             "  coapkit fileserver /srv/coap --port 5683 --write\n"
             "  coapkit get coap://127.0.0.1/notes.txt\n" + SERVER_EPILOG,
@@ -440,6 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
             server.add_argument("dir", metavar="DIR", help="the directory to serve")
             server.add_argument(
                 "--write", action="store_true", help="allow PUT and DELETE of files"
+            )
+            server.add_argument(
+                "--dotfiles",
+                action="store_true",
+                help="serve names starting with '.' too (.env, .git: hidden by default, "
+                "not listed and answered 4.04)",
             )
         else:
             server.add_argument(

@@ -187,7 +187,7 @@ def cmd_fileserver(args: argparse.Namespace) -> int:
         reason = "does not exist" if not root.exists() else "is not a directory"
         raise LocalFileError(f"{args.dir!r} {reason}")
     mode = "read-write (PUT and DELETE allowed)" if args.write else "read-only"
-    site = fileserver_site(root, writable=args.write)
+    site = fileserver_site(root, writable=args.write, dotfiles=args.dotfiles)
     blockwise = BlockwiseConfig(
         max_body=FILESERVER_MAX_BODY, max_body_total=4 * FILESERVER_MAX_BODY
     )
