@@ -75,6 +75,7 @@ from coapkit.cli.exits import (
 from coapkit.codec.message import Message
 from coapkit.codec.types import MessageType
 from coapkit.errors import DecodeError
+from coapkit.messaging.parameters import DEFAULT_PARAMETERS
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -168,7 +169,10 @@ indented, CBOR as diagnostic notation, link-format one link per line, binary
 as a hex dump; -o - writes the raw bytes).  An error response prints its code
 on stderr (4.04 Not Found) and sets the exit status (4 or 5); a success
 without payload other than 2.05 prints its code (and Location) on stderr.
--o writes the payload of a success only.  --json prints the whole response
+-o writes the payload of a success only; one without payload other than 2.05
+(2.03 Valid after an ETag check, 2.04 Changed) leaves FILE as it was, and
+says so on stderr (2.03 Valid: FILE left as it was).  An error response
+with Size1 (4.13) shows the server's limit.  --json prints the whole response
 as one JSON object: code, code_name, options by name (repeatable options as
 lists, opaque values as 0x-hex), content_format, payload (UTF-8 text, or
 base64 as payload_encoding says), remote.  A closed stderr changes nothing
@@ -207,6 +211,19 @@ and is then served in full (for 10 minutes).  coapkit's and libcoap's
 clients do so by themselves; for clients that cannot (aiocoap 0.4.17),
 --no-amplification-limit switches the defence off.
 """
+
+
+#: --timeout's help, with the client's own bounds (RFC 7252 §4.8.2: MAX_TRANSMIT_WAIT for a
+#: CON, EXCHANGE_LIFETIME for a separate response after an empty ACK, NON_LIFETIME for a
+#: NON; coapkit.exchanges.client) taken from the parameters the client uses by default.
+TIMEOUT_HELP = (
+    "give up after this long (default: CoAP's own timing: after the retransmissions, "
+    "about {p.max_transmit_wait:.0f} s"
+)
+TIMEOUT_NON_HELP = (
+    ", or {p.exchange_lifetime:.0f} s once the server has acknowledged the request and "
+    "answers separately; {p.non_lifetime:.0f} s for a request sent with --non)"
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -273,13 +290,15 @@ def _parse_hex(text: str) -> bytes:
     return bytes.fromhex(cleaned)
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(parser: argparse.ArgumentParser, *, non: bool = False) -> None:
+    """URI, --timeout, -v and --loop; ``non``: the command has --non (its timeout differs)."""
     parser.add_argument("uri", metavar="URI", help="coap://host[:port]/path[?query]")
     parser.add_argument(
         "--timeout",
         type=timeout_type,
         metavar="SECONDS",
-        help="give up after this long (default: CoAP's own retransmission timing, about 93 s)",
+        help=TIMEOUT_HELP.format(p=DEFAULT_PARAMETERS)
+        + (TIMEOUT_NON_HELP.format(p=DEFAULT_PARAMETERS) if non else ")"),
     )
     parser.add_argument(
         "-v",
@@ -325,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
             + (OBSERVE_EPILOG.format(m=method) if method in ("get", "fetch") else ""),
             formatter_class=formatter,
         )
-        _add_common(request)
+        _add_common(request, non=True)
         request.add_argument(
             "--payload", metavar="TEXT|@FILE|-", help="the request payload (see below)"
         )
@@ -392,7 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  coapkit discover coap://127.0.0.1 --rt 'Type*' --if If1\n"
         "  coapkit discover coap://127.0.0.1 --json\n\n"
         "--rt and --if are sent as RFC 6690 query filters (a trailing * matches a "
-        "prefix) and applied again to the answer, for servers that ignore them.",
+        "prefix) and applied again to the answer, for servers that ignore them; so is\n"
+        "the query of URI (coap://127.0.0.1?rt=Type1&ct=40).  The path of URI is\n"
+        "ignored: discovery always asks /.well-known/core.",
         formatter_class=formatter,
     )
     _add_common(discover)
