@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import sys
 import time
 
 import pytest
@@ -205,6 +206,81 @@ def test_workers_cannot_listen():
     assert result.returncode == 7
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def plain_server_refusal(port: int) -> str:
+    """What a plain ``coapkit server`` says on ``port`` taken: the line a group must say too."""
+    result = run("server", "--bind", "127.0.0.1", "--port", str(port))
+    assert result.returncode == 7
+    return one_error_line(result)
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1", "0.0.0.0", "::"])
+def test_a_second_worker_group_on_the_port_fails_like_a_plain_server(bind):
+    """SO_REUSEPORT would let a second group join the first and take half its clients:
+    it must fail as a plain server does (exit 7, address already in use)."""
+    first = ServerProcess("server", "--workers", "2")
+    try:
+        first.wait_for_log("2 workers serving on")
+        port = first.port
+        second = run("server", "--workers", "2", "--bind", bind, "--port", str(port))
+        assert second.returncode == 7, second.stderr
+        literal = f"[{bind}]" if ":" in bind else bind
+        assert one_error_line(second) == (
+            f"coapkit: cannot listen on {literal}:{port}: Address already in use"
+        )
+        if bind == "127.0.0.1":
+            assert one_error_line(second) == plain_server_refusal(port)
+        for _ in range(4):  # the first group still has every client
+            assert run("get", f"{first.url}/hello").stdout == "Hello, CoAP!\n"
+    finally:
+        assert first.stop() == 0
+    assert len(worker_pids(first.log())) == 2
+
+
+def test_a_group_starting_on_the_port_holds_it_against_another():
+    """Between the parent's check and its workers' binds, the port's lock (an abstract Unix
+    socket named after it) keeps a second group out."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the port lock is an abstract Unix socket (Linux)")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as lock:
+        lock.bind(f"\0coapkit-udp-{port}")  # as a group that is starting holds it
+        result = run("server", "--workers", "2", "--bind", "127.0.0.1", "--port", str(port))
+    assert result.returncode == 7
+    assert one_error_line(result) == (
+        f"coapkit: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(another coapkit server --workers group is starting there)"
+    )
+
+
+def test_claim_port_refuses_a_port_a_reuse_port_group_holds_and_locks_the_one_it_gives():
+    """claim_port binds without SO_REUSEPORT: a port held by any SO_REUSEPORT socket (which
+    a worker's bind would join) is refused; port 0 gets a port bound that way, so nobody's,
+    and its lock is held until closed."""
+    from coapkit.cli.serve import claim_port
+    from coapkit.errors import NetworkError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as group:
+        group.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        group.bind(("127.0.0.1", 0))
+        held = group.getsockname()[1]
+        with pytest.raises(NetworkError, match=f"cannot listen on 127.0.0.1:{held}: Address"):
+            claim_port("127.0.0.1", held)
+    port, lock = claim_port("127.0.0.1", 0)
+    try:
+        assert port != 0
+        if lock is not None:
+            with pytest.raises(NetworkError, match="another coapkit server --workers group"):
+                claim_port("127.0.0.1", port)
+    finally:
+        if lock is not None:
+            lock.close()
+    released = claim_port("127.0.0.1", port)[1]  # the lock was released
+    if released is not None:
+        released.close()
 
 
 # -- --loop ---------------------------------------------------------------------------------------

@@ -438,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
             + SERVER_EPILOG
             + "\n--workers N: N worker processes share the port (SO_REUSEPORT; the kernel\n"
             "spreads clients over them, each client always reaching the same worker).\n"
+            "A port in use, by another --workers group too, is refused (exit status 7).\n"
             "The parent supervises: Ctrl-C or SIGTERM stops them all (exit status 0);\n"
             "if one ends by itself, the others are stopped.  Each worker has its own\n"
             "resource state (counters, stored values).\n",

@@ -17,7 +17,16 @@ cleanly, with exit status 0, on Ctrl-C (SIGINT) or SIGTERM.
 * ``coapkit server --workers N`` runs N worker processes that share the
   port (SO_REUSEPORT: the kernel spreads clients over them, one client
   always reaching the same worker, so block-wise transfers and observations
-  stay with one process).  The parent only supervises: it starts them,
+  stay with one process).  SO_REUSEPORT lets any process of the same user
+  join a group, so before starting the workers the parent claims the port
+  (:func:`claim_port`): a bind without SO_REUSEPORT fails if anything holds
+  the port, a second group included, exactly as a plain server fails there
+  ("address already in use", status 7); it also picks the port for
+  ``--port 0`` (a SO_REUSEPORT bind to port 0 may be given a port another
+  group holds).  Between that bind and the workers' own, and for as long as
+  the group runs, the parent holds a lock named after the port (Linux: an
+  abstract Unix socket, gone with the process), which a second coapkit
+  group finds taken.  The parent only supervises: it starts them,
   stops them all with SIGTERM on SIGINT or SIGTERM (exit 0), and stops the
   others if one ends by itself (exiting with that one's status).  The state
   of the resources (a counter, a stored value) is per worker.
@@ -32,11 +41,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -235,9 +246,77 @@ def _worker(argv: list[str], port: int, connection: multiprocessing.connection.C
     sys.exit(status)
 
 
+def claim_port(host: str, port: int) -> tuple[int, socket.socket | None]:
+    """The UDP port ``--workers`` may share on ``host``, and the lock that keeps it theirs.
+
+    Binds ``host``:``port`` without SO_REUSEPORT, as the UDP transport would
+    bind it otherwise (dual-stack for ``::``): that fails (NetworkError,
+    status 7) when any socket holds the port, whether or not with
+    SO_REUSEPORT, and for port 0 gives a port nobody holds.  Then, while that
+    socket still holds it, takes the lock of the port, an abstract Unix
+    socket ``coapkit-udp-PORT`` (Linux; None elsewhere), which another group
+    starting meanwhile finds taken.  The probe is closed on return, so that
+    the workers can bind; the caller keeps the lock open while they serve.
+    """
+    literal = f"[{host}]" if ":" in host else host
+    try:
+        family, address = _bind_address(host, port)
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            if family == socket.AF_INET6 and address[0] == "::":
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            probe.bind(address)
+            port = probe.getsockname()[1]
+            lock = _port_lock(port)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise NetworkError(f"cannot listen on {literal}:{port}: {reason}") from None
+    return port, lock
+
+
+def _bind_address(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
+    """The family and socket address to bind ``host`` to, as the UDP transport binds it
+    (``::`` dual-stack; a host name's first address, IPv4 first)."""
+    if host in ("", "::") and socket.has_ipv6:
+        return socket.AF_INET6, ("::", port, 0, 0)
+    if host in ("", "::"):
+        return socket.AF_INET, ("0.0.0.0", port)
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    family, _, _, _, address = infos[0]
+    return family, address
+
+
+def _port_lock(port: int) -> socket.socket | None:
+    """The lock of UDP ``port``: a bound abstract Unix socket (None where there are none:
+    not Linux); OSError EADDRINUSE, saying why, if another process holds it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    lock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        lock.bind(f"\0coapkit-udp-{port}")
+    except OSError as exc:
+        lock.close()
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise OSError(
+            errno.EADDRINUSE,
+            "Address already in use (another coapkit server --workers group is starting there)",
+        ) from None
+    return lock
+
+
 def supervise(args: argparse.Namespace) -> int:
     """``--workers N``: start N workers on one port, wait, stop them all (see the module doc)."""
     configure_logging(args.verbose)
+    port, lock = claim_port(args.bind, args.port)  # before any worker: a refusal is status 7
+    try:
+        return _supervise(args, port)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _supervise(args: argparse.Namespace, port: int) -> int:
     context = multiprocessing.get_context("spawn")
     argv = list(args.argv)
     workers: list[tuple[Any, multiprocessing.connection.Connection]] = []
@@ -274,8 +353,8 @@ def supervise(args: argparse.Namespace) -> int:
     }
     status = EXIT_OK
     try:
-        start(args.port)
-        port = await_ready(workers)
+        start(port)
+        await_ready(workers)
         for _ in range(args.workers - 1):
             start(port)
         await_ready(workers[1:])
