@@ -49,6 +49,60 @@ def test_one_log_line_per_request():
     assert re.search(r" 127\.0\.0\.1:\d+ POST /nowhere -> 4\.04 Not Found$", requests[1])
 
 
+def test_requests_refused_before_a_resource_have_their_line(tmp_path):
+    """4.02 (an unrecognised critical option) and 4.13 (a body over the limit, Size1) are
+    answered by the stack, not by a resource; the request log shows them all the same."""
+    body = tmp_path / "big.bin"
+    body.write_bytes(bytes(70000))
+    server = ServerProcess("server")
+    try:
+        assert run("get", f"{server.url}/hello", "--option", "OSCORE=0x00").returncode == 4
+        assert run("put", f"{server.url}/echo", "--payload", f"@{body}").returncode == 4
+        server.wait_for_log("PUT /echo")
+    finally:
+        server.stop()
+    requests = [line for line in server.log().splitlines() if "->" in line]
+    assert len(requests) == 2, server.log()
+    assert re.search(r" 127\.0\.0\.1:\d+ GET /hello -> 4\.02 Bad Option$", requests[0])
+    assert re.search(r" 127\.0\.0\.1:\d+ PUT /echo -> 4\.13 Request Entity Too Large$", requests[1])
+
+
+def test_quiet_logs_no_request_lines():
+    server = ServerProcess("server", "--quiet")
+    try:
+        for _ in range(3):
+            assert run("get", f"{server.url}/hello").returncode == 0
+        assert run("get", f"{server.url}/nowhere").returncode == 4
+    finally:
+        assert server.stop() == 0
+    log = server.log()
+    assert "->" not in log
+    assert "serving the demo resources" in log and log.rstrip().endswith("stopped")
+
+
+def test_the_request_lines_keep_their_place_among_the_other_log_lines():
+    """The request lines are gathered per loop turn and written apart from the logging
+    records; with -v each one still comes after the datagrams of its own exchange and
+    before those of the next request."""
+    server = ServerProcess("server", "-v")
+    try:
+        for path in ("hello", "counter", "nowhere"):
+            run("get", f"{server.url}/{path}")
+        server.wait_for_log("GET /nowhere -> 4.04")
+    finally:
+        server.stop()
+    lines = server.log().splitlines()
+    for path, code in (("hello", "2.05"), ("counter", "2.05"), ("nowhere", "4.04")):
+        [request] = [i for i, line in enumerate(lines) if f"GET /{path} -> {code}" in line]
+        received = max(i for i, line in enumerate(lines[:request]) if "< CON GET" in line)
+        assert any(f"> ACK {code}" in line for line in lines[received:request]), lines
+        assert f"Uri-Path: '{path}'" in "\n".join(lines[received:request])
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d 127\.0\.0\.1:\d+ GET /hello -> .*",
+        lines[next(i for i, line in enumerate(lines) if "GET /hello ->" in line)],
+    )
+
+
 def test_dual_stack_server_logs_ipv4_peers_as_ipv4():
     server = ServerProcess("server", host="::")
     try:

@@ -23,7 +23,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from coapkit.cli.console import diagnostics
+from coapkit.cli import console
 
 __all__ = ["RequestLog"]
 
@@ -68,6 +68,7 @@ class RequestLog:
         if not lines:
             return
         self._lines = []
+        diagnostics = console.diagnostics  # looked up here: a test may put its own
         if diagnostics.gone:
             self._switch_off()
             return
