@@ -7,8 +7,9 @@ serving the same small resource (``GET /hello`` → 2.05 "Hello, CoAP!").
 
 Modes: CON window 1 (latency p50/p99), CON window 64 (throughput), NON
 window 64; with the default asyncio loop and with uvloop.  Each measurement
-is repeated (``--repeat``) and the median taken.  The ratios coapkit/aiocoap
-and coapkit/floor are printed last.  Nothing is asserted: numbers only.
+is repeated (``--repeat``; the servers take turns, one run each per round) and
+the median taken.  The ratios coapkit/aiocoap and coapkit/floor are printed
+last.  Nothing is asserted: numbers only.
 
 ``coapkit-cli`` is the command-line server itself, ``python -m coapkit server
 --bind 127.0.0.1 --port P --loop L``, as deployed: the demo site (its /hello
@@ -297,12 +298,20 @@ def main() -> None:
     loops = args.loops.split(",")
     servers = available([name for name in args.servers.split(",") if name])
     results: dict[tuple[str, str, str], dict[str, float]] = {}
+    paired: dict[tuple[str, str], float] = {}  #: coapkit-cli / coapkit, median over rounds
     for loop in loops:
         for name, mode, window in MODES:
+            # The servers take turns, one run each per round: on a machine whose load
+            # changes (a shared one), each round measures them all under the same load.
+            rounds: dict[str, list[dict[str, float]]] = {server: [] for server in servers}
+            for _ in range(args.repeat):
+                for server in servers:
+                    rounds[server].append(measure(flood, server, loop, mode, window, args))
+            if CLI in rounds and "coapkit" in rounds:  # each round's ratio, the load alike
+                pairs = zip(rounds[CLI], rounds["coapkit"], strict=True)
+                paired[(loop, name)] = statistics.median(a["rps"] / b["rps"] for a, b in pairs)
             for server in servers:
-                runs = [
-                    measure(flood, server, loop, mode, window, args) for _ in range(args.repeat)
-                ]
+                runs = rounds[server]
                 result = {
                     key: statistics.median(run[key] for run in runs)
                     for key in ("rps", "p50_us", "p99_us", "lost")
@@ -353,7 +362,8 @@ def main() -> None:
                             f"p50 x{mine['p50_us'] / theirs['p50_us']:.2f}, "
                             f"p99 x{mine['p99_us'] / theirs['p99_us']:.2f} vs {other}"
                         )
-                lines.append(f"- {loop} {name} {coapkit}: " + "; ".join(parts))
+                if parts:
+                    lines.append(f"- {loop} {name} {coapkit}: " + "; ".join(parts))
             cli = results.get((loop, name, CLI))
             if cli is not None:
                 parts = [
@@ -361,6 +371,8 @@ def main() -> None:
                     for other in ("coapkit", "floor")
                     if (theirs := results.get((loop, name, other))) is not None
                 ]
+                if (loop, name) in paired:
+                    parts.append(f"x{paired[(loop, name)]:.2f} vs coapkit round by round")
                 lines.append(f"- {loop} {name} {CLI} (request log on): " + "; ".join(parts))
     if workers:
         lines += [
