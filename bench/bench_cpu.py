@@ -2,7 +2,8 @@
 
 Each server (bench/servers: the bare-asyncio floor, coapkit's ``Server`` with a
 ``Site``, coapkit's sans-I/O ``Endpoint`` and driver without the resource layer,
-aiocoap) runs pinned to CPU 0; coapflood (CON, window 64) on CPU 1 sends a warm-up
+aiocoap; ``coapkit-cli``: the command-line server itself, see bench/bench_server.py)
+runs pinned to CPU 0; coapflood (CON, window 64) on CPU 1 sends a warm-up
 of ``--warmup`` requests, then ``--requests`` more, and the server process's utime
 and stime (``/proc/PID/stat``) are read before and after those.  The figures are
 CPU microseconds per request: what the pinned throughput table of
@@ -21,6 +22,7 @@ import sys
 from pathlib import Path
 
 from bench_server import (
+    CLI,
     COMPILED,
     HERE,
     available,
@@ -43,6 +45,7 @@ LABELS = {
     "coapkit": "coapkit `Server` + `Site`",
     "coapkit-endpoint": "coapkit `Endpoint` + driver only",
     "aiocoap": "aiocoap",
+    CLI: "`coapkit server` (the CLI, request log on)",
 }
 
 
@@ -67,7 +70,8 @@ def flood(binary: Path, port: int, count: int) -> dict[str, float]:
 
 
 def measure(binary: Path, server: str, loop: str, args: argparse.Namespace) -> dict[str, float]:
-    with serving(SERVERS[server.removesuffix(COMPILED)], loop, server) as (process, port):
+    script = None if server == CLI else SERVERS[server.removesuffix(COMPILED)]
+    with serving(script, loop, server) as (process, port):
         flood(binary, port, args.warmup)
         user0, kernel0 = cpu_seconds(process.pid)
         result = flood(binary, port, args.requests)

@@ -7,8 +7,15 @@ serving the same small resource (``GET /hello`` → 2.05 "Hello, CoAP!").
 
 Modes: CON window 1 (latency p50/p99), CON window 64 (throughput), NON
 window 64; with the default asyncio loop and with uvloop.  Each measurement
-is repeated (``--repeat``) and the median taken.  The ratios coapkit/aiocoap
-and coapkit/floor are printed last.  Nothing is asserted: numbers only.
+is repeated (``--repeat``; the servers take turns, one run each per round) and
+the median taken.  The ratios coapkit/aiocoap and coapkit/floor are printed
+last.  Nothing is asserted: numbers only.
+
+``coapkit-cli`` is the command-line server itself, ``python -m coapkit server
+--bind 127.0.0.1 --port P --loop L``, as deployed: the demo site (its /hello
+answers the same "Hello, CoAP!", with Content-Format text/plain), the
+amplification defence and the request log on, one line per request written
+to a file; its ratio to the library server (``coapkit``) is printed too.
 
     .venv/bin/python bench/bench_server.py [--duration 5] [--repeat 3] [--markdown FILE]
 """
@@ -24,6 +31,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +59,8 @@ SERVERS = {
     "coapkit": HERE / "servers" / "coapkit_server.py",
     "aiocoap": HERE / "servers" / "aiocoap_server.py",
 }
+#: ``coapkit server`` itself (the command-line tool, demo site, request log on): no script
+CLI = "coapkit-cli"
 MODES = [("CON w1", "con", 1), ("CON w64", "con", 64), ("NON w64", "non", 64)]
 
 
@@ -132,28 +142,37 @@ def pythonpath(server: str) -> str:
 
 @contextmanager
 def serving(
-    script: Path, loop: str, server: str = ""
+    script: Path | None, loop: str, server: str = ""
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """A server of bench/servers on a free port, pinned to CPU 0, answering; stopped after.
-    ``server`` is its name in the tables (a ``-mypyc`` name runs the compiled build)."""
+    ``server`` is its name in the tables (a ``-mypyc`` name runs the compiled build).
+    ``script`` None: ``coapkit server`` (:data:`CLI`), its request log going to a file,
+    as a deployed server's would (a pipe nobody reads would stop it once full)."""
     port = free_port()
-    command = [*pin(0), sys.executable, str(script), "--port", str(port), "--loop", loop]
+    if script is None:
+        command = [*pin(0), sys.executable, "-m", "coapkit", "server", "--bind", "127.0.0.1"]
+        command += ["--port", str(port), "--loop", loop]
+    else:
+        command = [*pin(0), sys.executable, str(script), "--port", str(port), "--loop", loop]
     env = dict(os.environ, PYTHONPATH=pythonpath(server))
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_ready(port)
-        yield process, port
-    finally:
-        process.terminate()
-        process.wait(10)
-        if process.stderr is not None:
-            process.stderr.close()
+    with tempfile.TemporaryFile() as log:
+        stderr = log if script is None else subprocess.PIPE
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            wait_ready(port)
+            yield process, port
+        finally:
+            process.terminate()
+            process.wait(10)
+            if process.stderr is not None:
+                process.stderr.close()
 
 
 def measure(
     flood: Path, server: str, loop: str, mode: str, window: int, args: argparse.Namespace
 ) -> dict[str, float]:
-    with serving(SERVERS[server.removesuffix(COMPILED)], loop, server) as (_, port):
+    script = None if server == CLI else SERVERS[server.removesuffix(COMPILED)]
+    with serving(script, loop, server) as (_, port):
         run = subprocess.run(
             [
                 *pin(1),
@@ -263,8 +282,9 @@ def main() -> None:
     parser.add_argument("--loops", default="asyncio,uvloop")
     parser.add_argument(
         "--servers",
-        default=f"floor,coapkit,coapkit{COMPILED},aiocoap",
-        help=f"a coapkit name ending in {COMPILED} runs the compiled build (scripts/compiled)",
+        default=f"floor,coapkit,coapkit{COMPILED},{CLI},aiocoap",
+        help=f"a coapkit name ending in {COMPILED} runs the compiled build (scripts/compiled); "
+        f"{CLI} is `coapkit server` itself",
     )
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     parser.add_argument(
@@ -278,12 +298,20 @@ def main() -> None:
     loops = args.loops.split(",")
     servers = available([name for name in args.servers.split(",") if name])
     results: dict[tuple[str, str, str], dict[str, float]] = {}
+    paired: dict[tuple[str, str], float] = {}  #: coapkit-cli / coapkit, median over rounds
     for loop in loops:
         for name, mode, window in MODES:
+            # The servers take turns, one run each per round: on a machine whose load
+            # changes (a shared one), each round measures them all under the same load.
+            rounds: dict[str, list[dict[str, float]]] = {server: [] for server in servers}
+            for _ in range(args.repeat):
+                for server in servers:
+                    rounds[server].append(measure(flood, server, loop, mode, window, args))
+            if CLI in rounds and "coapkit" in rounds:  # each round's ratio, the load alike
+                pairs = zip(rounds[CLI], rounds["coapkit"], strict=True)
+                paired[(loop, name)] = statistics.median(a["rps"] / b["rps"] for a, b in pairs)
             for server in servers:
-                runs = [
-                    measure(flood, server, loop, mode, window, args) for _ in range(args.repeat)
-                ]
+                runs = rounds[server]
                 result = {
                     key: statistics.median(run[key] for run in runs)
                     for key in ("rps", "p50_us", "p99_us", "lost")
@@ -334,7 +362,18 @@ def main() -> None:
                             f"p50 x{mine['p50_us'] / theirs['p50_us']:.2f}, "
                             f"p99 x{mine['p99_us'] / theirs['p99_us']:.2f} vs {other}"
                         )
-                lines.append(f"- {loop} {name} {coapkit}: " + "; ".join(parts))
+                if parts:
+                    lines.append(f"- {loop} {name} {coapkit}: " + "; ".join(parts))
+            cli = results.get((loop, name, CLI))
+            if cli is not None:
+                parts = [
+                    f"rps x{cli['rps'] / theirs['rps']:.2f} vs {other}"
+                    for other in ("coapkit", "floor")
+                    if (theirs := results.get((loop, name, other))) is not None
+                ]
+                if (loop, name) in paired:
+                    parts.append(f"x{paired[(loop, name)]:.2f} vs coapkit round by round")
+                lines.append(f"- {loop} {name} {CLI} (request log on): " + "; ".join(parts))
     if workers:
         lines += [
             "",

@@ -93,6 +93,7 @@ from coapkit.codec.options import Options  # noqa: E402
 from coapkit.codec.types import MessageType  # noqa: E402
 from coapkit.endpoint import Endpoint, Output  # noqa: E402
 from coapkit.errors import BacklogFull, CoapError, DecodeError  # noqa: E402
+from coapkit.exchanges.amplification import AmplificationConfig  # noqa: E402
 from coapkit.exchanges.events import IncomingRequest  # noqa: E402
 from coapkit.messaging.layer import MessagingConfig  # noqa: E402
 from coapkit.messaging.parameters import DEFAULT_PARAMETERS  # noqa: E402
@@ -189,7 +190,7 @@ class Harness:
     (:meth:`Endpoint.accept_request`, :meth:`Endpoint.respond_now`).
     """
 
-    def __init__(self, fast: bool = False) -> None:
+    def __init__(self, fast: bool = False, amplification: bool = False) -> None:
         self.fast = fast
         #: what an observer of the endpoint sees: datagrams with their times, and the
         #: state after every step; the same for both paths
@@ -203,6 +204,7 @@ class Harness:
             messaging=MESSAGING,
             blockwise=BLOCKWISE,
             observers=self.observers,
+            amplification=AmplificationConfig() if amplification else None,
         )
         self.now = 0.0
         self.deferred: list[tuple[Inbound, Request]] = []
@@ -557,9 +559,10 @@ def _token(q: int) -> bytes:
 # -- reading a script ---------------------------------------------------------------------------
 
 
-def run_script(data: bytes, fast: bool = False) -> Harness:
-    """Play one input against a fresh endpoint, checking as it goes; returns the harness."""
-    harness = Harness(fast)
+def run_script(data: bytes, fast: bool = False, amplification: bool = False) -> Harness:
+    """Play one input against a fresh endpoint, checking as it goes; returns the harness.
+    ``amplification``: with the amplification defence on (as in ``coapkit server``)."""
+    harness = Harness(fast, amplification)
     pos, length = 0, len(data)
     while pos < length:
         op = data[pos]
@@ -615,10 +618,10 @@ def run_script(data: bytes, fast: bool = False) -> Harness:
     return harness
 
 
-def run_both(data: bytes) -> tuple[Harness, Harness]:
+def run_both(data: bytes, amplification: bool = False) -> tuple[Harness, Harness]:
     """Play one input through the general and the fast path; the transcripts must match."""
-    general = run_script(data)
-    fast = run_script(data, fast=True)
+    general = run_script(data, amplification=amplification)
+    fast = run_script(data, fast=True, amplification=amplification)
     if general.transcript != fast.transcript:
         for index, (seen, expected) in enumerate(
             zip(fast.transcript, general.transcript, strict=False)

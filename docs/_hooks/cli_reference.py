@@ -2,7 +2,11 @@
 
 A page that contains the marker below gets, in its place, the Markdown of
 :func:`coapkit.cli.reference.markdown` for :func:`coapkit.cli.main.build_parser`:
-the same options, help texts and examples as ``coapkit COMMAND --help``.
+the same options, help texts and examples as ``coapkit COMMAND --help``.  What
+stands between the marker and :data:`END` (docs/cli.md: a note for whoever reads
+the file itself, saying where the reference comes from) is replaced with it.
+The generated text is not kept in the repository: it could only drift from the
+parser, and every change of an option would touch it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 MARKER = "<!-- coapkit-cli-reference -->"
+END = "<!-- /coapkit-cli-reference -->"
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any, **kwargs: Any) -> str:
@@ -23,4 +28,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any, **kwargs
     from coapkit.cli.main import build_parser
     from coapkit.cli.reference import markdown as reference
 
-    return markdown.replace(MARKER, reference(build_parser()))
+    start = markdown.index(MARKER)
+    end = markdown.find(END, start)
+    end = start + len(MARKER) if end < 0 else end + len(END)
+    return markdown[:start] + reference(build_parser()) + markdown[end:]

@@ -65,6 +65,7 @@ from coapkit.exchanges.events import (
     PongReceived,
     RequestAcknowledged,
     RequestFailed,
+    RequestRefused,
     ResponseAcknowledged,
     ResponseDeliveryFailed,
     ResponseEvent,
@@ -221,10 +222,9 @@ class Endpoint:
         remote, inbound)`` with nothing to send: this returns that ``inbound``, the state
         exactly as :meth:`datagram_received` would leave it.  For any other datagram it
         returns None having changed nothing; the caller then calls
-        :meth:`datagram_received`.  Off while the amplification defence is on.
+        :meth:`datagram_received`.  The amplification defence has nothing to do with a
+        request until it is answered (:meth:`respond_now` sees to that).
         """
-        if self.amplification is not None:
-            return None
         return self.messaging.accept_request(data, remote, now, self._plain_options)
 
     def respond_now(self, handle: Inbound, response: ResponseParts, now: float) -> bytes | None:
@@ -235,14 +235,19 @@ class Endpoint:
         piggybacked in the ACK of a CON, or as a NON to a NON when nothing waits
         towards the peer.  This returns that datagram (for ``handle.remote``), the
         state exactly as :meth:`respond` would leave it.  Otherwise it returns None
-        having changed nothing, and the caller calls :meth:`respond`.
+        having changed nothing, and the caller calls :meth:`respond`.  With the
+        amplification defence on, only a response within the limit for an unverified
+        source goes this way (the defence lets it through unasked, see :meth:`_guarded`);
+        a larger one is for :meth:`respond` to check or to replace by an Echo challenge.
         """
         if (
-            self.amplification is not None
-            or len(response.payload) > self._max_block_size
+            len(response.payload) > self._max_block_size
             or _OBSERVE in response.options
             or _has_block_option(handle.message, _SIZE2)
         ):
+            return None
+        guard = self.amplification
+        if guard is not None and _guarded_size(handle, response) > guard.limit(handle.size):
             return None
         return self.messaging.respond_now(handle, response, now)
 
@@ -250,14 +255,15 @@ class Endpoint:
         """Let the block-wise server answer or reassemble a request carrying Block1/Block2."""
         request, answer = self.blockwise.on_request(event.request, event.remote, now)
         if answer is not None:
+            answer = self._guarded(event.handle, answer, now)
             try:
-                self.server.respond(
-                    event.handle, self._guarded(event.handle, answer, now), now, out
-                )
+                self.server.respond(event.handle, answer, now, out)
             except BacklogFull as exc:
                 # The answer to a NON request is a NON that waits its turn (NSTART); when
                 # too many wait already, it is dropped: the client asks again.
                 return [Diagnostic(event.remote, f"block-wise answer not sent: {exc}")]
+            if answer.code >= 128:  # refused (4.13, 4.08...): for the request log
+                return [RequestRefused(event.handle, answer)]
             return []
         assert request is not None
         if request is event.request:
@@ -469,10 +475,7 @@ class Endpoint:
         if guard is None:
             return response
         limit = guard.limit(handle.size + _earlier_blocks(handle.message))
-        size = 5 + len(handle.message.token) + len(response.payload)
-        for _, value in response.options.items:
-            size += len(value) + 3
-        if size <= limit:
+        if _guarded_size(handle, response) <= limit:
             return response
         remote = handle.remote
         if guard.is_verified(remote, now):
@@ -663,6 +666,15 @@ _PLAIN_OPTIONS = frozenset(
         OptionNumber.ACCEPT,
     )
 )
+
+
+def _guarded_size(handle: Inbound, response: ResponseParts) -> int:
+    """The size the amplification defence counts for ``response`` to ``handle``: at least
+    that of its datagram (each option counted with 3 bytes of header, the most it takes)."""
+    size = 5 + len(handle.message.token) + len(response.payload)
+    for _, value in response.options.items:
+        size += len(value) + 3
+    return size
 
 
 def _has_block_option(message: Message, last: int = _BLOCK1) -> bool:

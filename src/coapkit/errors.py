@@ -165,6 +165,20 @@ class BadResponse(RequestError):
     hint = "the peer answered with a critical option coapkit does not implement"
 
 
+class ReservedCodeResponse(BadResponse):
+    """The server acknowledged the request with a code in a class CoAP reserves (1.xx,
+    6.xx, 7.xx; RFC 7252 §3): no response a client can read, and asking again would get
+    the same answer, so the request ends at once.  ``code`` is the code received."""
+
+    hint = ""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(
+            f"the server answered {code >> 5}.{code & 0x1F:02d}, a code in a reserved class"
+        )
+        self.code = code
+
+
 class RequestCancelled(RequestError):
     """The request was cancelled locally (by the caller or by shutdown)."""
 

@@ -30,7 +30,7 @@ from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.codec.codes import Code, code_name
 from coapkit.codec.message import Message, ResponseParts
 from coapkit.codec.option_registry import OptionNumber
-from coapkit.codec.uri import CoapUri, parse_uri
+from coapkit.codec.uri import CoapUri, parse_uri, quote_segment
 from coapkit.connections import ConnectionLayer, StreamConfig
 from coapkit.endpoint import Endpoint
 from coapkit.errors import CoapError, NotStarted, UriError
@@ -59,6 +59,7 @@ from coapkit.transports.udp import (
 
 logger = logging.getLogger("coapkit.server")
 _OBSERVE = int(OptionNumber.OBSERVE)
+_URI_PATH = int(OptionNumber.URI_PATH)
 
 DEFAULT_PORT = 5683
 #: async renderings of one observer's notifications that may run at once (see _render)
@@ -105,6 +106,7 @@ class Server:
         multicast_interface: str | int = 0,
         reuse_port: bool = False,
         log_requests: bool = False,
+        request_log: Callable[[str], object] | None = None,
         tracer: Tracer | None = None,
         observe: ObserveConfig | None = None,
         blockwise: BlockwiseConfig | None = None,
@@ -135,7 +137,12 @@ class Server:
         ``coap://HOST:PORT``.  ``stream``: the connection settings of ``coap+tcp``
         and ``coaps+tcp`` listeners (RFC 8323: Max-Message-Size, keep-alive, idle
         timeout); ``stream_limits``: how many connections they take;
-        ``ssl_context``: the server's TLS context for ``coaps+tcp``."""
+        ``ssl_context``: the server's TLS context for ``coaps+tcp``.
+
+        ``log_requests``: one line per answered request (:func:`request_line`), to the
+        ``coapkit.server`` logger at INFO, or to ``request_log`` when given: a function
+        taking the line, for a program that writes its access log itself (``coapkit
+        server`` does, more cheaply than a logging record per request)."""
         self.site = site if site is not None else Site()
         self._bind = bind
         self._network = network
@@ -146,6 +153,7 @@ class Server:
         self._multicast_interface = multicast_interface
         self._reuse_port = reuse_port
         self._log_requests = log_requests
+        self._request_log = request_log
         self._tracer = tracer
         self._blockwise = blockwise
         self._amplification = amplification
@@ -550,19 +558,62 @@ class Server:
         )
 
     def _log(self, handle: Inbound, response: ResponseParts) -> None:
-        """One line per answered request (``log_requests``): what went back, also when the
-        amplification defence held the handler's response back for an Echo round trip."""
-        request = Request(handle.message, handle.remote, handle)
-        try:
-            path = request.path_string
-        except CoapError:
-            path = "(undecodable path)"
-        answer = code_name(response.code)
-        if handle.withheld:
-            answer = (
-                f"{code_name(Code.UNAUTHORIZED)} with Echo ({code_name(handle.withheld)} "
-                "held back until the source proves its address)"
-            )
-        logger.info(
-            "%s %s %s -> %s", describe_remote(handle.remote), request.method_name, path, answer
+        """One line per answered request (``log_requests``), to ``request_log`` if given,
+        else to the ``coapkit.server`` logger at INFO."""
+        line = request_line(handle, response)
+        sink = self._request_log
+        if sink is None:
+            logger.info("%s", line)
+        else:
+            sink(line)
+
+
+def request_line(handle: Inbound, response: ResponseParts) -> str:
+    """The request log's line for one answer, ``192.0.2.1:5683 GET /hello -> 2.05 Content``:
+    what went back, also when the amplification defence held the handler's response
+    back for an Echo round trip (then the 4.01 with Echo and the code held back).
+
+    It runs for every request while the log is on, so the names of remotes and path
+    segments already seen are looked up rather than made again (bounded caches)."""
+    message = handle.message
+    where = _path_name(message)
+    answer = _CODE_NAMES[response.code]
+    if handle.withheld:
+        answer = (
+            f"{code_name(Code.UNAUTHORIZED)} with Echo ({code_name(handle.withheld)} "
+            "held back until the source proves its address)"
         )
+    remote = handle.remote
+    source = _REMOTE_NAMES.get(remote)
+    if source is None:
+        source = _REMOTE_NAMES[remote] = describe_remote(remote)
+        if len(_REMOTE_NAMES) > _NAMES_KEPT:
+            _REMOTE_NAMES.clear()
+    return f"{source} {_CODE_NAMES[message.code]} {where} -> {answer}"
+
+
+def _path_name(message: Message) -> str:
+    """``Request.path_string`` without making the Request; "(undecodable path)" if a
+    segment is not UTF-8."""
+    segments = []
+    for number, raw in message.options.items:
+        if number == _URI_PATH:
+            segment = _SEGMENT_NAMES.get(raw)
+            if segment is None:
+                try:
+                    segment = quote_segment(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    return "(undecodable path)"
+                _SEGMENT_NAMES[raw] = segment
+                if len(_SEGMENT_NAMES) > _NAMES_KEPT:
+                    _SEGMENT_NAMES.clear()
+            segments.append(segment)
+    return "/" + "/".join(segments)
+
+
+#: the display name of every code (a message's code is one byte)
+_CODE_NAMES = tuple(code_name(code) for code in range(256))
+#: how many remotes and path segments :func:`request_line` keeps the names of
+_NAMES_KEPT = 4096
+_REMOTE_NAMES: dict[Any, str] = {}
+_SEGMENT_NAMES: dict[bytes, str] = {}

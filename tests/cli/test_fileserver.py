@@ -23,7 +23,7 @@ from coapkit.codec.message import Message
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
 from coapkit.resources import Request
-from tests.cli.helpers import ServerProcess, cli_env, run
+from tests.cli.helpers import ServerProcess, cli_env, run, run_bytes
 
 
 def make_tree(base: Path) -> Path:
@@ -344,3 +344,63 @@ def test_libcoap_fetches_a_large_file(big_files, tmp_path):
     put = coap_client("-m", "put", "-b", "64", "-f", str(source), f"{server.url}/from-libcoap.bin")
     assert put.returncode == 0, put.stderr
     assert (big_files[1] / "from-libcoap.bin").read_bytes() == BIG
+
+
+# -- dotfiles (issue 16): hidden unless --dotfiles -------------------------------------------
+
+
+def make_dotted_tree(base: Path) -> Path:
+    """A root with what a directory often holds without meaning to publish it."""
+    root = base / "dotted"
+    (root / ".git").mkdir(parents=True)
+    (root / ".git" / "config").write_text("[remote]")
+    (root / ".env").write_text("SECRET=1")
+    (root / "sub").mkdir()
+    (root / "sub" / ".hidden").write_text("hidden")
+    (root / "sub" / "shown.txt").write_text("shown")
+    (root / "public.txt").write_text("public")
+    os.symlink(root / ".git" / "config", root / "config-link")  # a visible name into .git
+    os.symlink(root / ".git", root / "repo")
+    return root
+
+
+def test_dotfiles_are_hidden_unless_asked_for(tmp_path):
+    root = make_dotted_tree(tmp_path)
+    server = ServerProcess("fileserver", str(root), "--write")
+    try:
+        listing = run("get", server.url)
+        assert listing.stdout.splitlines() == ["</public.txt>;ct=0;sz=6,", "</sub>;ct=40"]
+        assert run("get", f"{server.url}/sub").stdout.splitlines() == ["</sub/shown.txt>;ct=0;sz=5"]
+        discovered = run("discover", server.url).stdout
+        assert ".env" not in discovered and ".git" not in discovered
+        for path in (".env", ".git", ".git/config", "sub/.hidden", "config-link", "repo/config"):
+            result = run("get", f"{server.url}/{path}")
+            assert (result.returncode, result.stdout) == (4, ""), path
+            assert result.stderr.startswith("4.04 Not Found"), (path, result.stderr)
+        nowhere = run("get", f"{server.url}/no-such.txt")  # the same answer as for a file not there
+        assert nowhere.stderr == run("get", f"{server.url}/.env").stderr
+        deleted = run("delete", f"{server.url}/.env")
+        assert deleted.returncode == 4 and deleted.stderr.startswith("4.04")
+        assert (root / ".env").read_text() == "SECRET=1"
+        put = run("put", f"{server.url}/.htaccess", "--payload", "x")
+        assert put.returncode == 4 and put.stderr.startswith("4.03 Forbidden")
+        assert not (root / ".htaccess").exists()
+        assert run("get", f"{server.url}/public.txt").stdout == "public\n"
+    finally:
+        server.stop()
+    log = server.log()
+    assert "GET /.git/config -> 4.04 Not Found" in log
+
+
+def test_dotfiles_flag_serves_and_lists_them(tmp_path):
+    root = make_dotted_tree(tmp_path)
+    server = ServerProcess("fileserver", str(root), "--dotfiles")
+    try:
+        listing = run("get", server.url).stdout
+        assert "</.env>;ct=42;sz=8," in listing.splitlines()
+        assert "</.git>;ct=40," in listing.splitlines()
+        for path, content in ((".git/config", b"[remote]"), ("config-link", b"[remote]")):
+            assert run_bytes("get", f"{server.url}/{path}", "-o", "-").stdout == content
+        assert run_bytes("get", f"{server.url}/sub/.hidden", "-o", "-").stdout == b"hidden"
+    finally:
+        server.stop()

@@ -95,3 +95,44 @@ def test_console_script_entry_point():
     target = tomllib.loads(pyproject.read_text())["project"]["scripts"]["coapkit"]
     module, _, name = target.partition(":")
     assert getattr(importlib.import_module(module), name) is main.main
+
+
+def test_timeout_help_gives_the_clients_own_defaults():
+    """What --timeout's help says happens without it is what the client does (it takes
+    the same parameters): MAX_TRANSMIT_WAIT, EXCHANGE_LIFETIME, and for --non NON_LIFETIME
+    (145 s, not the 93 s once documented for every request)."""
+    from coapkit.messaging.parameters import DEFAULT_PARAMETERS as p
+
+    text = " ".join(run("get", "--help").stdout.split())
+    assert f"about {p.max_transmit_wait:.0f} s" in text
+    assert f"{p.exchange_lifetime:.0f} s once the server has acknowledged the request" in text
+    assert f"{p.non_lifetime:.0f} s for a request sent with --non" in text
+    assert (p.max_transmit_wait, p.exchange_lifetime, p.non_lifetime) == (93, 247, 145)
+    ping = " ".join(run_in_process("ping", "--help").stdout.split())
+    assert "--non" not in ping and f"about {p.max_transmit_wait:.0f} s)" in ping
+
+
+def test_a_non_request_without_timeout_fails_after_non_lifetime():
+    """The bound --timeout's help promises for --non, on the client's own clock."""
+    import random
+
+    from coapkit.codec.codes import Code
+    from coapkit.codec.message import Message
+    from coapkit.codec.types import MessageType
+    from coapkit.endpoint import Endpoint
+    from coapkit.errors import RequestTimeout
+    from coapkit.exchanges.events import RequestFailed
+    from coapkit.messaging.parameters import DEFAULT_PARAMETERS as p
+
+    endpoint = Endpoint(rng=random.Random(1))
+    remote = ("192.0.2.1", 5683)
+    endpoint.request(Message(code=Code.GET), remote, 0.0, mtype=MessageType.NON)
+    failed: list[RequestFailed] = []
+    now = 0.0
+    while not failed:
+        deadline = endpoint.next_deadline()
+        assert deadline is not None
+        now = deadline
+        failed = [e for e in endpoint.handle_timeout(now).events if isinstance(e, RequestFailed)]
+    assert now == p.non_lifetime == 145
+    assert isinstance(failed[0].error, RequestTimeout)

@@ -10,11 +10,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import cli_env, one_error_line, run, run_bytes
+from tests.cli.helpers import FakePeer, ServerProcess, cli_env, one_error_line, run, run_bytes
 
 
 def test_get_prints_the_payload(demo_server):
@@ -374,3 +375,111 @@ def test_large_put_to_a_silent_port_times_out(silent_port, tmp_path):
     assert result.returncode == 8
     assert one_error_line(result).startswith(f"coapkit: no response from 127.0.0.1:{silent_port}")
     assert time.monotonic() - started < 10
+
+
+# -- issue 16: -o on a success without payload, oversized options, 4.13, reserved codes --------
+
+
+def test_output_file_is_left_alone_by_a_success_without_payload(tmp_path):
+    """2.03 Valid (the ETag sent still matches) and a 2.04 without payload carry no
+    representation: FILE keeps what it had, and stderr says so."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "notes.txt").write_text("the file's text")
+    server = ServerProcess("fileserver", str(root), "--write")
+    try:
+        url = f"{server.url}/notes.txt"
+        target = tmp_path / "copy.txt"
+        assert run("get", url, "-o", str(target)).returncode == 0
+        assert target.read_text() == "the file's text"
+        (etag,) = json.loads(run("get", url, "--json").stdout)["options"]["ETag"]
+        valid = run("get", url, "--option", f"ETag={etag}", "-o", str(target))
+        assert (valid.returncode, valid.stdout) == (0, "")
+        assert valid.stderr == f"2.03 Valid: {target} left as it was\n"
+        assert target.read_text() == "the file's text"
+        changed = run("put", url, "--payload", "new text", "-o", str(target))
+        assert (changed.returncode, changed.stderr) == (
+            0,
+            f"2.04 Changed: {target} left as it was\n",
+        )
+        assert target.read_text() == "the file's text"
+        assert (root / "notes.txt").read_text() == "new text"
+        again = run("get", url, "-o", str(target))  # a representation: written as before
+        assert (again.returncode, again.stderr) == (0, "")
+        assert target.read_text() == "new text"
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("verbose", [[], ["-v"]], ids=["", "-v"])
+def test_an_option_too_large_for_one_message_is_a_usage_error(demo_server, verbose):
+    big = "x" * 1200
+    result = run("get", f"{demo_server.url}/hello", "--option", f"65000={big}", *verbose)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("coapkit:")]
+    assert line.startswith("coapkit: the request does not fit in one CoAP message: a message of ")
+    assert line.endswith("not the options: shorten the --option values (1200 bytes)")
+    observing = run("get", f"{demo_server.url}/time", "--observe", "--option", f"65000={big}")
+    assert observing.returncode == 2
+    assert "shorten the --option values" in one_error_line(observing)
+
+
+def test_4_13_shows_the_servers_limit(demo_server, tmp_path):
+    body = tmp_path / "big.bin"
+    body.write_bytes(bytes(70000))  # the demo server takes bodies of up to 64 KiB
+    result = run("put", f"{demo_server.url}/echo", "--payload", f"@{body}")
+    assert result.returncode == 4
+    assert one_error_line(result) == (
+        "4.13 Request Entity Too Large: request body too large "
+        "(the server takes at most 65536 bytes)"
+    )
+
+
+def reserved_class_answer(code: int) -> Callable[[bytes, int], bytes | None]:
+    """A peer acknowledging every CON with ``code`` (a reserved class) and the token."""
+
+    def answer(data: bytes, count: int) -> bytes | None:
+        tkl = data[0] & 0x0F
+        return bytes((0x60 | tkl, code, data[2], data[3])) + data[4 : 4 + tkl] + b"\xffhi"
+
+    return answer
+
+
+@pytest.mark.parametrize("code", [0x20, 0xC0, 0xE1], ids=["1.00", "6.00", "7.01"])
+def test_a_code_in_a_reserved_class_is_exit_5_at_once(code):
+    peer = FakePeer(reserved_class_answer(code))
+    try:
+        started = time.monotonic()
+        result = run("get", f"coap://127.0.0.1:{peer.port}/x")
+        assert time.monotonic() - started < 10  # not after the retransmissions
+    finally:
+        peer.close()
+    assert result.returncode == 5, result.stderr
+    name = f"{code >> 5}.{code & 0x1F:02d}"
+    assert (
+        one_error_line(result) == f"coapkit: the server answered {name}, a code in a reserved class"
+    )
+    assert len(peer.received) == 1  # no retransmission: the answer would be the same
+
+
+def test_class_3_is_exit_5_too():
+    peer = FakePeer(reserved_class_answer(0x60))
+    try:
+        result = run("get", f"coap://127.0.0.1:{peer.port}/x")
+    finally:
+        peer.close()
+    assert (result.returncode, result.stderr) == (5, "3.00: hi\n")
+
+
+def test_discover_takes_the_uris_query_as_filters(demo_server):
+    def paths(*args: str) -> list[str]:
+        result = run("discover", *args)
+        assert result.returncode == 0, result.stderr
+        return [line.split()[0] for line in result.stdout.splitlines()[1:]]
+
+    assert paths(f"{demo_server.url}?rt=counter") == ["/counter"]
+    assert paths(f"{demo_server.url}/any/path?rt=time") == ["/time"]  # the path is ignored
+    assert paths(f"{demo_server.url}/.well-known/core?rt=greeting") == ["/hello"]
+    assert paths(f"{demo_server.url}?rt=counter", "--rt", "time") == []  # both apply
+    assert len(paths(demo_server.url)) == 4

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import sys
 import time
 
 import pytest
@@ -46,6 +47,60 @@ def test_one_log_line_per_request():
     assert len(requests) == 2
     assert re.search(r" 127\.0\.0\.1:\d+ GET /test -> 2\.05 Content$", requests[0])
     assert re.search(r" 127\.0\.0\.1:\d+ POST /nowhere -> 4\.04 Not Found$", requests[1])
+
+
+def test_requests_refused_before_a_resource_have_their_line(tmp_path):
+    """4.02 (an unrecognised critical option) and 4.13 (a body over the limit, Size1) are
+    answered by the stack, not by a resource; the request log shows them all the same."""
+    body = tmp_path / "big.bin"
+    body.write_bytes(bytes(70000))
+    server = ServerProcess("server")
+    try:
+        assert run("get", f"{server.url}/hello", "--option", "OSCORE=0x00").returncode == 4
+        assert run("put", f"{server.url}/echo", "--payload", f"@{body}").returncode == 4
+        server.wait_for_log("PUT /echo")
+    finally:
+        server.stop()
+    requests = [line for line in server.log().splitlines() if "->" in line]
+    assert len(requests) == 2, server.log()
+    assert re.search(r" 127\.0\.0\.1:\d+ GET /hello -> 4\.02 Bad Option$", requests[0])
+    assert re.search(r" 127\.0\.0\.1:\d+ PUT /echo -> 4\.13 Request Entity Too Large$", requests[1])
+
+
+def test_quiet_logs_no_request_lines():
+    server = ServerProcess("server", "--quiet")
+    try:
+        for _ in range(3):
+            assert run("get", f"{server.url}/hello").returncode == 0
+        assert run("get", f"{server.url}/nowhere").returncode == 4
+    finally:
+        assert server.stop() == 0
+    log = server.log()
+    assert "->" not in log
+    assert "serving the demo resources" in log and log.rstrip().endswith("stopped")
+
+
+def test_the_request_lines_keep_their_place_among_the_other_log_lines():
+    """The request lines are gathered per loop turn and written apart from the logging
+    records; with -v each one still comes after the datagrams of its own exchange and
+    before those of the next request."""
+    server = ServerProcess("server", "-v")
+    try:
+        for path in ("hello", "counter", "nowhere"):
+            run("get", f"{server.url}/{path}")
+        server.wait_for_log("GET /nowhere -> 4.04")
+    finally:
+        server.stop()
+    lines = server.log().splitlines()
+    for path, code in (("hello", "2.05"), ("counter", "2.05"), ("nowhere", "4.04")):
+        [request] = [i for i, line in enumerate(lines) if f"GET /{path} -> {code}" in line]
+        received = max(i for i, line in enumerate(lines[:request]) if "< CON GET" in line)
+        assert any(f"> ACK {code}" in line for line in lines[received:request]), lines
+        assert f"Uri-Path: '{path}'" in "\n".join(lines[received:request])
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d 127\.0\.0\.1:\d+ GET /hello -> .*",
+        lines[next(i for i, line in enumerate(lines) if "GET /hello ->" in line)],
+    )
 
 
 def test_dual_stack_server_logs_ipv4_peers_as_ipv4():
@@ -205,6 +260,105 @@ def test_workers_cannot_listen():
     assert result.returncode == 7
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def plain_server_refusal(port: int) -> str:
+    """What a plain ``coapkit server`` says on ``port`` taken: the line a group must say too."""
+    result = run("server", "--bind", "127.0.0.1", "--port", str(port))
+    assert result.returncode == 7
+    return one_error_line(result)
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1", "0.0.0.0", "::"])
+def test_a_second_worker_group_on_the_port_fails_like_a_plain_server(bind):
+    """SO_REUSEPORT would let a second group join the first and take half its clients:
+    it must fail as a plain server does (exit 7, address already in use)."""
+    first = ServerProcess("server", "--workers", "2")
+    try:
+        first.wait_for_log("2 workers serving on")
+        port = first.port
+        second = run("server", "--workers", "2", "--bind", bind, "--port", str(port))
+        assert second.returncode == 7, second.stderr
+        literal = f"[{bind}]" if ":" in bind else bind
+        assert one_error_line(second) == (
+            f"coapkit: cannot listen on {literal}:{port}: Address already in use"
+        )
+        if bind == "127.0.0.1":
+            assert one_error_line(second) == plain_server_refusal(port)
+        for _ in range(4):  # the first group still has every client
+            assert run("get", f"{first.url}/hello").stdout == "Hello, CoAP!\n"
+    finally:
+        assert first.stop() == 0
+    assert len(worker_pids(first.log())) == 2
+
+
+def test_a_group_starting_on_the_port_holds_it_against_another():
+    """Between the parent's check and its workers' binds, the port's lock (an abstract Unix
+    socket named after it) keeps a second group out."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the port lock is an abstract Unix socket (Linux)")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as lock:
+        lock.bind(f"\0coapkit-udp-{port}")  # as a group that is starting holds it
+        result = run("server", "--workers", "2", "--bind", "127.0.0.1", "--port", str(port))
+    assert result.returncode == 7
+    assert one_error_line(result) == (
+        f"coapkit: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(another coapkit server --workers group is starting there)"
+    )
+
+
+def test_claim_port_refuses_a_port_a_reuse_port_group_holds_and_locks_the_one_it_gives():
+    """claim_port binds without SO_REUSEPORT: a port held by any SO_REUSEPORT socket (which
+    a worker's bind would join) is refused; port 0 gets a port bound that way, so nobody's,
+    and its lock is held until closed."""
+    from coapkit.cli.serve import claim_port
+    from coapkit.errors import NetworkError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as group:
+        group.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        group.bind(("127.0.0.1", 0))
+        held = group.getsockname()[1]
+        with pytest.raises(NetworkError, match=f"cannot listen on 127.0.0.1:{held}: Address"):
+            claim_port("127.0.0.1", held)
+    port, lock = claim_port("127.0.0.1", 0)
+    try:
+        assert port != 0
+        if lock is not None:
+            with pytest.raises(NetworkError, match="another coapkit server --workers group"):
+                claim_port("127.0.0.1", port)
+    finally:
+        if lock is not None:
+            lock.close()
+    released = claim_port("127.0.0.1", port)[1]  # the lock was released
+    if released is not None:
+        released.close()
+
+
+def test_workers_refuse_a_tcp_listener_port_a_listening_group_holds():
+    """--workers with a coap+tcp listener claims its TCP port as it claims a UDP one: a
+    port where a SO_REUSEPORT listener is listening is refused (status 7) before any
+    worker starts, naming the listener; the UDP claim of the same number is unaffected."""
+    from coapkit.cli.serve import claim_port
+    from coapkit.errors import NetworkError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as group:
+        group.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        group.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        group.bind(("127.0.0.1", 0))
+        group.listen()
+        held = group.getsockname()[1]
+        with pytest.raises(NetworkError, match="cannot listen on coap\\+tcp://x: Address"):
+            claim_port("127.0.0.1", held, "tcp", name="coap+tcp://x")
+        result = run(
+            "server", "--workers", "2", "--listen", f"coap+tcp://127.0.0.1:{held}", timeout=30
+        )
+    assert result.returncode == 7
+    assert one_error_line(result) == (
+        f"coapkit: cannot listen on coap+tcp://127.0.0.1:{held}: Address already in use"
+    )
 
 
 # -- --loop ---------------------------------------------------------------------------------------

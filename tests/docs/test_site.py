@@ -42,6 +42,22 @@ def test_cli_page_is_generated_from_the_parser():
     assert hook.on_page_markdown("# other", page=None, config=config, files=None) == "# other"
 
 
+def test_the_cli_page_on_disk_says_where_its_reference_comes_from():
+    """docs/cli.md holds no reference itself (the build makes it): whoever reads the file
+    is told so, and where to look; the built page has the reference instead of the note."""
+    hook = load_hook("cli_reference")
+    page = (DOCS / "cli.md").read_text()
+    note = page[page.index(hook.MARKER) : page.index(hook.END)]
+    assert "docs/_hooks/cli_reference.py" in note
+    assert (ROOT / "docs" / "_hooks" / "cli_reference.py").is_file()
+    assert "`coapkit COMMAND --help`" in note
+    assert "## coapkit" not in page  # no stale copy of the reference on disk
+    config = {"config_file_path": str(ROOT / "mkdocs.yml")}
+    rendered = hook.on_page_markdown(page, page=None, config=config, files=None)
+    assert "holds no reference on disk" not in rendered and hook.END not in rendered
+    assert rendered.rstrip().endswith(markdown(build_parser()).rstrip())
+
+
 def test_the_reference_shows_every_command_option_and_example():
     parser = build_parser()
     reference = markdown(parser)

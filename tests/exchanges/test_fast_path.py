@@ -134,15 +134,45 @@ def test_an_unrecognised_critical_option_is_declined() -> None:
     assert Message.decode(reply).code == Code.BAD_OPTION
 
 
-def test_declined_when_timers_are_due_or_the_defence_is_on() -> None:
+def test_declined_when_timers_are_due() -> None:
     ep = endpoint()
     known(ep)
     due = ep.messaging._dedup.earliest
     assert ep.accept_request(request(2), CLIENT, due) is None  # expiry first: general path
     assert ep.accept_request(request(2), CLIENT, due - 1.0) is not None
-    guarded = endpoint(amplification=AmplificationConfig())
-    known(guarded)
-    assert guarded.accept_request(request(2), CLIENT, 1.0) is None
+
+
+def test_with_the_defence_on_a_small_answer_goes_fast_as_respond_would_send_it() -> None:
+    """The amplification defence lets a response within 3x the request (or 136 bytes) go
+    to an unverified source unasked: the fast path sends it, byte for byte the same."""
+    fast, general = (endpoint(amplification=AmplificationConfig()) for _ in range(2))
+    for ep in (fast, general):
+        known(ep)
+    data = request(2)
+    inbound = fast.accept_request(data, CLIENT, 1.0)
+    assert inbound is not None
+    [event] = general.datagram_received(data, CLIENT, 1.0).events
+    response = Message(code=Code.CONTENT, payload=b"x" * 100)
+    sent = fast.respond_now(inbound, response, 1.0)
+    [(expected, _)] = general.respond(event.handle, response, 1.0).datagrams
+    assert sent == expected
+    assert state(fast) == state(general)
+
+
+def test_with_the_defence_on_a_large_answer_is_left_to_respond() -> None:
+    """Over the limit, an unverified source gets a 4.01 Echo challenge: respond decides."""
+    ep = endpoint(amplification=AmplificationConfig())
+    known(ep)
+    inbound = ep.accept_request(request(2), CLIENT, 1.0)
+    assert inbound is not None
+    before = state(ep)
+    assert ep.respond_now(inbound, Message(code=Code.CONTENT, payload=b"x" * 200), 1.0) is None
+    assert inbound.state is InboundState.PENDING
+    assert state(ep) == before
+    [(reply, _)] = ep.respond(
+        inbound, Message(code=Code.CONTENT, payload=b"x" * 200), 1.0
+    ).datagrams
+    assert Message.decode(reply).code == Code.UNAUTHORIZED
 
 
 def test_a_multicast_or_oversized_request_is_declined() -> None:

@@ -13,7 +13,12 @@ from coapkit import Code, Message, MessageType, Options
 from coapkit.codec.message import decode, encode
 from coapkit.endpoint import Endpoint
 from coapkit.errors import BadResponse
-from coapkit.exchanges.events import Diagnostic, RequestFailed, ResponseEvent
+from coapkit.exchanges.events import (
+    Diagnostic,
+    RequestFailed,
+    RequestRefused,
+    ResponseEvent,
+)
 
 SERVER = ("192.0.2.2", 5683)
 GROUP = ("224.0.1.187", 5683)
@@ -120,4 +125,7 @@ def test_server_answers_unimplemented_critical_option_with_bad_option():
     answer = decode(data)
     assert (answer.mtype, answer.code, answer.mid) == (MessageType.ACK, Code.BAD_OPTION, 0x0101)
     assert answer.payload == b"unrecognised critical option: Q-Block1"
-    assert [type(e) for e in out.events] == [Diagnostic]
+    refused, diagnostic = out.events  # the refusal, for the server's request log
+    assert isinstance(refused, RequestRefused) and isinstance(diagnostic, Diagnostic)
+    assert refused.response.code == Code.BAD_OPTION
+    assert refused.handle.message.options.uri_path == ("x",)

@@ -57,6 +57,18 @@ def test_the_fast_path_is_taken_and_changes_nothing() -> None:
     assert many.endpoint.messaging.stats.peers_refused == 10
 
 
+def test_with_the_amplification_defence_on_the_fast_path_changes_nothing_either() -> None:
+    """``coapkit server`` keeps the defence on: its small answers go the fast way too,
+    exactly as the general path (with its Echo challenges for large ones) would send them."""
+    rng = random.Random(7959)
+    answered = 0
+    for _ in range(200):
+        general, fast = harness.run_both(harness.generate(rng), amplification=True)
+        assert general.fast_taken == [0, 0]
+        answered += fast.fast_taken[1]
+    assert answered > 200
+
+
 def test_a_difference_between_the_paths_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     def forgetful(self: Endpoint, handle: object, response: object, now: float) -> bytes | None:
         data = original(self, handle, response, now)

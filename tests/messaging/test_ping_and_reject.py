@@ -213,3 +213,32 @@ def test_an_unrecognised_con_response_is_reset_but_unmatched_acks_and_nons_are_i
     (non,) = d.receive(h("5145 0102 01"), A)  # the layer above just lets it go
     d.accept(non.inbound)  # type: ignore[union-attr, arg-type]
     assert d.take() == []
+
+
+@pytest.mark.parametrize("code", [0x20, 0xC0, 0xE1], ids=["1.00", "6.00", "7.01"])
+def test_an_ack_in_a_reserved_class_fails_its_con_at_once(code: int) -> None:
+    """The peer received the CON (its ACK says so) but answered with a code nothing can
+    read; its deduplication would send the same again: the CON fails now, and the next
+    message to that peer may go (NSTART)."""
+    from coapkit.errors import ReservedCodeResponse
+    from coapkit.messaging import DeliveryFailed
+
+    d = Driver(make_layer())
+    outgoing = d.send(request(CON), A, at=1.0)
+    waiting = d.send(request(CON), A, at=1.0)  # queued behind it (NSTART 1)
+    d.take()
+    [failed] = d.receive(bytes((0x61, code, 0x10, 0x00, 0x74)) + b"\xffhi", A, at=1.5)
+    assert isinstance(failed, DeliveryFailed) and failed.outgoing is outgoing
+    assert isinstance(failed.error, ReservedCodeResponse) and failed.error.code == code
+    assert outgoing.state is OutgoingState.FAILED
+    assert [when for when, _, _ in d.take()] == [1.5]  # the next CON went out
+    assert waiting.state is OutgoingState.AWAITING_ACK
+    d.advance(60.0)
+    assert [data[2:4] for _, data, _ in d.take()] == [h("1001")] * 4  # only its retransmissions
+
+
+def test_an_ack_in_a_reserved_class_for_nothing_outstanding_is_ignored() -> None:
+    d = Driver(make_layer())
+    [ignored] = d.receive(h("60c0 4242"), A, at=1.0)
+    assert isinstance(ignored, MessageIgnored) and "reserved class" in ignored.reason
+    assert d.take() == []

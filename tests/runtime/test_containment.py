@@ -173,6 +173,24 @@ def test_a_raising_request_log_changes_nothing(loop: str, raising_filter: Any) -
     assert flt.calls >= 4
 
 
+def test_a_raising_request_log_sink_changes_nothing(loop: str) -> None:
+    """``Server(request_log=)``, the sink coapkit server writes its access log through."""
+    calls = []
+
+    def sink(line: str) -> None:
+        calls.append(line)
+        raise Boom("the access log is broken")
+
+    async def main() -> None:
+        server = make_server(log_requests=True, request_log=sink)
+        async with server, Client(timeout=3) as client:
+            for _ in range(3):
+                assert (await client.get(f"coap://127.0.0.1:{server.port}/hello")).text == "hi"
+
+    run_on(loop, main())
+    assert len(calls) == 3
+
+
 def test_a_raising_progress_callback_does_not_stop_a_transfer(loop: str) -> None:
     def progress(done: int, total: int | None) -> None:
         raise Boom("progress callback")

@@ -404,14 +404,19 @@ class DiagnosticHandler(logging.StreamHandler[Diagnostics]):
     Once stderr is gone the log has nowhere to go, so the first record after
     that switches the ``coapkit`` loggers off: with ``-v`` the servers would
     otherwise go on formatting every datagram (the trace on ``coapkit.trace``)
-    for no one.
+    for no one.  ``before`` is called before each record is written: the
+    servers' request log (:mod:`coapkit.cli.requestlog`) writes the lines it
+    has gathered, so that they come out in the order they were made.
     """
 
     def __init__(self) -> None:
         super().__init__(diagnostics)
+        self.before: Callable[[], None] | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         if diagnostics.gone:
             logging.getLogger("coapkit").setLevel(logging.CRITICAL + 1)
             return
+        if self.before is not None:
+            self.before()
         super().emit(record)

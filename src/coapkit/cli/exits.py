@@ -14,6 +14,7 @@ from coapkit.errors import (
     CoapError,
     NetworkError,
     RequestTimeout,
+    ReservedCodeResponse,
     ResetByPeer,
     TransferError,
     UriError,
@@ -43,7 +44,9 @@ class LocalFileError(Exception):
 
 
 def response_status(code: int) -> int:
-    """0 for 2.xx, 4 for 4.xx, 5 for 5.xx and for a response class CoAP does not define."""
+    """0 for 2.xx, 4 for 4.xx, 5 for 5.xx and for a response class CoAP does not define
+    (3.xx; an answer in a reserved class, 1.xx, 6.xx or 7.xx, never becomes a response:
+    the request fails with ReservedCodeResponse, which :func:`exit_status` makes 5 too)."""
     if 64 <= code < 96:
         return EXIT_OK
     if 128 <= code < 160:
@@ -72,6 +75,8 @@ def exit_status(exc: BaseException) -> tuple[int, str]:
     elif isinstance(exc, TransferError):
         status = EXIT_TRANSFER
         message = f"block-wise transfer failed: {message}"
+    elif isinstance(exc, ReservedCodeResponse):  # a code of no known class: as 3.xx is
+        status = EXIT_SERVER_ERROR
     elif isinstance(exc, BadResponse):
         status = EXIT_MALFORMED
     elif isinstance(exc, CoapError):

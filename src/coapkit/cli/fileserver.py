@@ -13,6 +13,13 @@
   Both honour If-Match and If-None-Match (RFC 7252 §5.10.8): 4.12 when they
   do not hold.  PUT writes a temporary file and renames it into place, so a
   reader never sees half a file; the parent directory must exist.
+* Dotfiles and dot-directories (``.env``, ``.git``, ``.ssh``: what a directory
+  often holds without meaning to publish it) are hidden unless
+  ``--dotfiles``: not listed, and a path with a segment starting with ``.``
+  (or one that a symbolic link leads into such a place) is answered 4.04
+  Not Found for GET and DELETE, as if it were not there, and 4.03 for PUT
+  (which would create it).  The temporary files of uploads in progress
+  (``.coapkit-upload-*``) are dotfiles too, so they never show.
 * Nothing outside DIR is ever read or written: a path with a ``.`` or ``..``
   segment, a segment holding ``/``, ``\\`` or NUL, or one that leads out of
   DIR through a symbolic link is answered 4.03 Forbidden.  (Clients normalise
@@ -55,10 +62,14 @@ def _etag(*parts: object) -> bytes:
 class DirectoryResource(Resource):
     """Every path below ``root``; mounted at ``/{path*}`` (see :func:`fileserver_site`)."""
 
-    def __init__(self, root: str | os.PathLike[str], *, writable: bool = False) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, writable: bool = False, dotfiles: bool = False
+    ) -> None:
         super().__init__(hidden=True)
         self.root = Path(os.path.realpath(root))
         self.writable = writable
+        #: serve (and list) names starting with "." too (``--dotfiles``)
+        self.dotfiles = dotfiles
 
     def handler(self, method: int) -> Handler | None:
         if not self.writable and method in (Code.PUT, Code.DELETE):
@@ -67,8 +78,9 @@ class DirectoryResource(Resource):
 
     # -- paths --------------------------------------------------------------------------
 
-    def locate(self, segments: tuple[str, ...]) -> Path:
-        """The real path for Uri-Path segments; RespondWith 4.03 if it would leave the root."""
+    def locate(self, segments: tuple[str, ...], *, hidden: Code = Code.NOT_FOUND) -> Path:
+        """The real path for Uri-Path segments; RespondWith 4.03 if it would leave the root,
+        ``hidden`` (4.04: as if it were not there) if it is or goes through a dotfile."""
         if segments and segments[-1] == "":
             segments = segments[:-1]  # "/dir/" names the directory itself
         for segment in segments:
@@ -77,7 +89,19 @@ class DirectoryResource(Resource):
         real = Path(os.path.realpath(self.root.joinpath(*segments)))
         if real != self.root and self.root not in real.parents:
             raise RespondWith(Code.FORBIDDEN, "that path leads outside the served directory")
+        if not self.dotfiles and (self._dotted(segments) or self._dotted(self._inside(real))):
+            if hidden == Code.NOT_FOUND:
+                raise RespondWith(Code.NOT_FOUND, "no such file or directory")
+            raise RespondWith(hidden, "names starting with '.' are not served")
         return real
+
+    def _inside(self, real: Path) -> tuple[str, ...]:
+        """The parts of ``real`` (a real path within the root) below the root."""
+        return real.relative_to(self.root).parts
+
+    @staticmethod
+    def _dotted(parts: tuple[str, ...]) -> bool:
+        return any(part.startswith(".") for part in parts)
 
     def href(self, path: Path) -> str:
         relative = path.relative_to(self.root)
@@ -89,6 +113,10 @@ class DirectoryResource(Resource):
             real = Path(os.path.realpath(path))
             if real != self.root and self.root not in real.parents:
                 return None
+            if not self.dotfiles and (
+                path.name.startswith(".") or self._dotted(self._inside(real))
+            ):
+                return None  # hidden: see the module doc
             info = real.stat()
         except OSError:
             return None
@@ -147,7 +175,7 @@ class DirectoryResource(Resource):
         return _etag(info.st_mtime_ns, info.st_size, info.st_ino)
 
     def put(self, request: Request) -> Response:
-        path = self.locate(request.path)
+        path = self.locate(request.path, hidden=Code.FORBIDDEN)
         if path == self.root or path.is_dir():
             raise RespondWith(Code.METHOD_NOT_ALLOWED, "a directory cannot be replaced by PUT")
         if not path.parent.is_dir():
@@ -208,9 +236,12 @@ class _TopLevel:
             return []
 
 
-def fileserver_site(root: str | os.PathLike[str], *, writable: bool = False) -> Site:
-    """A site serving the directory ``root`` (read-only unless ``writable``)."""
-    resource = DirectoryResource(root, writable=writable)
+def fileserver_site(
+    root: str | os.PathLike[str], *, writable: bool = False, dotfiles: bool = False
+) -> Site:
+    """A site serving the directory ``root`` (read-only unless ``writable``; names starting
+    with ``.`` hidden unless ``dotfiles``)."""
+    resource = DirectoryResource(root, writable=writable, dotfiles=dotfiles)
     site = Site(well_known=False)
     site.add(WELL_KNOWN_CORE, WellKnownCore(_TopLevel(resource)))
     site.add("/{path*}", resource)

@@ -76,6 +76,7 @@ from coapkit.cli.rd import add_rd_parser, add_register_options
 from coapkit.codec.message import Message
 from coapkit.codec.types import MessageType
 from coapkit.errors import DecodeError
+from coapkit.messaging.parameters import DEFAULT_PARAMETERS
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -174,7 +175,10 @@ indented, CBOR as diagnostic notation, link-format one link per line, binary
 as a hex dump; -o - writes the raw bytes).  An error response prints its code
 on stderr (4.04 Not Found) and sets the exit status (4 or 5); a success
 without payload other than 2.05 prints its code (and Location) on stderr.
--o writes the payload of a success only.  --json prints the whole response
+-o writes the payload of a success only; one without payload other than 2.05
+(2.03 Valid after an ETag check, 2.04 Changed) leaves FILE as it was, and
+says so on stderr (2.03 Valid: FILE left as it was).  An error response
+with Size1 (4.13) shows the server's limit.  --json prints the whole response
 as one JSON object: code, code_name, options by name (repeatable options as
 lists, opaque values as 0x-hex), content_format, payload (UTF-8 text, or
 base64 as payload_encoding says), remote.  A closed stderr changes nothing
@@ -270,6 +274,19 @@ clients do so by themselves; for clients that cannot (aiocoap 0.4.17),
 """
 
 
+#: --timeout's help, with the client's own bounds (RFC 7252 §4.8.2: MAX_TRANSMIT_WAIT for a
+#: CON, EXCHANGE_LIFETIME for a separate response after an empty ACK, NON_LIFETIME for a
+#: NON; coapkit.exchanges.client) taken from the parameters the client uses by default.
+TIMEOUT_HELP = (
+    "give up after this long (default: CoAP's own timing: after the retransmissions, "
+    "about {p.max_transmit_wait:.0f} s"
+)
+TIMEOUT_NON_HELP = (
+    ", or {p.exchange_lifetime:.0f} s once the server has acknowledged the request and "
+    "answers separately; {p.non_lifetime:.0f} s for a request sent with --non)"
+)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (and exit status 2).
 
@@ -334,7 +351,8 @@ def _parse_hex(text: str) -> bytes:
     return bytes.fromhex(cleaned)
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(parser: argparse.ArgumentParser, *, non: bool = False) -> None:
+    """URI, --timeout, -v and --loop; ``non``: the command has --non (its timeout differs)."""
     parser.add_argument(
         "uri",
         metavar="URI",
@@ -345,7 +363,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--timeout",
         type=timeout_type,
         metavar="SECONDS",
-        help="give up after this long (default: CoAP's own retransmission timing, about 93 s)",
+        help=TIMEOUT_HELP.format(p=DEFAULT_PARAMETERS)
+        + (TIMEOUT_NON_HELP.format(p=DEFAULT_PARAMETERS) if non else ")"),
     )
     parser.add_argument(
         "-v",
@@ -443,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
             + SECURITY_EPILOG,
             formatter_class=formatter,
         )
-        _add_common(request)
+        _add_common(request, non=True)
         request.add_argument(
             "--payload", metavar="TEXT|@FILE|-", help="the request payload (see below)"
         )
@@ -516,8 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  coapkit discover coap://127.0.0.1 --json\n\n"
         "  coapkit discover coap+tcp://127.0.0.1\n\n"
         "--rt and --if are sent as RFC 6690 query filters (a trailing * matches a "
-        "prefix) and applied again to the answer, for servers that ignore them.\n"
-        + SECURITY_EPILOG,
+        "prefix) and applied again to the answer, for servers that ignore them; so is\n"
+        "the query of URI (coap://127.0.0.1?rt=Type1&ct=40).  The path of URI is\n"
+        "ignored: discovery always asks /.well-known/core.\n" + SECURITY_EPILOG,
         formatter_class=formatter,
     )
     _add_common(discover)
@@ -548,7 +568,8 @@ def build_parser() -> argparse.ArgumentParser:
             + "\n--workers N: N worker processes share the port, or each --listen URI's port\n"
             "(SO_REUSEPORT, for TCP and WebSocket listeners too; the kernel spreads\n"
             "clients over them, each client, or connection, always reaching the same\n"
-            "worker).\n"
+            "worker).  A port in use, by another --workers group too, is refused (exit\n"
+            "status 7).\n"
             "The parent supervises: Ctrl-C or SIGTERM stops them all (exit status 0);\n"
             "if one ends by itself, the others are stopped.  Each worker has its own\n"
             "resource state (counters, stored values).\n",
@@ -559,7 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Serve the files of DIR: GET a file (Content-Format from its extension, "
             "ETag, 2.03 revalidation; large files go block-wise), GET a directory (a "
             "link-format listing), and with --write PUT (up to 16 MiB, in blocks) and "
-            "DELETE.  Nothing outside DIR is ever served.",
+            "DELETE.  Nothing outside DIR is ever served, nor, unless --dotfiles, a "
+            "name starting with '.' (.env, .git/...).",
             "examples:\n  coapkit fileserver ./public\n"
             "  coapkit fileserver /srv/coap --port 5683 --write\n"
             "  coapkit fileserver ./public --listen coap://[::]:5683 --listen coap+tcp://[::]:5683\n"
@@ -573,6 +595,12 @@ def build_parser() -> argparse.ArgumentParser:
             server.add_argument("dir", metavar="DIR", help="the directory to serve")
             server.add_argument(
                 "--write", action="store_true", help="allow PUT and DELETE of files"
+            )
+            server.add_argument(
+                "--dotfiles",
+                action="store_true",
+                help="serve names starting with '.' too (.env, .git: hidden by default, "
+                "not listed and answered 4.04)",
             )
         else:
             server.add_argument(
@@ -619,6 +647,13 @@ def build_parser() -> argparse.ArgumentParser:
         )
         server.add_argument(
             "-v", "--verbose", action="store_true", help="trace every datagram; debug logging"
+        )
+        server.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            help="no line per request on stderr (the start and stop lines, warnings and "
+            "errors still go there)",
         )
         _add_loop(server)
         _add_security(server, server=True)

@@ -37,8 +37,8 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ from coapkit.codec.option_registry import (
 from coapkit.codec.options import encode_value
 from coapkit.codec.uri import CoapUri, parse_uri, quote_query, quote_segment
 from coapkit.connections import StreamConfig
-from coapkit.errors import LinkFormatError, OptionValueError, UriError
+from coapkit.errors import EncodeError, LinkFormatError, OptionValueError, UriError
 from coapkit.resources.response import Response
 from coapkit.security.tls import TlsCredentials
 from coapkit.transports import MissingExtra, require_websockets
@@ -276,18 +276,19 @@ def cmd_request(args: argparse.Namespace) -> int:
     tls = client_tls(args, uri)
     trace = _tracer(args)
     if args.observe:
-        return loops.run(
-            observe(
-                args,
-                uri,
-                payload,
-                content_format=content_format,
-                options=options,
-                trace=trace,
-                tls=tls,
-            ),
-            loop,
-        )
+        with _fitting(options):
+            return loops.run(
+                observe(
+                    args,
+                    uri,
+                    payload,
+                    content_format=content_format,
+                    options=options,
+                    trace=trace,
+                    tls=tls,
+                ),
+                loop,
+            )
     progress = progress_hook(args, payload)
 
     async def run() -> Response:
@@ -305,8 +306,29 @@ def cmd_request(args: argparse.Namespace) -> int:
                 progress=progress,
             )
 
-    response = run_with_progress(run, progress, loop)
+    with _fitting(options):
+        response = run_with_progress(run, progress, loop)
     return present(response, args, trace)
+
+
+@contextmanager
+def _fitting(options: list[tuple[int, bytes]]) -> Iterator[None]:
+    """Turn a request that cannot be encoded (EncodeError: larger than one message) into
+    the usage error it is: only the payload goes block-wise, never the options, so the
+    URI's and ``--option``'s values must fit in one message (status 2, not 1)."""
+    try:
+        yield
+    except EncodeError as exc:
+        given = sum(len(value) for _, value in options)
+        if given:
+            shorten = f"shorten the --option values ({given} bytes)"
+        else:
+            shorten = "shorten the URI's path and query"
+        reason = str(exc).partition(";")[0]  # without the library's advice on bodies
+        raise UsageError(
+            f"the request does not fit in one CoAP message: {reason}; only the payload "
+            f"goes block-wise, not the options: {shorten}"
+        ) from None
 
 
 # -- observe ---------------------------------------------------------------------------------
@@ -475,7 +497,9 @@ def present(
     with its diagnostic payload, and, for a success without payload other
     than 2.05, the code and any Location so that a command never seems to
     have done nothing.  ``-o`` receives the payload of a success only (an
-    error never overwrites it).
+    error never overwrites it), and only of one that carries a representation:
+    after a 2.03 Valid (the ETag the user sent still matches) or a 2.04 with
+    no payload, FILE keeps what it had, and the stderr line says so.
 
     The status is the response's: a closed stderr changes nothing, and a
     closed stdout (OutputClosed, status 10) ends a success only; an error
@@ -493,7 +517,11 @@ def present(
                 output.text(as_json)
         diagnostic = _diagnostic_text(response)
         line = code_name(response.code)
-        diagnostics.line(f"{line}: {diagnostic}" if diagnostic else line)
+        line = f"{line}: {diagnostic}" if diagnostic else line
+        limit = response.options.size1 if response.code == Code.REQUEST_ENTITY_TOO_LARGE else None
+        if limit is not None:  # RFC 7959 §4: the largest body the server takes
+            line += f" (the server takes at most {limit} bytes)"
+        diagnostics.line(line)
         if diagnostic is None and as_json is None:
             with suppress(OutputClosed):
                 _show_payload(response)
@@ -501,15 +529,21 @@ def present(
     if as_json is not None:
         output.text(as_json)
     output_file = getattr(args, "output", None)
-    if output_file is not None:
+    # A success without payload other than 2.05 (2.03 Valid after an ETag check, 2.04
+    # Changed...) has no representation to write: -o FILE is left as it was.
+    no_representation = not response.payload and response.code != Code.CONTENT
+    untouched = no_representation and output_file not in (None, "-")
+    if output_file is not None and not untouched:
         write_output(output_file, response.payload)
         if trace is not None and output_file != "-":
             trace.note(f"wrote {len(response.payload)} bytes to {output_file}")
-    elif as_json is None:
+    elif output_file is None and as_json is None:
         _show_payload(response)
-    if not response.payload and as_json is None and response.code != Code.CONTENT:
-        location = _location(response)
+    if no_representation and (as_json is None or untouched):
         line = code_name(response.code)
+        if untouched:
+            line += f": {output_file} left as it was"
+        location = _location(response)
         diagnostics.line(f"{line}  Location: {location}" if location else line)
     return status
 
@@ -549,8 +583,10 @@ def cmd_ping(args: argparse.Namespace) -> int:
 
 
 def discovery_uri(uri: CoapUri, rt: str | None, if_: str | None) -> CoapUri:
-    """``/.well-known/core`` of the server in ``uri``, with its query and the filters added."""
-    query = list(uri.query) if uri.path == (".well-known", "core") else []
+    """``/.well-known/core`` of the server in ``uri``, with the filters: the URI's query
+    (whatever its path: ``coap://host?rt=temp`` filters as ``--rt temp`` does) and then
+    ``--rt`` and ``--if``."""
+    query = list(uri.query)
     if rt is not None:
         query.append(f"rt={rt}")
     if if_ is not None:

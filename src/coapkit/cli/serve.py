@@ -25,8 +25,17 @@ cleanly, with exit status 0, on Ctrl-C (SIGINT) or SIGTERM.
   port of every listener (SO_REUSEPORT, for TCP and WebSocket listeners too:
   the kernel spreads clients over them, one client, or one connection,
   always reaching the same worker, so block-wise transfers and observations
-  stay with one process).  The first worker binds (port 0 resolved), the
-  others bind the URIs it reports.  The parent only supervises: it starts them,
+  stay with one process).  SO_REUSEPORT lets any process of the same user
+  join a group, so before starting the workers the parent claims the port
+  of each listener (:func:`claim_port`): a bind without SO_REUSEPORT fails
+  if anything holds the port, a second group included, exactly as a plain
+  server fails there ("address already in use", status 7); it also picks
+  the port for port 0 (a SO_REUSEPORT bind to port 0 may be given a port
+  another group holds).  Between that bind and the workers' own, and for as
+  long as the group runs, the parent holds a lock named after the transport
+  and port (Linux: an abstract Unix socket, gone with the process), which a
+  second coapkit group finds taken.  Every worker binds the claimed URIs.
+  The parent only supervises: it starts them,
   stops them all with SIGTERM on SIGINT or SIGTERM (exit 0), and stops the
   others if one ends by itself (exiting with that one's status).  The state
   of the resources (a counter, a stored value) is per worker.
@@ -41,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -59,6 +69,7 @@ from coapkit.cli import loops
 from coapkit.cli.console import DiagnosticHandler, diagnostics, settle
 from coapkit.cli.exits import EXIT_INTERNAL, EXIT_OK, LocalFileError, UsageError, exit_status
 from coapkit.cli.rd import start_registering, stop_registering
+from coapkit.cli.requestlog import RequestLog
 from coapkit.cli.security import server_tls
 from coapkit.cli.ticking import start_ticking, stop_ticking
 from coapkit.codec.uri import CoapUri, parse_uri
@@ -78,10 +89,11 @@ WORKER_START_TIMEOUT = 30.0
 WORKER_STOP_TIMEOUT = 10.0
 
 
-def configure_logging(verbose: bool, prefix: str = "") -> None:
-    """Log lines to stderr: one per request at INFO, everything with ``-v``; each line
-    starts with the time and ``prefix`` (a worker's ``[worker PID]``).  A closed
-    stderr switches the log off (:class:`~coapkit.cli.console.DiagnosticHandler`)."""
+def configure_logging(verbose: bool, prefix: str = "") -> DiagnosticHandler:
+    """Log lines to stderr: INFO and above, everything with ``-v``; each line starts with
+    the time and ``prefix`` (a worker's ``[worker PID]``).  A closed stderr switches the
+    log off (:class:`~coapkit.cli.console.DiagnosticHandler`, returned).  The request
+    lines are not log records: :class:`~coapkit.cli.requestlog.RequestLog` writes them."""
     handler = DiagnosticHandler()
     layout = "%(asctime)s " + prefix.replace("%", "%%") + "%(message)s"
     handler.setFormatter(logging.Formatter(layout, "%Y-%m-%d %H:%M:%S"))
@@ -89,6 +101,7 @@ def configure_logging(verbose: bool, prefix: str = "") -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     root.propagate = False
+    return handler
 
 
 def listen_uris(args: argparse.Namespace) -> list[CoapUri]:
@@ -169,21 +182,28 @@ def serve(
     loop_name = loops.choose_loop(getattr(args, "loop", None))
     uris = listen_uris(args)
     ssl_context = server_tls(args, uris)
-    configure_logging(args.verbose, log_prefix)  # -v: the datagram trace is on coapkit.trace
+    handler = configure_logging(args.verbose, log_prefix)  # -v: the trace is on coapkit.trace
     amplification = None if args.no_amplification_limit else AmplificationConfig()
 
     async def run() -> None:
+        loop = asyncio.get_running_loop()
+
+        def log_off() -> None:  # stderr is gone: no more lines made for no one
+            server.log_requests = False
+
+        request_log = RequestLog(loop, prefix=log_prefix, off=log_off)
         server = Server(
             site,
             listen=[str(uri) for uri in uris],
-            log_requests=True,
+            log_requests=not getattr(args, "quiet", False),
+            request_log=request_log.add,
             amplification=amplification,
             blockwise=blockwise,
             reuse_port=reuse_port,
             ssl_context=ssl_context,
         )
+        handler.before = request_log.flush
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
         for number in stop_signals:  # before "serving CoAP on ...": a signal always stops cleanly
             loop.add_signal_handler(number, stop.set)
         ticking = []
@@ -211,6 +231,8 @@ def serve(
             stop_ticking(ticking)
             await stop_registering(registrant)
             await server.close()
+            request_log.flush()
+            handler.before = None
         logger.info("stopped")
 
     loops.run(run(), loop_name)
@@ -252,7 +274,7 @@ def cmd_fileserver(args: argparse.Namespace) -> int:
         reason = "does not exist" if not root.exists() else "is not a directory"
         raise LocalFileError(f"{args.dir!r} {reason}")
     mode = "read-write (PUT and DELETE allowed)" if args.write else "read-only"
-    site = fileserver_site(root, writable=args.write)
+    site = fileserver_site(root, writable=args.write, dotfiles=args.dotfiles)
     blockwise = BlockwiseConfig(
         max_body=FILESERVER_MAX_BODY, max_body_total=4 * FILESERVER_MAX_BODY
     )
@@ -276,18 +298,16 @@ class _Failed(Exception):
 
 
 def _worker(
-    argv: list[str], bound: list[str] | None, connection: multiprocessing.connection.Connection
+    argv: list[str], bound: list[str], connection: multiprocessing.connection.Connection
 ) -> None:
-    """One worker process: ``coapkit server`` on the shared ports (``bound``: the first
-    worker's listeners, their ports resolved; None for the first), reporting to
-    ``connection``."""
+    """One worker process: ``coapkit server`` on the shared ports (``bound``: the
+    listeners the supervisor claimed, their ports resolved), reporting to ``connection``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     from coapkit.cli.main import build_parser
 
     args = build_parser().parse_args(argv)
     args.warned = True  # by the supervisor, about security options without effect
-    if bound is not None:
-        args.listen, args.bind, args.port = bound, None, None
+    args.listen, args.bind, args.port = bound, None, None
     site, description = server_site(args)
     try:
         status = serve(
@@ -306,14 +326,98 @@ def _worker(
     sys.exit(status)
 
 
+def claim_port(
+    host: str, port: int, transport: str = "udp", *, name: str | None = None
+) -> tuple[int, socket.socket | None]:
+    """The port ``--workers`` may share on ``host`` for ``transport`` (``udp``, or ``tcp``
+    for the TCP, TLS and WebSocket listeners), and the lock that keeps it theirs.
+
+    Binds ``host``:``port`` without SO_REUSEPORT, as the transport would
+    bind it otherwise (dual-stack for ``::``; SO_REUSEADDR for TCP, as the
+    listener sets it): that fails (NetworkError, status 7, naming ``name``
+    or ``host:port``) when any socket holds the port, whether or not with
+    SO_REUSEPORT, and for port 0 gives a port nobody holds.  Then, while that
+    socket still holds it, takes the lock of the port, an abstract Unix
+    socket ``coapkit-TRANSPORT-PORT`` (Linux; None elsewhere), which another
+    group starting meanwhile finds taken.  The probe is closed on return, so
+    that the workers can bind; the caller keeps the lock open while they serve.
+    """
+    literal = f"[{host}]" if ":" in host else host
+    kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
+    try:
+        family, address = _bind_address(host, port)
+        with socket.socket(family, kind) as probe:
+            if family == socket.AF_INET6 and address[0] == "::":
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            if kind == socket.SOCK_STREAM:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+            port = probe.getsockname()[1]
+            lock = _port_lock(transport, port)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        where = name if name is not None else f"{literal}:{port}"
+        raise NetworkError(f"cannot listen on {where}: {reason}") from None
+    return port, lock
+
+
+def _bind_address(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
+    """The family and socket address to bind ``host`` to, as the UDP transport binds it
+    (``::`` dual-stack; a host name's first address, IPv4 first)."""
+    if host in ("", "::") and socket.has_ipv6:
+        return socket.AF_INET6, ("::", port, 0, 0)
+    if host in ("", "::"):
+        return socket.AF_INET, ("0.0.0.0", port)
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    family, _, _, _, address = infos[0]
+    return family, address
+
+
+def _port_lock(transport: str, port: int) -> socket.socket | None:
+    """The lock of ``transport`` ``port``: a bound abstract Unix socket (None where there are none:
+    not Linux); OSError EADDRINUSE, saying why, if another process holds it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    lock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        lock.bind(f"\0coapkit-{transport}-{port}")
+    except OSError as exc:
+        lock.close()
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise OSError(
+            errno.EADDRINUSE,
+            "Address already in use (another coapkit server --workers group is starting there)",
+        ) from None
+    return lock
+
+
 def supervise(args: argparse.Namespace) -> int:
     """``--workers N``: start N workers on one port, wait, stop them all (see the module doc)."""
     configure_logging(args.verbose)
+    locks: list[socket.socket] = []
+    bound: list[str] = []
+    try:
+        for uri in listen_uris(args):  # before any worker: a refusal is status 7
+            kind = "udp" if uri.transport == "udp" else "tcp"
+            name = _where(args, [uri])[0]
+            port, lock = claim_port(uri.host, uri.port, kind, name=name)
+            if lock is not None:
+                locks.append(lock)
+            bound.append(str(CoapUri(uri.scheme, uri.host, port)))
+        return _supervise(args, bound)
+    finally:
+        for lock in locks:
+            lock.close()
+
+
+def _supervise(args: argparse.Namespace, bound: list[str]) -> int:
     context = multiprocessing.get_context("spawn")
     argv = list(args.argv)
     workers: list[tuple[Any, multiprocessing.connection.Connection]] = []
 
-    def start(bound: list[str] | None) -> None:
+    def start(bound: list[str]) -> None:
         mine, theirs = context.Pipe()
         process = context.Process(target=_worker, args=(argv, bound, theirs), daemon=True)
         process.start()
@@ -347,8 +451,8 @@ def supervise(args: argparse.Namespace) -> int:
     }
     status = EXIT_OK
     try:
-        start(None)
-        bound = await_ready(workers)
+        start(bound)
+        await_ready(workers)
         for _ in range(args.workers - 1):
             start(bound)
         await_ready(workers[1:])

@@ -102,6 +102,17 @@ class Diagnostic:
     layer: str = "exchanges"
 
 
+@dataclass(frozen=True, slots=True)
+class RequestRefused:
+    """The stack answered a request itself, with an error, before any resource saw it:
+    4.02 for an unrecognised critical option, or the block-wise layer's refusal of a
+    block (4.13 with Size1 for a body over its limit, 4.08, 4.00, 5.03...).  Nothing is
+    left to do; the runtime gives it its line in the server's request log."""
+
+    handle: Inbound
+    response: Message
+
+
 EndpointEvent = (
     IncomingRequest
     | ResponseEvent
@@ -112,4 +123,5 @@ EndpointEvent = (
     | ResponseRejected
     | ResponseDeliveryFailed
     | Diagnostic
+    | RequestRefused
 )

@@ -24,7 +24,7 @@ from coapkit.codec.option_registry import (
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
 from coapkit.errors import EncodeError
-from coapkit.exchanges.events import Diagnostic, EndpointEvent, IncomingRequest
+from coapkit.exchanges.events import Diagnostic, EndpointEvent, IncomingRequest, RequestRefused
 from coapkit.messaging.parameters import TransmissionParameters
 from coapkit.messaging.records import Inbound, Outgoing
 from coapkit.reliability import Datagrams, ReliabilityLayer
@@ -130,9 +130,10 @@ class ServerExchanges:
                     try:
                         self.messaging.respond(inbound, response, now, out)
                     except EncodeError:  # a very small max_message_size: no diagnostic
-                        self.messaging.respond(inbound, response.replace(payload=b""), now, out)
-                else:
-                    self.messaging.reject(inbound, out)
+                        response = response.replace(payload=b"")
+                        self.messaging.respond(inbound, response, now, out)
+                    return [RequestRefused(inbound, response), Diagnostic(inbound.remote, reason)]
+                self.messaging.reject(inbound, out)
                 return [Diagnostic(inbound.remote, reason)]
             if bad:
                 drop = set(bad)

@@ -91,6 +91,7 @@ from coapkit.errors import (
     PeerTableFull,
     ProtocolUsageError,
     RequestCancelled,
+    ReservedCodeResponse,
     RetransmissionsExceeded,
 )
 from coapkit.messaging.addresses import describe_remote, remote_is_multicast
@@ -128,6 +129,8 @@ Datagrams = list[tuple[bytes, Remote]]
 _PENDING = InboundState.PENDING
 _ACKED = InboundState.ACKED
 _DONE = InboundState.DONE
+#: the code classes RFC 7252 §3 reserves (a message's code >> 5)
+_RESERVED_CLASSES = (1, 6, 7)
 _AWAITING = OutgoingState.AWAITING_ACK
 
 # No-Response (RFC 7967 §2.1): bits that suppress a class of responses.
@@ -368,6 +371,10 @@ class MessageLayer:
             if exc.mtype is CON and exc.mid is not None and not multicast:
                 out.append((_reply_bytes(3, exc.mid), remote))
                 stats.resets_sent += 1
+            elif exc.mtype is ACK and exc.mid is not None and data[1] >> 5 in _RESERVED_CLASSES:
+                failed = self._reserved_ack(remote, exc.mid, data[1], now, out)
+                if failed:
+                    return failed
             return [MessageIgnored(remote, f"malformed: {exc.reason}", data)]
 
         if now >= self._dedup.earliest:
@@ -508,6 +515,23 @@ class MessageLayer:
             if len(fresh) > 256:
                 self._settle()
         return inbound
+
+    def _reserved_ack(
+        self, remote: Remote, mid: int, code: int, now: float, out: Datagrams
+    ) -> list[MessagingEvent]:
+        """An ACK for an outstanding CON of ours with a code in a reserved class: the peer
+        did receive it, and its answer, which nothing can read, would be the same on every
+        retransmission (its deduplication replays it).  The CON fails at once, with
+        ReservedCodeResponse, rather than after every retransmission."""
+        peer = self._peers.get(remote)
+        outgoing = peer.outstanding.pop(mid, None) if peer is not None else None
+        if outgoing is None:
+            return []
+        assert peer is not None
+        outgoing.state = OutgoingState.FAILED
+        if peer.backlog:
+            self._drain(peer, now, out)
+        return [DeliveryFailed(outgoing, ReservedCodeResponse(code))]
 
     def _too_large(self, inbound: Inbound, out: Datagrams) -> list[MessagingEvent]:
         """A message above ``max_message_size`` (RFC 7252 §4.6): a CON request gets 4.13 with

@@ -74,6 +74,7 @@ from coapkit.exchanges.events import (
     PongReceived,
     RequestAcknowledged,
     RequestFailed,
+    RequestRefused,
     ResponseAcknowledged,
     ResponseDeliveryFailed,
     ResponseEvent,
@@ -424,6 +425,9 @@ class Driver:
             layer_loggers["exchanges"].debug(
                 "request %r acknowledged; awaiting a separate response", event.handle
             )
+        elif cls is RequestRefused:
+            if self.responded is not None:
+                self._log_response(event.handle, event.response)
         elif cls is Diagnostic:
             layer_loggers[event.layer].debug("from %s: %s", show_remote(event.remote), event.reason)
         elif cls is ResponseAcknowledged:
