@@ -87,9 +87,7 @@ def test_the_mandatory_psk_suite_ccm_8(monkeypatch: pytest.MonkeyPatch) -> None:
     assert pair.server.endpoint.security.identity(CLIENT).cipher == "PSK-AES128-CCM8"
 
 
-def test_the_mandatory_certificate_suite_ccm_8(
-    pki: Pki, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_mandatory_certificate_suite_ccm_8(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
     """TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 (RFC 7252 §9.1.3.3)."""
     from coapkit.security import openssl_dtls
     from coapkit.security.dtls import DtlsCredentials, DtlsServerCredentials
@@ -257,8 +255,8 @@ def test_handshake_flights_fit_the_mtu(pki: Pki) -> None:
 
     credentials = DtlsServerCredentials(cert=pki.server.cert, key=pki.server.key)
     server = server_endpoint(credentials, config=DtlsConfig(mtu=300))
-    assert isinstance(server.security._server, OpenSslServerEngine)  # noqa: SLF001
-    server.security._server.mtu = 300  # noqa: SLF001
+    assert isinstance(server.security._server, OpenSslServerEngine)
+    server.security._server.mtu = 300
     pair = Pair(server=server, client=client_endpoint(DtlsCredentials(ca=pki.ca)))
     assert isinstance(pair.outcome(pair.get(server_name="127.0.0.1")), ResponseEvent)
     sizes = [len(entry.data) for entry in pair.sent(SERVER, CLIENT)]

@@ -197,6 +197,9 @@ class Driver:
         self.responded: Callable[[Inbound, ResponseParts], None] | None = None
         #: called when the endpoint removed an observer on its own (RST, no ACK, ICMP...)
         self.observer_removed: Callable[[Observer], None] | None = None
+        #: called with the events the driver does not handle itself (the DTLS layer's:
+        #: sessions made and ended), for the server's and client's logs
+        self.on_event: Callable[[Any], None] | None = None
         self._overload_logged_at = -1e9
         self.request_handler = request_handler
         self.tracer = tracer
@@ -430,6 +433,8 @@ class Driver:
             layer_loggers["exchanges"].debug(
                 "response to %s not acknowledged: %s", show_remote(event.remote), event.error
             )
+        elif self.on_event is not None:
+            self.on_event(event)
 
     def _close_connection(self, event: CloseConnection) -> None:
         """The connection layer released or aborted a connection: close it, and say why
@@ -809,6 +814,11 @@ class Driver:
             except Exception:
                 _report_failure("answering a request at shutdown")
         output = self.endpoint.shutdown(self.loop.time())
+        if output.datagrams:  # DTLS: a close_notify in each session
+            try:
+                self._send(output.datagrams)
+            except Exception:
+                _report_failure("sending at shutdown")
         for event in output.events:
             try:
                 self._handle(event)
