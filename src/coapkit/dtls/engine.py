@@ -121,7 +121,8 @@ class EngineSession(Protocol):
     def timeout(self) -> list[bytes] | None:
         """The layer's retransmission timer fired: the last flight again, with fresh record
         numbers, when the engine's own clock agrees; None when it does not (the layer
-        then resends the flight as first sent)."""
+        then resends the flight as first sent); an empty list when the engine knows the
+        peer has the flight (nothing is sent)."""
 
     def close(self) -> list[bytes]:
         """Our close_notify (nothing once the session failed)."""

@@ -667,16 +667,18 @@ class DtlsLayer:
         try:
             fresh = session.engine.timeout()
         except Exception as exc:
-            fresh = None
             error = DtlsError(f"DTLS engine error: {exc}", "protocol")
             self._end(session, error, now, opened.events)
             return
-        if fresh:
-            session.flight = list(fresh)
-        session.resent_at = now
-        self.stats.retransmissions += 1
-        remote = session.remote
-        opened.datagrams.extend((data, remote) for data in session.flight)
+        if fresh is None:  # the engine's clock says not yet: the flight as first sent
+            flight = session.flight
+        else:  # the engine's own retransmission (or nothing: the peer has the flight)
+            flight = session.flight = list(fresh)
+        if flight:
+            session.resent_at = now
+            self.stats.retransmissions += 1
+            remote = session.remote
+            opened.datagrams.extend((data, remote) for data in flight)
         session.interval = min(session.interval * 2, self.config.max_timeout)
         session.timer_at = now + session.interval
 

@@ -52,6 +52,7 @@ from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
 from coapkit.dtls.engine import EngineStep, PeerIdentity
+from coapkit.dtls.records import ALERT, HANDSHAKE, split_records
 from coapkit.errors import DtlsError, SecurityConfigError
 from coapkit.security.dtls import DtlsCredentials, DtlsServerCredentials
 
@@ -82,6 +83,8 @@ MTU = 1232  #: IPv6's minimum MTU (1280) less the IPv6 and UDP headers (DtlsConf
 
 _HEADER = 13
 _READ = 65536
+_READ_CHANGE_CIPHER_SPEC = b"SSLv3/TLS read change cipher spec"
+_DECRYPT_ERROR = 51  #: the alert for a Finished that does not verify (RFC 5246 §7.2.2)
 
 
 def cipher_list(psk: bool, certificates: bool) -> str:
@@ -230,6 +233,8 @@ class _Session:
         self.psk_identity: bytes | None = None  #: the identity whose key was used (server)
         self.psk_hint: bytes | None = None  #: the hint the server sent (client)
         self.server_name: str | None = None
+        self._next_sequence = 0  #: after the last epoch-0 record we wrote
+        self._rejected = 0  #: client Finished messages that did not verify
         _SESSIONS[_pointer(connection._ssl)] = self
         connection.set_ciphertext_mtu(mtu)
 
@@ -263,6 +268,22 @@ class _Session:
         if self.established:
             self._read(step)
         step.datagrams = self._drain()
+        if self._server and not self.established and self._rejected:
+            # The client sent a Finished, so it has our flight: it needs no copy (and a
+            # peer that reads one record per wake-up would read our alert late).
+            step.datagrams = []
+        if self._server and not self.established and not step.datagrams:
+            if self._finished_rejected(datagram):
+                # twice (the client's flight again, whole), not once: a forged record
+                # alone cannot end a stranger's handshake
+                self._rejected += 1
+                if self._rejected >= 2:
+                    step.failure = describe(
+                        SSL.Error([("", "", "digest check failed")]),
+                        server=True,
+                        psk_identity=self.psk_tried,
+                    )
+                    step.datagrams = [self._alert(_DECRYPT_ERROR)]
         return step
 
     def _read(self, step: EngineStep) -> None:
@@ -286,6 +307,8 @@ class _Session:
         return self._drain()
 
     def timeout(self) -> list[bytes] | None:
+        if self._rejected:
+            return []  # the client has our flight (it sent a Finished): nothing to resend
         connection = self._connection
         remaining = connection.DTLSv1_get_timeout()
         if remaining is None or remaining > 0:
@@ -353,7 +376,34 @@ class _Session:
                 break
         if not chunks:
             return []
-        return pack(b"".join(chunks), self._mtu)
+        stream = b"".join(chunks)
+        if not self.established:
+            for record in split_records(stream) or ():
+                if record.epoch == 0:
+                    self._next_sequence = max(self._next_sequence, record.sequence + 1)
+        return pack(stream, self._mtu)
+
+    def _finished_rejected(self, datagram: bytes) -> bool:
+        """Whether the client's Finished in ``datagram`` did not verify: OpenSSL drops such
+        a record silently (RFC 6347 §4.1.2.7) and waits on, after the ChangeCipherSpec, so
+        a client with another key would only ever time out."""
+        records = split_records(datagram) or []
+        if not any(record.epoch >= 1 and record.content_type == HANDSHAKE for record in records):
+            return False
+        # past the ChangeCipherSpec, the next message is the Finished: it was this one
+        return self._connection.get_state_string() == _READ_CHANGE_CIPHER_SPEC
+
+    def _alert(self, description: int) -> bytes:
+        """A fatal alert in epoch 0, after our last record (OpenSSL cannot be asked to send
+        one): the client hears why instead of waiting out its handshake."""
+        sequence = self._next_sequence
+        self._next_sequence += 1
+        return (
+            bytes((ALERT, 0xFE, 0xFD, 0, 0))
+            + sequence.to_bytes(6, "big")
+            + b"\x00\x02"
+            + bytes((2, description))
+        )
 
     def _failure(self, exc: Exception, *, established: bool = False) -> DtlsError:
         return describe(
@@ -617,11 +667,22 @@ def describe(
         return error("the server requires a client certificate", "certificate_refused")
     for alert, meaning in _REFUSED_OURS.items():
         if alert in text:
+            if not server and without_certificate and not psk_identity:
+                return error(
+                    f"the server requires a client certificate (it answered: {alert})",
+                    "certificate_refused",
+                )
             return error(f"the {peer} refused us: {meaning}", "certificate_refused")
+    if "alert decrypt error" in text:
+        return error(
+            f"the {peer} could not verify our Finished: it holds another key"
+            + (f" for PSK identity {name}" if psk_identity else ""),
+            "psk_mismatch",
+        )
     if "decrypt error" in text or "bad record mac" in text or "digest check failed" in text:
         return error(
-            f"the {peer}'s Finished does not verify: the two sides hold different keys "
-            f"(a wrong pre-shared key for identity {name}?)",
+            f"the {peer}'s Finished does not verify: it holds another key"
+            + (f" for PSK identity {name}" if psk_identity else ""),
             "psk_mismatch",
         )
     if "no shared cipher" in text or "no ciphers available" in text:
