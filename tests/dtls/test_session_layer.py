@@ -295,3 +295,23 @@ def test_requests_wait_for_the_handshake_once_each() -> None:
     assert session.waiting == []
     application = [e for e in pair.sent(CLIENT, SERVER) if e.data[0] == 23]
     assert len(application) == 1
+
+
+def test_a_wrong_key_fails_both_sides_in_a_second() -> None:
+    """OpenSSL drops a Finished that does not verify silently; the server engine sees the
+    client's second copy rejected, ends the handshake and sends decrypt_error."""
+    pair = Pair(client=client_endpoint(psk_client_credentials(b"dev1", b"not the key")))
+    event = pair.outcome(pair.get())
+    assert isinstance(event, RequestFailed) and isinstance(event.error, DtlsError)
+    assert event.error.cause == "psk_mismatch"
+    assert str(event.error) == (
+        "DTLS handshake failed: the server could not verify our Finished: it holds another "
+        "key for PSK identity 'dev1'"
+    )
+    assert pair.network.now < 1.1  # the client's flight once, again at 1 s: then the alert
+    [ended] = [e for _, e in pair.server.events if isinstance(e, SessionEnded)]
+    assert str(ended.error) == (
+        "DTLS handshake failed: the client's Finished does not verify: it holds another key "
+        "for PSK identity 'dev1'"
+    )
+    assert len(pair.server.endpoint.security) == 0 and len(pair.client.endpoint.security) == 0
