@@ -363,7 +363,13 @@ class Client:
             blockwise=self._blockwise,
             security=DtlsLayer(rng=network.random_source(), config=config, client=engine),
         )
-        driver = Driver(endpoint, loop, tracer=self._tracer, max_waiting=self._max_waiting)
+        tracer = self._tracer
+        with_framing = getattr(tracer, "with_framing", None)  # a DatagramTrace (coapkit -v)
+        if with_framing is not None:
+            tracer = with_framing("dtls")
+        driver = Driver(
+            endpoint, loop, tracer=tracer, max_waiting=self._max_waiting, framing="dtls"
+        )
         driver.on_event = DtlsLog(server=False, clock=loop.time)
         transport = network.bind(loop, driver, self._bind_host, 0, pktinfo=False)
         driver.attach(transport)

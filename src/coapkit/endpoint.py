@@ -50,6 +50,7 @@ from coapkit.errors import (
     EncodeError,
     OptionValueError,
     ProtocolUsageError,
+    RetransmissionsExceeded,
 )
 from coapkit.exchanges.amplification import AmplificationConfig, AmplificationGuard
 from coapkit.exchanges.client import ClientExchanges, ClientRequest
@@ -335,6 +336,13 @@ class Endpoint:
         security = self.security
         if security is not None:  # DTLS retransmissions, handshake and idle timeouts
             opened = security.handle_timeout(now)
+            for event in events:
+                if event.__class__ is RequestFailed and isinstance(
+                    event.error, RetransmissionsExceeded
+                ):
+                    # not one of our transmissions answered: the server may have lost
+                    # our session (a restart); the next request makes a new one
+                    opened.datagrams.extend(security.renew(event.handle.remote, now))
             return self._secure_output(opened.datagrams, opened.events, out, events, now)
         return self._output(out, events, now)
 

@@ -272,8 +272,9 @@ class Server:
             )
         tracer = self._tracer
         with_framing = getattr(tracer, "with_framing", None)  # a DatagramTrace (coapkit -v)
-        if with_framing is not None and uri.transport != "udp":
-            tracer = with_framing(uri.transport)
+        framing = "dtls" if uri.scheme == "coaps" else uri.transport
+        if with_framing is not None and framing != "udp":
+            tracer = with_framing(framing)
         driver = Driver(
             endpoint,
             loop,
@@ -283,7 +284,7 @@ class Server:
             max_pending_per_remote=self._max_pending_per_remote,
             handler_timeout=self._handler_timeout,
             close_grace=self._close_grace,
-            framing=uri.transport,
+            framing=framing,
         )
         driver.responded = self._log if self._log_requests else None
         driver.observer_removed = self._observer_removed

@@ -35,7 +35,7 @@ def functions_called_on_the_bindings() -> set[str]:
         for node in ast.walk(tree)
         if isinstance(node, ast.Attribute)
         and isinstance(node.value, ast.Name)
-        and node.value.id == "_lib"
+        and node.value.id in ("_lib", "lib")
     }
 
 
@@ -52,6 +52,18 @@ def test_cryptography_binds_every_function_the_engine_calls() -> None:
     missing = [name for name in DTLS_BINDINGS if not hasattr(Binding.lib, name)]
     assert not missing, f"cryptography {__version__} does not bind {', '.join(missing)}"
     require_dtls()
+
+
+def test_pyopenssl_still_has_the_handles_the_engine_reads() -> None:
+    """The engine calls OpenSSL on every datagram through pyOpenSSL's own handles of a
+    connection (private attributes): a pyOpenSSL release that renames one fails here."""
+    from OpenSSL import SSL
+
+    context = SSL.Context(SSL.DTLS_METHOD)
+    connection = SSL.Connection(context)
+    for name in ("_ssl", "_into_ssl", "_from_ssl", "_raise_ssl_error"):
+        assert hasattr(connection, name), f"pyOpenSSL's Connection has no {name} any more"
+    assert hasattr(context, "_context"), "pyOpenSSL's Context has no _context any more"
 
 
 def test_require_dtls_names_the_missing_function(monkeypatch: pytest.MonkeyPatch) -> None:

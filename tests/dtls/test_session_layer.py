@@ -315,3 +315,21 @@ def test_a_wrong_key_fails_both_sides_in_a_second() -> None:
         "for PSK identity 'dev1'"
     )
     assert len(pair.server.endpoint.security) == 0 and len(pair.client.endpoint.security) == 0
+
+
+def test_a_client_renews_a_session_its_server_lost() -> None:
+    """A server that restarted drops the records of a session it no longer has; once a
+    request got no answer at all, the client forgets the session and the next request
+    makes a new one."""
+    pair = Pair()
+    assert isinstance(pair.outcome(pair.get()), ResponseEvent)
+    restarted = EndpointNode(server_endpoint(seed=7), pair.server.app)
+    pair.network.detach(SERVER)
+    pair.network.attach(SERVER, restarted)
+    pair.server = restarted
+    lost = pair.outcome(pair.get())
+    assert isinstance(lost, RequestFailed)
+    assert "no acknowledgement" in str(lost.error)
+    assert pair.client.endpoint.security.session(SERVER) is None
+    event = pair.outcome(pair.get())
+    assert isinstance(event, ResponseEvent) and event.response.payload == b"hello dev1"

@@ -81,8 +81,10 @@ from coapkit.dtls.events import (
     SessionRefused,
 )
 from coapkit.dtls.records import (
+    APPLICATION_DATA,
     CHANGE_CIPHER_SPEC,
     HANDSHAKE,
+    HEADER_LENGTH,
     TLS12_CID,
     RecordHeader,
     hello_verify_request,
@@ -286,13 +288,35 @@ class DtlsLayer:
     def receive(self, datagram: bytes, remote: Remote, now: float) -> Opened:
         """A datagram from ``remote``: to its session, or (a ClientHello) to the cookie
         exchange; anything else is dropped and reported."""
+        session = self._sessions.get(remote)
+        if (
+            session is not None
+            and session.established
+            and len(datagram) > HEADER_LENGTH
+            and datagram[0] == APPLICATION_DATA
+            and HEADER_LENGTH + ((datagram[11] << 8) | datagram[12]) == len(datagram)
+        ):  # one record of application data in a session: the path of every request
+            try:
+                step = session.engine.receive(datagram)
+            except Exception as exc:  # fail closed: the session ends
+                step = EngineStep(failure=DtlsError(f"DTLS engine error: {exc}", "protocol"))
+            if step.failure is None and not step.closed and not step.datagrams:
+                if step.plaintexts:
+                    session.last_activity = now
+                    if session.flight:
+                        session.flight = []  # the peer's data: it has our last flight
+                return Opened(plaintexts=step.plaintexts)
+            opened = Opened()
+            self._apply(session, step, now, opened)
+            return opened
         opened = Opened()
         records = split_records(datagram)
         if records is None:
             self._drop(opened, remote, "not DTLS records")
             return opened
         key = self.route(datagram, remote)
-        session = self._sessions.get(key)
+        if key != remote:
+            session = self._sessions.get(key)
         first = records[0]
         if is_client_hello(datagram, first):
             self._client_hello(datagram, records, remote, session, now, opened)
@@ -494,6 +518,21 @@ class DtlsLayer:
         self._encrypt(session, plaintext, sealed)
         session.last_activity = now
         return b"".join(data for data, _ in sealed)
+
+    def renew(self, remote: Remote, now: float) -> Datagrams:
+        """Client: the peer seems to have lost the session with ``remote`` (a server that
+        restarted drops our records silently: a request got no answer at all).  Forget it,
+        with a close_notify; the next datagram to ``remote`` makes a new handshake.  The
+        requests still open towards it are not failed: their retransmissions wait for it."""
+        session = self._sessions.get(remote)
+        if session is None or not session.client or not session.established:
+            return []
+        del self._sessions[remote]
+        self.stats.closed += 1
+        try:
+            return [(data, remote) for data in session.engine.close()]
+        except Exception:
+            return []
 
     def abandon(self, remote: Remote) -> None:
         """Forget a client's handshake with ``remote`` without a word (the network said the

@@ -84,6 +84,9 @@ MTU = 1232  #: IPv6's minimum MTU (1280) less the IPv6 and UDP headers (DtlsConf
 _HEADER = 13
 _READ = 65536
 _READ_CHANGE_CIPHER_SPEC = b"SSLv3/TLS read change cipher spec"
+_WANT_READ = _lib.SSL_ERROR_WANT_READ
+#: one buffer for every read (sans I/O on one thread: nothing reads two at once)
+_BUFFER = _ffi.new("unsigned char[]", _READ)
 _DECRYPT_ERROR = 51  #: the alert for a Finished that does not verify (RFC 5246 §7.2.2)
 
 
@@ -236,6 +239,10 @@ class _Session:
         self._next_sequence = 0  #: after the last epoch-0 record we wrote
         self._rejected = 0  #: client Finished messages that did not verify
         _SESSIONS[_pointer(connection._ssl)] = self
+        # pyOpenSSL's own handles, for the calls on every datagram (tests/dtls checks them)
+        self._ssl = connection._ssl
+        self._rbio = connection._into_ssl
+        self._wbio = connection._from_ssl
         connection.set_ciphertext_mtu(mtu)
 
     @property
@@ -245,6 +252,8 @@ class _Session:
     # -- the engine interface -------------------------------------------------------------
 
     def receive(self, datagram: bytes) -> EngineStep:
+        if self.established:
+            return self._receive_established(datagram)
         step = EngineStep()
         connection = self._connection
         try:
@@ -286,6 +295,30 @@ class _Session:
                     step.datagrams = [self._alert(_DECRYPT_ERROR)]
         return step
 
+    def _receive_established(self, datagram: bytes) -> EngineStep:
+        """:meth:`receive` once the handshake is done: OpenSSL called directly, no
+        exception for "nothing more to read" (the path of every request)."""
+        lib = _lib
+        ssl = self._ssl
+        if lib.BIO_write(self._rbio, datagram, len(datagram)) != len(datagram):
+            return EngineStep(failure=DtlsError("DTLS error: a datagram not taken", "protocol"))
+        plaintexts = []
+        buffer = _BUFFER
+        while True:
+            count = lib.SSL_read(ssl, buffer, _READ)
+            if count > 0:
+                plaintexts.append(_ffi.buffer(buffer, count)[:])
+                continue
+            if lib.SSL_get_error(ssl, count) == _WANT_READ:
+                lib.ERR_clear_error()  # (a record dropped on the way may leave a note)
+                return EngineStep(self._drain_records(), plaintexts)
+            break
+        # close_notify or an error: pyOpenSSL's reading of it
+        step = EngineStep(plaintexts=plaintexts)
+        self._read(step)
+        step.datagrams = self._drain()
+        return step
+
     def _read(self, step: EngineStep) -> None:
         connection = self._connection
         while True:
@@ -303,8 +336,23 @@ class _Session:
                 return
 
     def send(self, plaintext: bytes) -> list[bytes]:
-        self._connection.send(plaintext)
-        return self._drain()
+        count = _lib.SSL_write(self._ssl, plaintext, len(plaintext))
+        if count <= 0:
+            self._connection._raise_ssl_error(self._ssl, count)  # raises: nothing is sent
+        return self._drain_records()
+
+    def _drain_records(self) -> list[bytes]:
+        """What OpenSSL wrote, as datagrams (an established session: no sequence kept)."""
+        lib = _lib
+        wbio = self._wbio
+        buffer = _BUFFER
+        count = lib.BIO_read(wbio, buffer, _READ)
+        if count <= 0:
+            return []
+        stream = _ffi.buffer(buffer, count)[:]
+        while (count := lib.BIO_read(wbio, buffer, _READ)) > 0:
+            stream += _ffi.buffer(buffer, count)[:]
+        return pack(stream, self._mtu)
 
     def timeout(self) -> list[bytes] | None:
         if self._rejected:

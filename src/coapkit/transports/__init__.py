@@ -62,6 +62,14 @@ DTLS_BINDINGS = (
     "SSL_session_reused",
     "SSL_get_session",
     "SSL_SESSION_get_master_key",
+    # on every datagram of an established session, without pyOpenSSL's exceptions
+    "SSL_read",
+    "SSL_write",
+    "BIO_read",
+    "BIO_write",
+    "SSL_get_error",
+    "SSL_ERROR_WANT_READ",
+    "ERR_clear_error",
 )
 
 
