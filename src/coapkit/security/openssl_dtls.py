@@ -225,12 +225,15 @@ class _Session:
         mtu: int,
         credentials: DtlsCredentials | None = None,
         on_established: Callable[[_Session], None] | None = None,
+        resumed: OrderedDict[bytes, bytes] | None = None,
     ) -> None:
         self._connection = connection
         self._server = server
         self._mtu = mtu
         self.credentials = credentials
         self._on_established = on_established
+        #: the server engine's PSK identities by master secret (see _remember_psk)
+        self._resumed: OrderedDict[bytes, bytes] = OrderedDict() if resumed is None else resumed
         self.established = False
         self.psk_tried: bytes | None = None  #: the identity a client sent (server)
         self.psk_identity: bytes | None = None  #: the identity whose key was used (server)
@@ -381,7 +384,7 @@ class _Session:
             if self._server:
                 identity = self.psk_identity
                 if identity is None and resumed:
-                    identity = _RESUMED.get(self._master_key())
+                    identity = self._resumed.get(self._master_key())
             elif self.credentials is not None:
                 identity = self.credentials.psk_identity
         certificate = None if psk else connection.get_peer_certificate(as_cryptography=True)
@@ -488,21 +491,22 @@ def pack(stream: bytes, mtu: int) -> list[bytes]:
     return datagrams
 
 
-#: master key of a PSK session -> its identity, for resumed sessions (the PSK callback is
-#: not called again on resumption, and the bindings cannot read the identity back)
-_RESUMED: OrderedDict[bytes, bytes] = OrderedDict()
-_RESUMED_LIMIT = 4096
+#: PSK sessions whose identity a server remembers for their resumption
+RESUMED_LIMIT = 4096
 
 
 def _remember_psk(session: _Session) -> None:
+    """Keep a new PSK session's identity by its master secret: on resumption the PSK
+    callback is not called again, and the bindings cannot read the identity back."""
     if session.psk_identity is None:
         return
     key = session._master_key()
     if key:
-        _RESUMED[key] = session.psk_identity
-        _RESUMED.move_to_end(key)
-        if len(_RESUMED) > _RESUMED_LIMIT:
-            _RESUMED.popitem(last=False)
+        resumed = session._resumed
+        resumed[key] = session.psk_identity
+        resumed.move_to_end(key)
+        if len(resumed) > RESUMED_LIMIT:
+            resumed.popitem(last=False)
 
 
 # -- engines -------------------------------------------------------------------------------------
@@ -536,11 +540,18 @@ class OpenSslServerEngine:
         context.set_cookie_generate_callback(lambda connection: b"\0" * 16)
         context.set_cookie_verify_callback(lambda connection, cookie: True)
         self._context = context
+        self._resumed: OrderedDict[bytes, bytes] = OrderedDict()
 
     def accept(self, hello: bytes, remote: Hashable) -> tuple[_Session, EngineStep]:
         connection = SSL.Connection(self._context)
         connection.set_accept_state()
-        session = _Session(connection, server=True, mtu=self.mtu, on_established=_remember_psk)
+        session = _Session(
+            connection,
+            server=True,
+            mtu=self.mtu,
+            on_established=_remember_psk,
+            resumed=self._resumed,
+        )
         connection.bio_write(hello)
         try:
             connection.DTLSv1_listen()
