@@ -333,3 +333,27 @@ def test_a_client_renews_a_session_its_server_lost() -> None:
     assert pair.client.endpoint.security.session(SERVER) is None
     event = pair.outcome(pair.get())
     assert isinstance(event, ResponseEvent) and event.response.payload == b"hello dev1"
+
+
+def test_a_renegotiation_is_refused_and_the_session_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RFC 6347 §4.2.8 lets a renegotiation happen in the session; coapkit refuses it
+    (no_renegotiation, a warning alert) and the session is kept."""
+    from OpenSSL import SSL
+
+    pair = Pair()  # the server's context refuses renegotiation
+    monkeypatch.setattr(SSL, "OP_NO_RENEGOTIATION", 0)  # the client's (made next) asks
+    assert isinstance(pair.outcome(pair.get()), ResponseEvent)
+    client_session = pair.client.endpoint.security.session(SERVER)
+    connection = client_session.engine._connection
+    connection.renegotiate()
+    with pytest.raises(SSL.WantReadError):
+        connection.do_handshake()
+    [hello] = client_session.engine._drain()
+    assert split_records(hello)[0].epoch == 1  # a ClientHello inside the session
+    output = pair.server.endpoint.datagram_received(hello, CLIENT, pair.network.now)
+    [(alert, _)] = output.datagrams
+    assert split_records(alert)[0].content_type == 21  # the alert, encrypted
+    assert pair.server.endpoint.security.established(CLIENT)
+    assert not [e for _, e in output.events if isinstance(e, SessionEnded)]
