@@ -342,7 +342,10 @@ class Endpoint:
                 ):
                     # not one of our transmissions answered: the server may have lost
                     # our session (a restart); the next request makes a new one
-                    opened.datagrams.extend(security.renew(event.handle.remote, now))
+                    # a Transfer here, whatever RequestFailed.handle says (the compiled
+                    # build would check the attribute against the declared type)
+                    handle: Any = getattr(event, "handle", None)
+                    opened.datagrams.extend(security.renew(handle.remote, now))
             return self._secure_output(opened.datagrams, opened.events, out, events, now)
         return self._output(out, events, now)
 
