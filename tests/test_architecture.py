@@ -21,6 +21,7 @@ LAYERS: dict[str, float] = {
     "randomness": 0,
     "address": 0,
     "codec": 1,
+    "dtls": 1.5,  # DTLS sessions: under the message layer, whose datagrams they carry
     "messaging": 2,
     "connections": 2.5,  # builds on messaging's records and events
     "reliability": 3,
@@ -43,6 +44,7 @@ LAYERS: dict[str, float] = {
 }
 CORE = {
     "codec",
+    "dtls",
     "messaging",
     "connections",
     "reliability",

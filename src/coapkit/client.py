@@ -42,18 +42,21 @@ from coapkit.codec.options import EMPTY_OPTIONS, Options
 from coapkit.codec.types import MessageType
 from coapkit.codec.uri import CoapUri, parse_uri
 from coapkit.connections import ConnectionLayer, StreamConfig
+from coapkit.dtls import DtlsConfig, DtlsLayer
 from coapkit.endpoint import Endpoint
-from coapkit.errors import NetworkError, NotStarted, RequestCancelled, RequestTimeout, UriError
+from coapkit.errors import NetworkError, NotStarted, RequestCancelled, RequestTimeout
 from coapkit.messaging.addresses import describe_remote
 from coapkit.messaging.layer import MessagingConfig
 from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParameters
 from coapkit.messaging.records import Remote
 from coapkit.resources.response import Response, dump_json, load_cbor
 from coapkit.runtime.driver import Driver, ProgressCallback, ResponseStream, Tracer
+from coapkit.runtime.dtls import DtlsLog
 from coapkit.runtime.entropy import SystemEntropy
 from coapkit.runtime.network import DatagramNetwork, DatagramTransport, default_network
+from coapkit.security.dtls import ClientDtls, DtlsCredentials, credentials_for
 from coapkit.security.tls import TlsCredentials, client_context
-from coapkit.transports import require_websockets
+from coapkit.transports import require_dtls, require_websockets
 from coapkit.transports.tcp import StreamTransport, remote_key
 from coapkit.transports.udp import resolve_bind_host
 
@@ -107,12 +110,22 @@ class Client:
     :param stream: connection settings for ``coap+tcp://``, ``coaps+tcp://``,
         ``coap+ws://`` and ``coaps+ws://`` (:class:`~coapkit.connections.StreamConfig`:
         Max-Message-Size, keep-alive, idle timeout)
+    :param dtls: DTLS material for ``coaps://`` (the ``dtls`` extra): one
+        :class:`~coapkit.security.dtls.DtlsCredentials` (a PSK identity and key, or a CA
+        and a client certificate) for every server, or URI patterns mapped to them
+        (``{"coaps://sensor.example/*": DtlsCredentials(...)}``,
+        :func:`~coapkit.security.dtls.credentials_for`); without it, or for a URI no
+        pattern matches, the system's trust store verifies the server's certificate
+    :param dtls_config: the DTLS sessions' timers and limits
+        (:class:`~coapkit.dtls.DtlsConfig`)
 
     The URI's scheme picks the transport: ``coap://`` over UDP; ``coap+tcp://`` and
     ``coaps+tcp://`` over TCP and TLS, ``coap+ws://`` and ``coaps+ws://`` over
-    WebSockets (RFC 8323; WebSockets need ``coapkit[ws]``).  Over the last four the
-    client keeps one connection per server (origin), opened at the first request and
-    reused, closed when idle or when the client closes.
+    WebSockets (RFC 8323; WebSockets need ``coapkit[ws]``).  Over those four the client
+    keeps one connection per server (origin), opened at the first request and reused,
+    closed when idle or when the client closes.  ``coaps://`` goes over DTLS (the ``dtls``
+    extra), on a socket of its own, in one session per server made at the first request
+    and reused.
     """
 
     def __init__(
@@ -130,6 +143,8 @@ class Client:
         network: DatagramNetwork | None = None,
         tls: TlsCredentials | None = None,
         stream: StreamConfig | None = None,
+        dtls: ClientDtls | None = None,
+        dtls_config: DtlsConfig | None = None,
     ) -> None:
         self._bind = bind or ("::", 0)
         self._network = network
@@ -146,6 +161,10 @@ class Client:
         self._transport: DatagramTransport | None = None
         self._tls = tls
         self._stream = stream or StreamConfig()
+        self._dtls = dtls
+        self._dtls_config = dtls_config
+        self._dtls_engine: Any = None
+        self._bind_host = self._bind[0]
         #: the drivers of the connection schemes used so far (coap+tcp, coaps+ws...)
         self._channels: dict[str, Driver] = {}
 
@@ -161,6 +180,7 @@ class Client:
         host = await resolve_bind_host(loop, self._bind[0])
         if self._started():  # by another task meanwhile
             return self
+        self._bind_host = host
         network = self._network or default_network(loop)
         endpoint = Endpoint(
             rng=network.random_source(),
@@ -219,9 +239,7 @@ class Client:
         driver = self.driver
         if parsed.transport != "udp":
             return parsed, await self._resolve_stream(parsed)
-        if parsed.secure:
-            raise UriError("coaps:// (CoAP over DTLS) is not supported yet")
-        transport = driver.transport
+        transport = self._secure().transport if parsed.secure else driver.transport
         host = parsed.host
         if parsed.host_is_ip_literal and "%" not in host:
             # A numeric address needs no resolver (and no trip through its thread pool).
@@ -317,11 +335,57 @@ class Client:
         """The driver that carries requests to ``remote`` for ``parsed``'s scheme; over a
         connection, the connection is opened first (or the open one reused)."""
         if parsed.transport == "udp":
-            return self.driver
+            return self._secure_route(parsed, remote) if parsed.secure else self.driver
         driver = self._channel(parsed.scheme)
         hostname = parsed.host.partition("%")[0]
         await driver.transport.connect(remote, server_hostname=hostname)
         await driver.connection_ready(remote)  # the peer's CSM: what it can take
+        return driver
+
+    def _secure(self) -> Driver:
+        """The driver of ``coaps://``: an endpoint with a DTLS layer on a socket of its own,
+        made at the first use (the ``dtls`` extra)."""
+        channel = self._channels.get("coaps")
+        if channel is not None:
+            return channel
+        self.driver  # noqa: B018  # NotStarted before start
+        require_dtls()
+        from coapkit.security.openssl_dtls import OpenSslClientEngine
+
+        loop = asyncio.get_running_loop()
+        network = self._network or default_network(loop)
+        config = self._dtls_config or DtlsConfig()
+        self._dtls_engine = engine = OpenSslClientEngine(mtu=config.mtu)
+        endpoint = Endpoint(
+            rng=network.random_source(),
+            transmission=self.transmission,
+            messaging=self._messaging,
+            token_length=self._token_length,
+            blockwise=self._blockwise,
+            security=DtlsLayer(rng=network.random_source(), config=config, client=engine),
+        )
+        tracer = self._tracer
+        with_framing = getattr(tracer, "with_framing", None)  # a DatagramTrace (coapkit -v)
+        if with_framing is not None:
+            tracer = with_framing("dtls")
+        driver = Driver(
+            endpoint, loop, tracer=tracer, max_waiting=self._max_waiting, framing="dtls"
+        )
+        driver.on_event = DtlsLog(server=False, clock=loop.time)
+        transport = network.bind(loop, driver, self._bind_host, 0, pktinfo=False)
+        driver.attach(transport)
+        self._channels["coaps"] = driver
+        return driver
+
+    def _secure_route(self, parsed: CoapUri, remote: Remote) -> Driver:
+        """The coaps:// driver, told which host and credentials a handshake with ``remote``
+        is for (the material is read now: a bad file fails this request, not later)."""
+        driver = self._secure()
+        credentials = credentials_for(self._dtls, str(parsed)) or DtlsCredentials()
+        self._dtls_engine.context(credentials)
+        security = driver.endpoint.security
+        assert security is not None
+        security.expect(remote, parsed.host.partition("%")[0], credentials)
         return driver
 
     # -- requests --------------------------------------------------------------------------------

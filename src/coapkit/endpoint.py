@@ -49,12 +49,15 @@ from coapkit.connections.layer import (
     ConnectionReady,
     IdleConnection,
 )
+from coapkit.dtls.events import DatagramDropped, DtlsEvent, SessionEnded, SessionEstablished
+from coapkit.dtls.layer import DtlsLayer
 from coapkit.errors import (
     BacklogFull,
     CoapError,
     EncodeError,
     OptionValueError,
     ProtocolUsageError,
+    RetransmissionsExceeded,
 )
 from coapkit.exchanges.amplification import AmplificationConfig, AmplificationGuard
 from coapkit.exchanges.client import ClientExchanges, ClientRequest
@@ -134,6 +137,7 @@ class Endpoint:
         amplification: AmplificationConfig | None = None,
         observers: ObserveRegistry | None = None,
         layer: ReliabilityLayer | None = None,
+        security: DtlsLayer | None = None,
     ) -> None:
         if layer is None:
             layer = MessageLayer(
@@ -178,14 +182,26 @@ class Endpoint:
             if number in _PLAIN_OPTIONS
         }
         self.is_multicast = is_multicast
-        #: anti-amplification (RFC 9175 §2.4); off unless configured, on in ``coapkit server``
+        #: DTLS sessions between the transport and the message layer (``coaps://``): every
+        #: datagram in and out passes them; None over plain UDP and over connections
+        self.security = security
+        #: anti-amplification (RFC 9175 §2.4); off unless configured, on in ``coapkit server``;
+        #: never under DTLS, whose cookie exchange verifies addresses before any answer
         self.amplification: AmplificationGuard | None = None
-        if amplification is not None and amplification.enabled:
+        if amplification is not None and amplification.enabled and security is None:
             self.amplification = AmplificationGuard(amplification, rng.randbytes(16))
 
     @property
     def stats(self) -> Any:
         return self.messaging.stats
+
+    def _output(self, out: Datagrams, events: list[Any], now: float) -> Output:
+        """Every output passes here: under DTLS its datagrams are sealed, each in its
+        remote's session (never sent in the clear: see :meth:`DtlsLayer.seal`)."""
+        security = self.security
+        if security is not None and out:
+            out = security.seal(out, now)
+        return Output(out, events, self)
 
     @property
     def closed(self) -> bool:
@@ -197,7 +213,15 @@ class Endpoint:
         self, data: bytes, remote: Remote, now: float, *, multicast: bool = False
     ) -> Output:
         """A datagram arrived from ``remote`` (``multicast``: it was sent to a group address)."""
+        if self.security is not None:
+            return self._secure_datagram(data, remote, now, multicast)
         out: Datagrams = []
+        events = self._datagram(data, remote, now, out, multicast)
+        return self._output(out, events, now)
+
+    def _datagram(
+        self, data: bytes, remote: Remote, now: float, out: Datagrams, multicast: bool
+    ) -> list[Any]:
         messaging_events = self.messaging.receive(data, remote, now, out, multicast=multicast)
         if len(messaging_events) == 1 and messaging_events[0].__class__ is RequestReceived:
             event = messaging_events[0]
@@ -211,7 +235,59 @@ class Endpoint:
                 events = self._blockwise_request(events[0], now, out)
         else:
             events = self._dispatch(messaging_events, now, out)
-        return Output(out, events, self)
+        return events
+
+    def _secure_datagram(self, data: bytes, remote: Remote, now: float, multicast: bool) -> Output:
+        """A datagram under DTLS: its records to the session, the plaintexts they carry up
+        the stack as plain datagrams would go (the fast path included)."""
+        security = self.security
+        assert security is not None
+        if multicast:  # DTLS has no multicast (RFC 7252 §9.1)
+            dropped = DatagramDropped(remote, "DTLS over multicast is not supported")
+            return Output([], [dropped], self)
+        opened = security.receive(data, remote, now)
+        out: Datagrams = []
+        events: list[Any] = []
+        for plaintext in opened.plaintexts:
+            inbound = self.messaging.accept_request(plaintext, remote, now, self._plain_options)
+            if inbound is not None:
+                events.append(IncomingRequest(inbound.message, remote, inbound))
+            else:
+                events.extend(self._datagram(plaintext, remote, now, out, False))
+        return self._secure_output(opened.datagrams, opened.events, out, events, now)
+
+    def _secure_output(
+        self,
+        sealed: Datagrams,
+        session_events: list[DtlsEvent],
+        out: Datagrams,
+        events: list[Any],
+        now: float,
+    ) -> Output:
+        """The DTLS layer's datagrams and events with the stack's: a session that ended
+        fails the exchanges towards its peer with the DtlsError that ended it, and its
+        observations end (RFC 7252 §9.1.1: none outlives its session)."""
+        security = self.security
+        assert security is not None
+        found: list[Any] = []
+        messaging = self.messaging
+        for event in session_events:
+            found.append(event)
+            cls = event.__class__
+            if cls is SessionEnded:
+                assert isinstance(event, SessionEnded)
+                found.extend(self._peer_gone(event.remote, event.error, now, out))
+            elif cls is SessionEstablished and isinstance(messaging, MessageLayer):
+                # what waited for the handshake goes out now: its retransmissions count
+                # from now, not from when it was handed down
+                assert isinstance(event, SessionEstablished)
+                if event.client:
+                    messaging.held_back(event.remote, now)
+        if found:
+            events = found + events
+        if out:
+            sealed.extend(security.seal(out, now))
+        return Output(sealed, events, self)
 
     def accept_request(self, data: bytes, remote: Remote, now: float) -> Inbound | None:
         """:meth:`datagram_received` for the common case, in fewer steps (a runtime's fast path).
@@ -225,6 +301,8 @@ class Endpoint:
         :meth:`datagram_received`.  The amplification defence has nothing to do with a
         request until it is answered (:meth:`respond_now` sees to that).
         """
+        if self.security is not None:  # DTLS: the session layer's own fast path
+            return None
         return self.messaging.accept_request(data, remote, now, self._plain_options)
 
     def respond_now(self, handle: Inbound, response: ResponseParts, now: float) -> bytes | None:
@@ -249,7 +327,13 @@ class Endpoint:
         guard = self.amplification
         if guard is not None and _guarded_size(handle, response) > guard.limit(handle.size):
             return None
-        return self.messaging.respond_now(handle, response, now)
+        security = self.security
+        if security is None:
+            return self.messaging.respond_now(handle, response, now)
+        if not security.established(handle.remote):
+            return None
+        data = self.messaging.respond_now(handle, response, now)
+        return None if data is None else security.seal_one(data, handle.remote, now)
 
     def _blockwise_request(self, event: IncomingRequest, now: float, out: Datagrams) -> list[Any]:
         """Let the block-wise server answer or reassemble a request carrying Block1/Block2."""
@@ -278,7 +362,21 @@ class Endpoint:
             events.extend(self.transfers.on_event(event, now, out))
         events.extend(self.transfers.handle_timeout(now, out))
         self.blockwise.expire(now)
-        return Output(out, events, self)
+        security = self.security
+        if security is not None:  # DTLS retransmissions, handshake and idle timeouts
+            opened = security.handle_timeout(now)
+            for event in events:
+                if event.__class__ is RequestFailed and isinstance(
+                    event.error, RetransmissionsExceeded
+                ):
+                    # not one of our transmissions answered: the server may have lost
+                    # our session (a restart); the next request makes a new one
+                    # a Transfer here, whatever RequestFailed.handle says (the compiled
+                    # build would check the attribute against the declared type)
+                    handle: Any = getattr(event, "handle", None)
+                    opened.datagrams.extend(security.renew(handle.remote, now))
+            return self._secure_output(opened.datagrams, opened.events, out, events, now)
+        return self._output(out, events, now)
 
     def next_deadline(self) -> float | None:
         deadline = self.messaging.next_deadline()
@@ -287,6 +385,10 @@ class Endpoint:
             self.transfers.next_deadline(),
             self.blockwise.next_deadline(),
         ):
+            if candidate is not None and (deadline is None or candidate < deadline):
+                deadline = candidate
+        if self.security is not None:
+            candidate = self.security.next_deadline()
             if candidate is not None and (deadline is None or candidate < deadline):
                 deadline = candidate
         return deadline
@@ -307,16 +409,24 @@ class Endpoint:
         so that notifications stop going to a port nobody listens on.
         """
         out: Datagrams = []
-        if getattr(error, "errno", None) == _EMSGSIZE and len(head) >= 4:
+        security = self.security
+        if security is not None:  # the head is ciphertext; a handshake cannot go on
+            security.abandon(remote)
+        elif getattr(error, "errno", None) == _EMSGSIZE and len(head) >= 4:
             mid = (head[2] << 8) | head[3]
             events = self._dispatch(
                 self.messaging.message_failed(remote, mid, error, now, out), now, out
             )
-            return Output(out, events, self)
+            return self._output(out, events, now)
         self.bert_peers.forget(remote)  # (over a connection: it is lost)
+        events = self._peer_gone(remote, error, now, out)
+        return self._output(out, events, now)
+
+    def _peer_gone(self, remote: Remote, error: CoapError, now: float, out: Datagrams) -> list[Any]:
+        """Every exchange towards ``remote`` fails with ``error``; its observations end."""
         events = self._dispatch(self.messaging.network_error(remote, error, now, out), now, out)
         events.extend(self.observe.peer_failed(remote, error))
-        return Output(out, events, self)
+        return events
 
     # -- connections (RFC 8323) ------------------------------------------------------------
 
@@ -330,7 +440,7 @@ class Endpoint:
         out: Datagrams = []
         self._connection_layer().connection_made(remote, now, out, websocket=websocket)
         self.bert_peers.forget(remote)  # a new connection: nothing known until its CSM
-        return Output(out, [], self)
+        return self._output(out, [], now)
 
     def connection_lost(self, remote: Remote, error: CoapError, now: float) -> Output:
         """The connection to ``remote`` closed: its exchanges fail at once and the
@@ -340,7 +450,7 @@ class Endpoint:
         self.bert_peers.forget(remote)
         events = self._dispatch(layer.connection_lost(remote, error, now), now, out)
         events.extend(self.observe.peer_failed(remote, error))
-        return Output(out, events, self)
+        return self._output(out, events, now)
 
     def _idle(self, remote: Remote, now: float, out: Datagrams) -> list[Any]:
         """An idle connection: released unless observations or requests still use it."""
@@ -351,13 +461,19 @@ class Endpoint:
         return layer.release(remote, "idle", now, out)
 
     def shutdown(self, now: float) -> Output:
-        """Fail every open request with a cancellation; nothing is sent afterwards."""
+        """Fail every open request with a cancellation; nothing is sent afterwards but,
+        under DTLS, a close_notify in each session (the datagrams of this output)."""
         out: Datagrams = []
         self.bert_peers.clear()
         events = self._dispatch(self.messaging.shutdown(now), now, out)
         for event in self.client.shutdown():
             events.extend(self.transfers.on_event(event, now, out))
-        return Output([], events, self)
+        closing: Datagrams = []
+        if self.security is not None:
+            opened = self.security.close_all(now)
+            closing = opened.datagrams
+            events.extend(opened.events)
+        return Output(closing, events, self)
 
     # -- client side ---------------------------------------------------------------------
 
@@ -402,20 +518,20 @@ class Endpoint:
             keep_open=keep_open,
             token=token,
         )
-        return handle, Output(out, [], self)
+        return handle, self._output(out, [], now)
 
     def ping(self, remote: Remote, now: float) -> tuple[Transfer, Output]:
         """Send a CoAP ping (empty CON); a :class:`PongReceived` event answers it."""
         out: Datagrams = []
         handle = self.transfers.ping(remote, now, out)
-        return handle, Output(out, [], self)
+        return handle, self._output(out, [], now)
 
     def cancel(self, handle: Transfer, now: float) -> Output:
         """Cancel a request: its tokens are freed and retransmissions stop; an observation
         is deregistered."""
         out: Datagrams = []
         self.transfers.cancel(handle, now, out)
-        return Output(out, [], self)
+        return self._output(out, [], now)
 
     # -- server side ---------------------------------------------------------------------
 
@@ -467,7 +583,7 @@ class Endpoint:
             self.server.respond(handle, failure, now, out, mtype=mtype, transmission=transmission)
         if observer is not None and outgoing is not None:
             observer.in_flight = outgoing
-        return Output(out, [], self)
+        return self._output(out, [], now)
 
     def _guarded(self, handle: Inbound, response: Message, now: float) -> Message:
         """The response, or a 4.01 Echo challenge when it is too large for an unverified source."""
@@ -507,7 +623,7 @@ class Endpoint:
             owner=owner,
             track_reset=True,
         )
-        return outgoing, Output(out, [], self)
+        return outgoing, self._output(out, [], now)
 
     def send_notification(
         self,
@@ -553,13 +669,13 @@ class Endpoint:
         events = self.observe.notify(
             observer, notification, sequence, now, out, mtype=mtype, con_every=con_every
         )
-        return Output(out, events, self)
+        return self._output(out, events, now)
 
     def reject(self, handle: Inbound, now: float) -> Output:
         """Answer a received message with an RST instead of a response."""
         out: Datagrams = []
         self.messaging.reject(handle, out)
-        return Output(out, [], self)
+        return self._output(out, [], now)
 
     # -- events from the message layer ------------------------------------------------------
 

@@ -155,6 +155,44 @@ class NetworkError(RequestError, OSError):
         return str(self.strerror)
 
 
+class DtlsError(NetworkError):
+    """A DTLS session (``coaps://``) could not be made or ended under a request: the
+    message names the cause (``DTLS handshake failed: the server rejected PSK identity
+    'dev1'``), :attr:`cause` is a short code for programs."""
+
+    #: the short codes :attr:`cause` takes
+    CAUSES = frozenset(
+        {
+            "handshake_failure",  # the peer refused the handshake (no suite in common...)
+            "unknown_psk_identity",  # the server knows no key for our PSK identity
+            "psk_mismatch",  # the keys of the two sides differ
+            "bad_certificate",  # the peer's certificate did not verify
+            "certificate_refused",  # the peer refused our certificate (or its absence)
+            "timeout",  # no (complete) handshake in time
+            "closed",  # the peer closed the session (close_notify, or an alert)
+            "idle",  # closed here after a time without traffic
+            "replaced",  # the peer started a new session from the same address
+            "limit",  # a session limit of this endpoint was reached
+            "config",  # our own material is unusable for this peer
+            "protocol",  # a DTLS error not listed above
+        }
+    )
+
+    def __init__(self, message: str, cause: str = "protocol") -> None:
+        NetworkError.__init__(self, message)
+        self.cause = cause
+        self.hint = _DTLS_HINTS.get(cause)
+
+
+_DTLS_HINTS = {
+    "unknown_psk_identity": "check the PSK identity (--psk-identity) the server expects",
+    "psk_mismatch": "check the pre-shared key (--psk) of this identity",
+    "bad_certificate": "check the CA (--ca) and the name in the URI",
+    "certificate_refused": "the server may require a client certificate (--cert, --key)",
+    "timeout": "is a DTLS server running on that port (coaps:// defaults to 5684)?",
+}
+
+
 class TransferError(RequestError):
     """A block-wise transfer could not be completed (representation changed, body too large...)."""
 

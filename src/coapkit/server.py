@@ -32,6 +32,7 @@ from coapkit.codec.message import Message, ResponseParts
 from coapkit.codec.option_registry import OptionNumber
 from coapkit.codec.uri import CoapUri, parse_uri, quote_segment
 from coapkit.connections import ConnectionLayer, StreamConfig
+from coapkit.dtls import DtlsConfig, DtlsLayer
 from coapkit.endpoint import Endpoint
 from coapkit.errors import CoapError, NotStarted, UriError
 from coapkit.exchanges.amplification import AmplificationConfig
@@ -41,14 +42,17 @@ from coapkit.messaging.layer import MessagingConfig
 from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParameters
 from coapkit.messaging.records import Inbound
 from coapkit.observe.registry import ObserveConfig, Observer, ObserveRegistry
+from coapkit.randomness import RandomSource
 from coapkit.resources.request import Request
 from coapkit.resources.resource import HandlerT, Resource, ResourceT
 from coapkit.resources.response import Response
 from coapkit.resources.site import Site
 from coapkit.runtime.driver import Driver, Tracer
+from coapkit.runtime.dtls import DtlsLog
 from coapkit.runtime.entropy import SystemEntropy
 from coapkit.runtime.network import DatagramNetwork, DatagramTransport, default_network
-from coapkit.transports import require_websockets
+from coapkit.security.dtls import DtlsServerCredentials
+from coapkit.transports import require_dtls, require_websockets
 from coapkit.transports.tcp import StreamLimits, StreamTransport
 from coapkit.transports.udp import (
     COAP_MULTICAST_V4,
@@ -71,13 +75,15 @@ class Listener:
     """One transport a server listens on: the URI it is bound to and the endpoint and
     driver that serve it.  Every listener of a server serves the same site."""
 
-    __slots__ = ("driver", "scheme", "transport", "uri")
+    __slots__ = ("driver", "scheme", "security", "transport", "uri")
 
     def __init__(self, scheme: str) -> None:
         self.scheme = scheme
         self.uri = ""  #: the bound URI, its port chosen when 0 was asked for
         self.driver: Driver = None  # type: ignore[assignment]  # set right after
         self.transport: Any = None
+        #: the DTLS sessions of a coaps:// listener (who each peer is); None for the others
+        self.security: DtlsLayer | None = None
 
     @property
     def endpoint(self) -> Endpoint:
@@ -120,6 +126,8 @@ class Server:
         stream: StreamConfig | None = None,
         stream_limits: StreamLimits | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        dtls: DtlsServerCredentials | None = None,
+        dtls_config: DtlsConfig | None = None,
     ) -> None:
         """``transmission``: RFC 7252 §4.8 transmission parameters (ACK_TIMEOUT,
         MAX_RETRANSMIT...) of the CON messages it sends (separate responses,
@@ -137,7 +145,9 @@ class Server:
         ``coap://HOST:PORT``.  ``stream``: the connection settings of ``coap+tcp``
         and ``coaps+tcp`` listeners (RFC 8323: Max-Message-Size, keep-alive, idle
         timeout); ``stream_limits``: how many connections they take;
-        ``ssl_context``: the server's TLS context for ``coaps+tcp``.
+        ``ssl_context``: the server's TLS context for ``coaps+tcp``.  ``dtls``: the
+        DTLS material of ``coaps://`` listeners (pre-shared keys, a certificate; the
+        ``dtls`` extra), ``dtls_config`` their session limits and timers.
 
         ``log_requests``: one line per answered request (:func:`request_line`), to the
         ``coapkit.server`` logger at INFO, or to ``request_log`` when given: a function
@@ -167,6 +177,8 @@ class Server:
         self._stream = stream
         self._stream_limits = stream_limits
         self._ssl_context = ssl_context
+        self._dtls = dtls
+        self._dtls_config = dtls_config
         #: the observers of the first listener (each listener keeps its own)
         self.observers = ObserveRegistry(observe)
         self._listeners: list[Listener] = []
@@ -244,9 +256,9 @@ class Server:
         host = await resolve_bind_host(loop, uri.host)
         registry = self.observers if first else ObserveRegistry(self._observe_config)
         if uri.transport == "udp":
-            if uri.secure:
-                raise UriError(f"{uri.scheme}:// (DTLS) is not supported yet")
             network = self._network or default_network(loop)
+            if uri.secure:
+                listener.security = self._dtls_layer(network.random_source())
             endpoint = Endpoint(
                 rng=network.random_source(),
                 transmission=self.transmission,
@@ -254,6 +266,7 @@ class Server:
                 blockwise=self._blockwise,
                 amplification=self._amplification,
                 observers=registry,
+                security=listener.security,
             )
         else:  # a connection: TCP, TLS, WebSocket (RFC 8323)
             if uri.transport == "ws":
@@ -267,8 +280,9 @@ class Server:
             )
         tracer = self._tracer
         with_framing = getattr(tracer, "with_framing", None)  # a DatagramTrace (coapkit -v)
-        if with_framing is not None and uri.transport != "udp":
-            tracer = with_framing(uri.transport)
+        framing = "dtls" if uri.scheme == "coaps" else uri.transport
+        if with_framing is not None and framing != "udp":
+            tracer = with_framing(framing)
         driver = Driver(
             endpoint,
             loop,
@@ -278,15 +292,17 @@ class Server:
             max_pending_per_remote=self._max_pending_per_remote,
             handler_timeout=self._handler_timeout,
             close_grace=self._close_grace,
-            framing=uri.transport,
+            framing=framing,
         )
         driver.responded = self._log if self._log_requests else None
         driver.observer_removed = self._observer_removed
+        if listener.security is not None:
+            driver.on_event = DtlsLog(server=True, clock=loop.time)
         listener.driver = driver
         if uri.transport == "udp":
             transport: Any = network.bind(loop, driver, host, uri.port, reuse_port=self._reuse_port)
             driver.attach(transport)
-            if self._multicast and first:
+            if self._multicast and first and not uri.secure:
                 groups = ALL_COAP_GROUPS if self._multicast is True else tuple(self._multicast)
                 for group in groups:
                     try:
@@ -317,6 +333,20 @@ class Server:
         bound = transport.local_address
         listener.uri = f"{uri.scheme}://{describe_remote(bound)}"
         return listener
+
+    def _dtls_layer(self, rng: RandomSource) -> DtlsLayer:
+        """The DTLS layer of a coaps:// listener, on the pyOpenSSL engine (coapkit[dtls])."""
+        if self._dtls is None:
+            raise UriError(
+                "coaps:// needs DTLS material: Server(dtls=DtlsServerCredentials(...)) with "
+                "pre-shared keys or a certificate and key"
+            )
+        require_dtls()
+        from coapkit.security.openssl_dtls import OpenSslServerEngine
+
+        config = self._dtls_config or DtlsConfig()
+        engine = OpenSslServerEngine(self._dtls, mtu=config.mtu)
+        return DtlsLayer(rng=rng, config=config, server=engine)
 
     async def close(self) -> None:
         for resource, count in list(self._observation_counts.items()):
@@ -410,6 +440,8 @@ class Server:
         self, listener: Listener, event: IncomingRequest
     ) -> ResponseParts | Awaitable[ResponseParts]:
         request = Request(event.request, event.remote, event.handle)
+        if listener.security is not None:
+            request.security = listener.security.identity(event.remote)
         result = self.site.dispatch(request)
         if isinstance(result, Response):
             if _OBSERVE in event.request.options:
@@ -506,7 +538,10 @@ class Server:
         """Render ``observer``'s notification of state ``sequence``; an ``async`` handler
         runs as a task (two at most per observer: one stuck rendering does not hold
         up newer states, and many updates do not make many tasks)."""
-        result = self.site.dispatch(Request(observer.request, observer.remote, None))
+        request = Request(observer.request, observer.remote, None)
+        if listener.security is not None:
+            request.security = listener.security.identity(observer.remote)
+        result = self.site.dispatch(request)
         if isinstance(result, Response):
             self._send_notification(listener, observer, resource, result, sequence)
             return

@@ -39,6 +39,7 @@ from coapkit.codec.option_registry import OptionNumber, is_critical, option_name
 from coapkit.codec.options import BlockValue, decode_value
 from coapkit.codec.stream import FrameReader, decode_ws
 from coapkit.connections.signals import ABORT, CSM, PING, PONG, RELEASE, SIGNAL_NAMES
+from coapkit.dtls.records import describe_records
 from coapkit.errors import DecodeError, OptionValueError
 
 __all__ = [
@@ -163,8 +164,8 @@ class DatagramTrace:
         self._clock = clock
         self._start = clock()
         #: how the bytes are framed: ``"udp"`` (RFC 7252 datagrams), ``"tcp"`` (a stream
-        #: of RFC 8323 §3.2 frames, cut anywhere) or ``"ws"`` (one RFC 8323 §4.2 message
-        #: per WebSocket message)
+        #: of RFC 8323 §3.2 frames, cut anywhere), ``"ws"`` (one RFC 8323 §4.2 message
+        #: per WebSocket message) or ``"dtls"`` (DTLS records: their types and sizes)
         self.framing = framing
         self._sent: dict[bytes, int] = {}
         self._received: dict[bytes, int] = {}
@@ -185,6 +186,14 @@ class DatagramTrace:
 
     def lines(self, direction: str, data: bytes, remote: object) -> list[str]:
         """Trace lines for ``data`` sent to (``direction="send"``) or received from ``remote``."""
+        if self.framing == "dtls":
+            arrow = ">" if direction == "send" else "<"
+            where = f"{'to' if direction == 'send' else 'from'} {show_remote(remote)}"
+            elapsed = self._clock() - self._start
+            return [
+                f"{arrow} DTLS {describe_records(data)}  {where}  ({len(data)} bytes, "
+                f"+{elapsed:.3f} s)"
+            ]
         if self.framing != "udp":
             return self._stream_lines(direction, data, remote)
         sending = direction == "send"

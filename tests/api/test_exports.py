@@ -18,6 +18,7 @@ USER_ERRORS = [
     "RetransmissionsExceeded",
     "ResetByPeer",
     "NetworkError",
+    "DtlsError",
     "ErrorResponse",
     "TransferError",
     "BadResponse",

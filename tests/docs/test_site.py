@@ -122,6 +122,7 @@ def _classes() -> dict[str, type]:
     from coapkit.blockwise.server import BlockwiseConfig
     from coapkit.client import Client
     from coapkit.connections import StreamConfig
+    from coapkit.dtls import DtlsConfig
     from coapkit.exchanges.amplification import AmplificationConfig
     from coapkit.exchanges.client import ClientExchanges
     from coapkit.messaging.layer import MessagingConfig
@@ -134,6 +135,7 @@ def _classes() -> dict[str, type]:
     return {
         "Client": Client,
         "StreamConfig": StreamConfig,
+        "DtlsConfig": DtlsConfig,
         "StreamLimits": StreamLimits,
         "UdpTransport": UdpTransport,
         "MessagingConfig": MessagingConfig,

@@ -83,7 +83,7 @@ def test_build_install_and_use_the_wheel(tmp_path: Path) -> None:
     metadata = zipfile.ZipFile(wheel).read(metadata_name).decode()
     assert f"Version: {coapkit.__version__}" in metadata
     assert "Requires-Python: >=3.11" in metadata
-    for extra in ("speed", "cbor", "test", "docs", "dev"):
+    for extra in ("speed", "cbor", "dtls", "test", "docs", "dev"):
         assert f"Provides-Extra: {extra}" in metadata
     assert "Typing :: Typed" in metadata and "License-Expression: MIT" in metadata
     with tarfile.open(sdist) as tar:

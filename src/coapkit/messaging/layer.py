@@ -872,6 +872,25 @@ class MessageLayer:
         elif outgoing.track_reset:
             peer.recent_non.pop(outgoing.mid, None)
 
+    def held_back(self, remote: Remote, now: float) -> None:
+        """What was sent to ``remote`` so far never reached the network: a layer under this
+        one held it back (DTLS, until its handshake was done) and sends it now.  Each CON
+        awaiting its ACK counts as sent once, now, and its retransmission timer starts
+        afresh (RFC 7252 §4.2 counts transmissions, not attempts to hand a message down)."""
+        peer = self._peers.get(remote)
+        if peer is None:
+            return
+        for outgoing in peer.outstanding.values():
+            params = outgoing.params
+            timeout = params.ack_timeout * (
+                1.0 + self.rng.random() * (params.ack_random_factor - 1.0)
+            )
+            outgoing.attempts = 1
+            outgoing.timeout = timeout
+            outgoing.due = due = now + timeout
+            self._seq += 1
+            heapq.heappush(self._retransmissions, (due, self._seq, outgoing))
+
     # -- time ---------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:

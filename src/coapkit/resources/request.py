@@ -31,6 +31,7 @@ from coapkit.codec.option_registry import OptionNumber
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
 from coapkit.codec.uri import quote_segment, unquote
+from coapkit.dtls.engine import PeerIdentity
 from coapkit.errors import BadRequest, OptionValueError
 from coapkit.resources.response import load_cbor
 
@@ -60,13 +61,28 @@ class Request:
     :class:`~coapkit.address.Address`), ``handle`` whatever the runtime needs to
     answer it (opaque here), and ``params`` the path parameters captured by the
     site's router (``{}`` until the site fills them in).
+
+    ``security`` is who the peer proved to be over a secure transport, for a
+    resource to authorise by: over ``coaps://`` a
+    :class:`~coapkit.dtls.PeerIdentity` (``request.security.psk_identity``,
+    ``request.security.common_name``...); None over plain ``coap://``.
     """
 
-    __slots__ = ("_path", "_query", "_query_params", "_remote", "handle", "message", "params")
+    __slots__ = (
+        "_path",
+        "_query",
+        "_query_params",
+        "_remote",
+        "handle",
+        "message",
+        "params",
+        "security",
+    )
 
     message: Message
     handle: object
     params: dict[str, str]
+    security: PeerIdentity | None
 
     def __init__(
         self,
@@ -74,12 +90,14 @@ class Request:
         remote: Hashable,
         handle: object = None,
         params: dict[str, str] | None = None,
+        security: PeerIdentity | None = None,
     ) -> None:
         self.message = message
         #: the remote as the transport reported it: what the core keys its state by
         self._remote = remote
         self.handle = handle
         self.params = {} if params is None else params
+        self.security = security
         self._path: tuple[str, ...] | None = None
         self._query: tuple[str, ...] | None = None
         self._query_params: dict[str, str] | None = None
@@ -93,13 +111,15 @@ class Request:
         *,
         remote: Hashable = ("192.0.2.1", 5683),
         handle: object = None,
+        security: PeerIdentity | None = None,
         **option_values: Any,
     ) -> Request:
         """A request made up locally, for tests and for calling a site directly.
 
         ``remote`` is where it claims to come from: by default ``192.0.2.1:5683``, an
         address reserved for documentation (RFC 5737), so that handlers find the
-        address every received request has.
+        address every received request has; ``security``, who it proved to be (a
+        :class:`~coapkit.dtls.PeerIdentity`, as over ``coaps://``).
 
         ``path`` is a percent-encoded path with an optional query
         (``"/sensors/temp?unit=C"``); a ``str`` payload is sent as UTF-8 with
@@ -122,7 +142,7 @@ class Request:
             values["content_format"] = 0
         values.update(option_values)
         message = Message(MessageType.CON, method, 0, b"", Options.build(**values), payload)
-        return cls(message, remote, handle)
+        return cls(message, remote, handle, security=security)
 
     def __repr__(self) -> str:
         try:

@@ -198,6 +198,9 @@ class Driver:
         self.responded: Callable[[Inbound, ResponseParts], None] | None = None
         #: called when the endpoint removed an observer on its own (RST, no ACK, ICMP...)
         self.observer_removed: Callable[[Observer], None] | None = None
+        #: called with the events the driver does not handle itself (the DTLS layer's:
+        #: sessions made and ended), for the server's and client's logs
+        self.on_event: Callable[[Any], None] | None = None
         self._overload_logged_at = -1e9
         self.request_handler = request_handler
         self.tracer = tracer
@@ -442,6 +445,8 @@ class Driver:
             layer_loggers["exchanges"].debug(
                 "response to %s not acknowledged: %s", show_remote(event.remote), event.error
             )
+        elif self.on_event is not None:
+            self.on_event(event)
 
     async def connection_ready(self, remote: Remote) -> None:
         """Wait until the peer's CSM has arrived on the connection to ``remote`` (RFC 8323
@@ -848,6 +853,11 @@ class Driver:
             except Exception:
                 _report_failure("answering a request at shutdown")
         output = self.endpoint.shutdown(self.loop.time())
+        if output.datagrams:  # DTLS: a close_notify in each session
+            try:
+                self._send(output.datagrams)
+            except Exception:
+                _report_failure("sending at shutdown")
         for event in output.events:
             try:
                 self._handle(event)
