@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import suppress
 from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.codec.codes import Code, code_name
@@ -36,6 +36,7 @@ from coapkit.endpoint import Endpoint
 from coapkit.errors import CoapError, NotStarted, UriError
 from coapkit.exchanges.amplification import AmplificationConfig
 from coapkit.exchanges.events import IncomingRequest
+from coapkit.exchanges.server import UNDERSTOOD_OPTIONS
 from coapkit.messaging.addresses import describe_remote
 from coapkit.messaging.layer import MessagingConfig
 from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParameters
@@ -57,8 +58,13 @@ from coapkit.transports.udp import (
     resolve_bind_host,
 )
 
+if TYPE_CHECKING:
+    from coapkit.oscore.server import OscoreServer
+
 logger = logging.getLogger("coapkit.server")
 _OBSERVE = int(OptionNumber.OBSERVE)
+#: the options a server with OSCORE understands (the OSCORE option itself, RFC 8613 §2)
+_WITH_OSCORE = UNDERSTOOD_OPTIONS | {int(OptionNumber.OSCORE)}
 
 DEFAULT_PORT = 5683
 #: async renderings of one observer's notifications that may run at once (see _render)
@@ -118,6 +124,7 @@ class Server:
         stream: StreamConfig | None = None,
         stream_limits: StreamLimits | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        oscore: OscoreServer | None = None,
     ) -> None:
         """``transmission``: RFC 7252 §4.8 transmission parameters (ACK_TIMEOUT,
         MAX_RETRANSMIT...) of the CON messages it sends (separate responses,
@@ -135,8 +142,14 @@ class Server:
         ``coap://HOST:PORT``.  ``stream``: the connection settings of ``coap+tcp``
         and ``coaps+tcp`` listeners (RFC 8323: Max-Message-Size, keep-alive, idle
         timeout); ``stream_limits``: how many connections they take;
-        ``ssl_context``: the server's TLS context for ``coaps+tcp``."""
+        ``ssl_context``: the server's TLS context for ``coaps+tcp``.
+
+        ``oscore``: the OSCORE layer (:class:`~coapkit.oscore.OscoreServer`: the security
+        contexts of the clients, the paths that require protection); protected requests
+        are verified and answered through it on every listener (RFC 8613)."""
         self.site = site if site is not None else Site()
+        #: the OSCORE layer between the listeners and the site, if any
+        self.oscore = oscore
         self._bind = bind
         self._network = network
         #: RFC 7252 §4.8 transmission parameters of separate responses and notifications
@@ -246,6 +259,7 @@ class Server:
                 blockwise=self._blockwise,
                 amplification=self._amplification,
                 observers=registry,
+                understood_options=self._understood,
             )
         else:  # a connection: TCP, TLS, WebSocket (RFC 8323)
             if uri.transport == "ws":
@@ -256,6 +270,7 @@ class Server:
                 blockwise=self._blockwise,
                 observers=registry,
                 layer=ConnectionLayer(params=self.transmission, config=self._stream),
+                understood_options=self._understood,
             )
         tracer = self._tracer
         with_framing = getattr(tracer, "with_framing", None)  # a DatagramTrace (coapkit -v)
@@ -398,11 +413,21 @@ class Server:
 
     # -- requests ----------------------------------------------------------------------------------
 
+    @property
+    def _understood(self) -> frozenset[int]:
+        return UNDERSTOOD_OPTIONS if self.oscore is None else _WITH_OSCORE
+
+    def _dispatch(self, listener: Listener, request: Request) -> Response | Awaitable[Response]:
+        """The site's answer, through the OSCORE layer when there is one."""
+        if self.oscore is None:
+            return self.site.dispatch(request)
+        return self.oscore.dispatch(self.site, request, listener.driver.loop.time())
+
     def _handle(
         self, listener: Listener, event: IncomingRequest
     ) -> ResponseParts | Awaitable[ResponseParts]:
         request = Request(event.request, event.remote, event.handle)
-        result = self.site.dispatch(request)
+        result = self._dispatch(listener, request)
         if isinstance(result, Response):
             if _OBSERVE in event.request.options:
                 message = result.to_message(event.request.token)
@@ -425,11 +450,15 @@ class Server:
 
     def _observe_request(self, listener: Listener, request: Request, message: Message) -> Message:
         """Let the endpoint register or deregister the sender (§3.1, §3.6) and mark the response."""
-        try:
-            found = self.site.match(request.path)
-        except CoapError:  # a path that is not UTF-8: the site has answered 4.00 already
-            found = None
-        resource = found[0] if found is not None and found[0].observable else None
+        resource: Resource | None
+        if self.oscore is not None and OptionNumber.OSCORE in request.message.options:
+            resource = self.oscore.observed_resource(request)
+        else:
+            try:
+                found = self.site.match(request.path)
+            except CoapError:  # a path that is not UTF-8: the site has answered 4.00 already
+                found = None
+            resource = found[0] if found is not None and found[0].observable else None
         observe = listener.endpoint.observe
         before = observe.registry.find(request._remote, request.message.token)
         message = observe.on_response(
@@ -498,7 +527,7 @@ class Server:
         """Render ``observer``'s notification of state ``sequence``; an ``async`` handler
         runs as a task (two at most per observer: one stuck rendering does not hold
         up newer states, and many updates do not make many tasks)."""
-        result = self.site.dispatch(Request(observer.request, observer.remote, None))
+        result = self._dispatch(listener, Request(observer.request, observer.remote, None))
         if isinstance(result, Response):
             self._send_notification(listener, observer, resource, result, sequence)
             return

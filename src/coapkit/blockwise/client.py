@@ -126,6 +126,7 @@ class Transfer:
         "first_options",
         "last_sequence",
         "last_time",
+        "managed",
         "mtype",
         "multicast",
         "observe",
@@ -169,6 +170,9 @@ class Transfer:
         self.timeout = timeout
         self.multicast = multicast
         self.observe = observe
+        #: an observation whose re-registration and deregistration are this layer's
+        #: (False: the caller's, as for OSCORE, whose requests cannot be sent twice)
+        self.managed = True
         self.owner: Any = None  #: free for the layer above (the runtime's future or stream)
         self.state = TransferState.OPEN
         self.exchange: ClientRequest | None = None
@@ -246,6 +250,7 @@ class ClientTransfers:
         multicast: bool = False,
         keep_open: bool = False,
         token: bytes | None = None,
+        manage_observation: bool = True,
     ) -> Transfer:
         options = message.options
         observe = keep_open and not multicast
@@ -259,6 +264,7 @@ class ClientTransfers:
             multicast=multicast,
             observe=observe,
         )
+        transfer.managed = manage_observation
         if N.BLOCK2 in options:
             requested = _block(options, N.BLOCK2)
             if requested is not None and requested.num > 0:
@@ -687,7 +693,7 @@ class ClientTransfers:
                 self.exchanges.cancel(child.exchange, now, out)
 
     def _schedule_reregistration(self, transfer: Transfer, response: Message, now: float) -> None:
-        if not self.reregister:
+        if not self.reregister or not transfer.managed:
             return
         try:
             max_age = response.options.max_age
@@ -763,7 +769,9 @@ class ClientTransfers:
         if transfer.fetch is not None:
             self._cancel_child(transfer, now, out)
         exchange = transfer.exchange
-        deregister = transfer.observe and transfer.registered and exchange is not None
+        deregister = (
+            transfer.observe and transfer.registered and exchange is not None and transfer.managed
+        )
         self._close(transfer)
         if exchange is None:
             return

@@ -148,7 +148,9 @@ class SequenceStore(Protocol):
     """Where a context keeps its :class:`SequenceState` across restarts.
 
     ``save`` must not return before the state is durable: the context uses a sequence
-    number only after the save that covers it returned.
+    number only after the save that covers it returned.  A store that holds a resource
+    (a file lock) may have a ``release()`` method, which :meth:`SecurityContext.close`
+    calls last.
     """
 
     def load(self) -> SequenceState | None:
@@ -412,11 +414,15 @@ class SecurityContext:
         if self._closed:
             return
         self._closed = True
-        if self.store is not None:
+        store = self.store
+        if store is not None:
             window = self.window.state() if self.window is not None else None
-            self.store.save(SequenceState(self.sequence_number, window))
+            store.save(SequenceState(self.sequence_number, window))
             self._stored_limit = self.sequence_number
             self._window_stored = window is not None
+            release = getattr(store, "release", None)
+            if callable(release):
+                release()  # a file store's lock
 
     @property
     def closed(self) -> bool:

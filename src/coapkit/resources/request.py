@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, Protocol
 
 from coapkit.address import Address, address_of
 from coapkit.codec.codes import METHODS_BY_NAME, Code, code_name
@@ -34,7 +34,7 @@ from coapkit.codec.uri import quote_segment, unquote
 from coapkit.errors import BadRequest, OptionValueError
 from coapkit.resources.response import load_cbor
 
-__all__ = ["Request"]
+__all__ = ["Request", "SecurityIdentity"]
 
 _METHODS: dict[int, Code] = {int(code): code for code in Code if 0 < code < 32}
 _URI_PATH = OptionNumber.URI_PATH
@@ -52,6 +52,19 @@ def _strings(options: Options, number: int, name: str) -> tuple[str, ...]:
     return tuple(values)
 
 
+class SecurityIdentity(Protocol):
+    """Who a request comes from, as a security layer vouched for it (OSCORE:
+    :class:`coapkit.oscore.OscoreIdentity`)."""
+
+    @property
+    def label(self) -> str:
+        """The name the credentials give the peer (``":client1"``)."""
+
+    @property
+    def protocol(self) -> str:
+        """The security layer that vouched for it (``"oscore"``)."""
+
+
 class Request:
     """A received request, as a handler sees it.
 
@@ -59,14 +72,26 @@ class Request:
     (the transport's address; :attr:`remote` shows it as an
     :class:`~coapkit.address.Address`), ``handle`` whatever the runtime needs to
     answer it (opaque here), and ``params`` the path parameters captured by the
-    site's router (``{}`` until the site fills them in).
+    site's router (``{}`` until the site fills them in).  ``security`` is who
+    sent it when a security layer verified that (an OSCORE-protected request: its
+    security context's identity), else None.
     """
 
-    __slots__ = ("_path", "_query", "_query_params", "_remote", "handle", "message", "params")
+    __slots__ = (
+        "_path",
+        "_query",
+        "_query_params",
+        "_remote",
+        "handle",
+        "message",
+        "params",
+        "security",
+    )
 
     message: Message
     handle: object
     params: dict[str, str]
+    security: SecurityIdentity | None
 
     def __init__(
         self,
@@ -74,8 +99,10 @@ class Request:
         remote: Hashable,
         handle: object = None,
         params: dict[str, str] | None = None,
+        security: SecurityIdentity | None = None,
     ) -> None:
         self.message = message
+        self.security = security
         #: the remote as the transport reported it: what the core keys its state by
         self._remote = remote
         self.handle = handle

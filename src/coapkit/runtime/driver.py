@@ -738,8 +738,10 @@ class Driver:
         transmission: TransmissionParameters | None = None,
         timeout: float | None = None,
         token: bytes | None = None,
+        manage_observation: bool = True,
     ) -> ResponseStream:
-        """Send a request that stays open; its responses arrive on the returned stream."""
+        """Send a request that stays open; its responses arrive on the returned stream
+        (``manage_observation``: see :meth:`Endpoint.request`)."""
         if self._closed:
             raise EndpointClosed("the client is closed")
         stream = ResponseStream(self.loop)
@@ -752,6 +754,7 @@ class Driver:
             timeout=timeout,
             keep_open=True,
             token=token,
+            manage_observation=manage_observation,
         )
         handle.owner = stream
         stream.handle = handle

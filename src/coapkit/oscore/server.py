@@ -1,0 +1,379 @@
+"""The OSCORE layer of a server, sans I/O: verify, serve the inner request, protect the answer.
+
+RFC 8613 §8.2 and §8.3 (verify the request, protect the response), §4.1.3.4.1
+(Inner Block options: the body and the representation are cut into blocks
+here, on the inner messages), §4.1.3.5 (Observe: a registration's
+notifications carry Partial IVs of the server's own), §7.4 (replay), Appendix
+B.1.2 (freshness after a restart: Echo) and §9 (resources that only answer
+protected requests).
+
+Theory of operation
+-------------------
+:class:`OscoreServer` sits between the server's request handler and its
+:class:`~coapkit.resources.site.Site`: the server hands it each request with the
+site (:meth:`OscoreServer.dispatch`) and sends what it returns.
+
+* A request without the OSCORE option goes to the site as it is, unless its
+  path is under a prefix that requires OSCORE (:meth:`OscoreServer.require`):
+  then it gets 4.01 Unauthorized and no handler runs.
+* A protected request is verified (:func:`~coapkit.oscore.protection.unprotect_request`).
+  What fails gets §8.2's unprotected error (4.02 "Failed to decode COSE", 4.01
+  "Security context not found" or "Replay detected", 4.00 "Decryption
+  failed"), with an Outer Max-Age of 0; no handler runs.  A verified request
+  becomes a :class:`~coapkit.resources.request.Request` whose ``security`` is the
+  context's :class:`OscoreIdentity`; its inner block options are handled by
+  this layer's own :class:`~coapkit.blockwise.server.BlockwiseServer` (bodies
+  keyed by security context, not by address: a client whose address changes
+  keeps its transfer, one with another key cannot join it), and the site's
+  answer is protected with the request's binding.
+* A registration (Observe=0 inside and out) answered 2.xx by an observable
+  resource is remembered by the outer request's remote and token, so that
+  the server can render its notifications: the server asks
+  :meth:`OscoreServer.dispatch` again with the registration (and no handle),
+  and gets the inner rendering protected with a new Partial IV.  The
+  server's own Observe bookkeeping works on the outer messages, and learns
+  the resource from :meth:`OscoreServer.observed_resource`.
+
+The inner blocks are at most 512 bytes by default
+(``BlockwiseConfig(max_szx=5)``), so that a protected block fits in a
+1024-byte payload and the endpoint below never cuts a protected response
+into outer blocks.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import dataclass
+
+from coapkit.blockwise.server import BlockwiseConfig, BlockwiseServer
+from coapkit.codec.codes import Code
+from coapkit.codec.message import Message, _make
+from coapkit.codec.option_registry import OptionNumber, is_critical, option_name
+from coapkit.codec.options import Options
+from coapkit.codec.types import MessageType
+from coapkit.exchanges.server import UNDERSTOOD_OPTIONS, unrecognised_options
+from coapkit.messaging.records import Remote
+from coapkit.oscore.context import SecurityContext
+from coapkit.oscore.errors import OscoreConfigError, Rejection
+from coapkit.oscore.option import OscoreOption
+from coapkit.oscore.protection import RequestBinding, protect_response, unprotect_request
+from coapkit.resources.request import Request
+from coapkit.resources.resource import Resource
+from coapkit.resources.response import Response
+from coapkit.resources.site import Site, error_response
+
+__all__ = ["OscoreIdentity", "OscoreServer"]
+
+N = OptionNumber
+_OSCORE = int(N.OSCORE)
+_OBSERVE = int(N.OBSERVE)
+_BLOCK_OPTIONS = frozenset(int(n) for n in (N.BLOCK1, N.BLOCK2, N.SIZE2))
+#: what an inner request may carry and be understood (Observe and block-wise are this
+#: layer's and the server's business; OSCORE inside would be nesting, refused)
+_INNER_UNDERSTOOD = UNDERSTOOD_OPTIONS
+_MAX_AGE_ZERO = Options(((int(N.MAX_AGE), b""),))
+
+
+@dataclass(frozen=True, slots=True)
+class OscoreIdentity:
+    """Who sent a verified request: the security context it was protected with.
+
+    ``label`` is the context's name in the credentials (``":client1"``), as aiocoap
+    shows it in ``authenticated_claims``; ``kid`` is the client's Sender ID (the
+    context's Recipient ID) and ``id_context`` the context's ID Context.
+    """
+
+    label: str
+    kid: bytes
+    id_context: bytes | None = None
+    protocol: str = "oscore"
+
+    def __str__(self) -> str:
+        return self.label
+
+
+@dataclass(slots=True)
+class _Registration:
+    """An observation registered with a protected request: what renders its notifications."""
+
+    outer: Message
+    inner: Request
+    binding: RequestBinding
+    resource: Resource
+
+
+class OscoreServer:
+    """The OSCORE layer of a server: its security contexts and what it requires.
+
+    >>> from coapkit.oscore import ContextParameters, SecurityContext
+    >>> secret = bytes(16)
+    >>> context = SecurityContext(
+    ...     ContextParameters(secret, sender_id=b"\\x01", recipient_id=b"\\x02"), label=":client"
+    ... )
+    >>> oscore = OscoreServer([context], require=["/secret"])
+    >>> oscore.requires_oscore(("secret", "door"))
+    True
+
+    ``contexts``: the security contexts of the clients it knows (each found by its
+    Recipient ID, the client's kid, and its ID Context); ``require``: path prefixes
+    whose resources answer only protected requests; ``blockwise``: the inner
+    block-wise limits (512-byte blocks by default); ``max_observations``: protected
+    registrations remembered at once (beyond, the oldest is forgotten and its
+    notifications end).
+    """
+
+    def __init__(
+        self,
+        contexts: Iterable[SecurityContext],
+        *,
+        require: Iterable[str] = (),
+        blockwise: BlockwiseConfig | None = None,
+        max_observations: int = 10_000,
+    ) -> None:
+        self._contexts: dict[tuple[bytes, bytes | None], SecurityContext] = {}
+        for context in contexts:
+            self.add(context)
+        self._require: list[tuple[str, ...]] = []
+        for prefix in require:
+            self.require(prefix)
+        self.blockwise = BlockwiseServer(blockwise or BlockwiseConfig(max_szx=5))
+        self.max_observations = max_observations
+        self._registrations: OrderedDict[tuple[Remote, bytes], _Registration] = OrderedDict()
+        #: requests refused, by the diagnostic of their answer (for the log and tests)
+        self.refused: dict[str, int] = {}
+
+    # -- configuration --------------------------------------------------------------------------
+
+    def add(self, context: SecurityContext) -> None:
+        """Know one more client (by its Recipient ID and ID Context)."""
+        key = (context.recipient_id, context.id_context)
+        if key in self._contexts:
+            raise OscoreConfigError(
+                f"two security contexts have Recipient ID {context.recipient_id.hex() or '(empty)'}"
+                " and the same ID Context: a request could not tell them apart"
+            )
+        self._contexts[key] = context
+
+    @property
+    def contexts(self) -> list[SecurityContext]:
+        return list(self._contexts.values())
+
+    def require(self, prefix: str) -> None:
+        """Answer unprotected requests under the path ``prefix`` (and the path itself) with
+        4.01 Unauthorized from now on; ``"/"`` covers every resource."""
+        parts = tuple(segment for segment in prefix.strip().strip("/").split("/") if segment)
+        self._require.append(parts)
+
+    def requires_oscore(self, path: Sequence[str]) -> bool:
+        """Whether a request for the decoded Uri-Path ``path`` must be protected."""
+        return any(tuple(path[: len(prefix)]) == prefix for prefix in self._require)
+
+    def lookup(self, option: OscoreOption) -> SecurityContext | None:
+        """The context for a request's kid and kid context (§8.2 step 2)."""
+        assert option.kid is not None
+        return self._contexts.get((option.kid, option.kid_context))
+
+    def close(self) -> None:
+        """Close every context (their state is stored exactly: no Echo round after a
+        clean restart)."""
+        for context in self._contexts.values():
+            context.close()
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def dispatch(self, site: Site, request: Request, now: float) -> Response | Awaitable[Response]:
+        """The answer to ``request`` (a request as received, or with ``handle=None`` a
+        registration whose notification is to be rendered)."""
+        message = request.message
+        if _OSCORE not in message.options:
+            try:
+                path = request.path
+            except Exception as exc:
+                return error_response(exc, request)
+            if self._require and self.requires_oscore(path):
+                return self._refuse(Response(Code.UNAUTHORIZED, b"OSCORE required"))
+            return site.dispatch(request)
+        if request.handle is None:
+            return self._notification(site, request, now)
+        self.blockwise.expire(now)
+        try:
+            inner, binding = unprotect_request(message, self.lookup)
+        except Rejection as rejection:
+            return self._rejected(rejection, message)
+        remote = request._remote
+        key = (remote, message.token)
+        observe = message.options.get(_OBSERVE)
+        if observe is not None and observe not in (b"", b"\0"):
+            self._registrations.pop(key, None)  # a deregistration (or another value)
+        context = binding.context
+        identity = OscoreIdentity(
+            context.label or context.recipient_id.hex(), context.recipient_id, context.id_context
+        )
+        problem = self._unrecognised(inner)
+        if problem is not None:
+            return self._protected(binding, problem, False)
+        if any(number in _BLOCK_OPTIONS for number, _ in inner.options.items):
+            whole, answer = self.blockwise.on_request(inner, context, now)
+            if answer is not None:
+                return self._protected(binding, answer, False)
+            assert whole is not None
+            inner_request = Request(whole, remote, request.handle, security=identity)
+            block_request = inner
+        else:
+            inner_request = Request(inner, remote, request.handle, security=identity)
+            block_request = inner
+        result = site.dispatch(inner_request)
+        if isinstance(result, Response):
+            return self._answer(
+                site, key, message, inner_request, block_request, binding, result, now
+            )
+        return self._answer_later(
+            site, key, message, inner_request, block_request, binding, result, now
+        )
+
+    async def _answer_later(
+        self,
+        site: Site,
+        key: tuple[Remote, bytes],
+        outer: Message,
+        inner: Request,
+        block_request: Message,
+        binding: RequestBinding,
+        pending: Awaitable[Response],
+        now: float,
+    ) -> Response:
+        response = await pending
+        return self._answer(site, key, outer, inner, block_request, binding, response, now)
+
+    def _answer(
+        self,
+        site: Site,
+        key: tuple[Remote, bytes],
+        outer: Message,
+        inner: Request,
+        block_request: Message,
+        binding: RequestBinding,
+        response: Response,
+        now: float,
+    ) -> Response:
+        message = response.to_message()
+        notification = False
+        if binding.observe and 64 <= response.code < 96:
+            resource = self._observable(site, inner)
+            if resource is not None:
+                notification = True
+                self._remember(key, _Registration(outer, inner, binding, resource))
+        message = self._fit(block_request, message, binding, now)
+        return self._protected(binding, message, notification)
+
+    def _fit(
+        self, request: Message, message: Message, binding: RequestBinding, now: float
+    ) -> Message:
+        """Cut a representation into inner blocks where it needs it (RFC 7959 §2.4)."""
+        config = self.blockwise.config
+        if len(message.payload) > config.max_block_size or any(
+            number in _BLOCK_OPTIONS for number, _ in request.options.items
+        ):
+            return self.blockwise.on_response(request, message, binding.context, now)
+        return message
+
+    def _observable(self, site: Site, request: Request) -> Resource | None:
+        try:
+            found = site.match(request.path)
+        except Exception:
+            return None
+        if found is None or not found[0].observable:
+            return None
+        return found[0]
+
+    def _remember(self, key: tuple[Remote, bytes], registration: _Registration) -> None:
+        registrations = self._registrations
+        registrations.pop(key, None)
+        registrations[key] = registration
+        while len(registrations) > self.max_observations:
+            registrations.popitem(last=False)
+
+    # -- Observe ----------------------------------------------------------------------------------
+
+    def observed_resource(self, request: Request) -> Resource | None:
+        """The resource a protected registration observes (None: none; the server's
+        Observe bookkeeping asks this instead of matching the outer path)."""
+        registration = self._registrations.get((request._remote, request.message.token))
+        if registration is None or registration.outer is not request.message:
+            return None
+        return registration.resource
+
+    def _notification(
+        self, site: Site, request: Request, now: float
+    ) -> Response | Awaitable[Response]:
+        """Render the notification of a registration made with a protected request."""
+        key = (request._remote, request.message.token)
+        registration = self._registrations.get(key)
+        if registration is None or registration.outer != request.message:
+            # Forgotten (max_observations): an error ends the observation (RFC 7641 §4.2).
+            return Response(Code.SERVICE_UNAVAILABLE, b"observation forgotten")
+        inner = Request(
+            registration.inner.message,
+            request._remote,
+            None,
+            security=registration.inner.security,
+        )
+        result = site.dispatch(inner)
+        if isinstance(result, Response):
+            return self._notify(registration, key, result, now)
+        return self._notify_later(registration, key, result, now)
+
+    async def _notify_later(
+        self,
+        registration: _Registration,
+        key: tuple[Remote, bytes],
+        pending: Awaitable[Response],
+        now: float,
+    ) -> Response:
+        return self._notify(registration, key, await pending, now)
+
+    def _notify(
+        self, registration: _Registration, key: tuple[Remote, bytes], response: Response, now: float
+    ) -> Response:
+        if not 64 <= response.code < 96:
+            # An error ends the observation (RFC 7641 §3.2): this is its last notification.
+            self._registrations.pop(key, None)
+        message = self._fit(
+            registration.inner.message, response.to_message(), registration.binding, now
+        )
+        return self._protected(registration.binding, message, True)
+
+    # -- answers ----------------------------------------------------------------------------------
+
+    def _protected(self, binding: RequestBinding, message: Message, new_piv: bool) -> Response:
+        """``message`` protected as the answer to the request of ``binding``."""
+        outer = protect_response(binding, message, new_partial_iv=new_piv)
+        return Response.from_message(outer)
+
+    def _rejected(self, rejection: Rejection, request: Message) -> Response:
+        self.refused[rejection.diagnostic] = self.refused.get(rejection.diagnostic, 0) + 1
+        binding = rejection.binding
+        if binding is None:
+            # §8.2: the OSCORE errors go out unprotected, not to be cached (Max-Age 0).
+            return Response(rejection.code, rejection.diagnostic.encode(), options=_MAX_AGE_ZERO)
+        options = Options.build(echo=rejection.echo) if rejection.echo is not None else Options(())
+        inner = _make(
+            MessageType.ACK, rejection.code, 0, b"", options, rejection.diagnostic.encode()
+        )
+        return self._protected(binding, inner, rejection.echo is not None)
+
+    def _refuse(self, response: Response) -> Response:
+        self.refused["OSCORE required"] = self.refused.get("OSCORE required", 0) + 1
+        return response
+
+    def _unrecognised(self, inner: Message) -> Message | None:
+        """4.02 for an inner critical option this server does not understand (RFC 7252
+        §5.4.1), protected like any answer to a verified request."""
+        items = inner.options.items
+        bad = unrecognised_options(inner.options, _INNER_UNDERSTOOD)
+        critical = [items[i][0] for i in bad if is_critical(items[i][0])]
+        if not critical:
+            return None
+        names = ", ".join(sorted({option_name(n) for n in critical})[:3])
+        return _make(MessageType.ACK, Code.BAD_OPTION, 0, b"", Options(()), names.encode())
