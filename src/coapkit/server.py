@@ -582,6 +582,10 @@ class Server:
         """One line per answered request (``log_requests``): what went back, also when the
         amplification defence held the handler's response back for an Echo round trip."""
         request = Request(handle.message, handle.remote, handle)
+        inner = self.oscore.described(handle) if self.oscore is not None else None
+        if inner is not None:  # what the protected request asked and got, and from whom
+            logger.info("%s %s", describe_remote(handle.remote), inner)
+            return
         try:
             path = request.path_string
         except CoapError:

@@ -49,6 +49,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from coapkit import __version__
+from coapkit.cli import oscore
 from coapkit.cli.arguments import (
     LOOP_CHOICES,
     METHODS,
@@ -288,6 +289,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="trace every datagram on stderr (type, code, MID, token, options, payload size, "
         "retransmissions); a traceback on internal errors",
     )
+    oscore.add_client_arguments(parser)
     _add_loop(parser)
 
 
@@ -322,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
                 m=method
             )
             + REQUEST_EPILOG
-            + (OBSERVE_EPILOG.format(m=method) if method in ("get", "fetch") else ""),
+            + (OBSERVE_EPILOG.format(m=method) if method in ("get", "fetch") else "")
+            + oscore.CLIENT_HELP,
             formatter_class=formatter,
         )
         _add_common(request)
@@ -414,7 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n  coapkit server\n  coapkit server --plugtest --port 5683\n"
             "  coapkit server --bind 127.0.0.1 --port 0 -v   (port 0: any free port)\n"
             "  coapkit server --workers 4                    (4 processes, one port)\n"
+            "  coapkit server --credentials server.json --require-oscore /secret\n"
             + SERVER_EPILOG
+            + oscore.SERVER_HELP
             + "\n--workers N: N worker processes share the port (SO_REUSEPORT; the kernel\n"
             "spreads clients over them, each client always reaching the same worker).\n"
             "The parent supervises: Ctrl-C or SIGTERM stops them all (exit status 0);\n"
@@ -430,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
             "DELETE.  Nothing outside DIR is ever served.",
             "examples:\n  coapkit fileserver ./public\n"
             "  coapkit fileserver /srv/coap --port 5683 --write\n"
-            "  coapkit get coap://127.0.0.1/notes.txt\n" + SERVER_EPILOG,
+            "  coapkit get coap://127.0.0.1/notes.txt\n" + SERVER_EPILOG + oscore.SERVER_HELP,
         ),
     ):
         server = sub.add_parser(
@@ -476,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
         server.add_argument(
             "-v", "--verbose", action="store_true", help="trace every datagram; debug logging"
         )
+        oscore.add_server_arguments(server)
         _add_loop(server)
         server.set_defaults(
             func=command("serve", "cmd_fileserver" if name == "fileserver" else "cmd_server"),

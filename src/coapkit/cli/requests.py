@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.cli import loops
@@ -59,6 +59,7 @@ from coapkit.cli.exits import (
     response_status,
 )
 from coapkit.cli.formats import guess_content_format
+from coapkit.cli.oscore import client_credentials
 from coapkit.cli.progress import ProgressBar, terminal_width
 from coapkit.cli.render import (
     Trace,
@@ -81,6 +82,9 @@ from coapkit.codec.options import encode_value
 from coapkit.codec.uri import CoapUri, parse_uri, quote_query, quote_segment
 from coapkit.errors import LinkFormatError, OptionValueError, UriError
 from coapkit.resources.response import Response
+
+if TYPE_CHECKING:
+    from coapkit.oscore.credentials import CredentialsMap
 
 #: Called with (bytes done, total bytes or None) while a block-wise transfer runs.
 ProgressHook = Callable[[int, int | None], None]
@@ -263,17 +267,37 @@ def cmd_request(args: argparse.Namespace) -> int:
         content_format = implied_format
     loop = loops.choose_loop(args.loop)
     trace = _tracer(args)
-    if args.observe:
-        return loops.run(
-            observe(
-                args, uri, payload, content_format=content_format, options=options, trace=trace
-            ),
-            loop,
-        )
+    with client_credentials(args) as credentials:
+        if args.observe:
+            return loops.run(
+                observe(
+                    args,
+                    uri,
+                    payload,
+                    content_format=content_format,
+                    options=options,
+                    trace=trace,
+                    credentials=credentials,
+                ),
+                loop,
+            )
+        return _request(args, uri, payload, content_format, options, trace, credentials, loop)
+
+
+def _request(
+    args: argparse.Namespace,
+    uri: CoapUri,
+    payload: bytes,
+    content_format: int | None,
+    options: list[tuple[int, bytes]],
+    trace: Trace | None,
+    credentials: CredentialsMap | None,
+    loop: str,
+) -> int:
     progress = progress_hook(args, payload)
 
     async def run() -> Response:
-        async with Client(tracer=trace) as client:
+        async with Client(tracer=trace, oscore=credentials) as client:
             return await send_request(
                 client,
                 args.method,
@@ -302,6 +326,7 @@ async def observe(
     content_format: int | None,
     options: list[tuple[int, bytes]],
     trace: Trace | None,
+    credentials: CredentialsMap | None = None,
 ) -> int:
     """``--observe``: print the first response and each notification until one of these ends it.
 
@@ -334,7 +359,7 @@ async def observe(
     closed = asyncio.Event()
     unwatch = watch_stdout(loop, closed.set)
     try:
-        async with Client(tracer=trace) as client:
+        async with Client(tracer=trace, oscore=credentials) as client:
             observation = client.observe(
                 uri,
                 method=METHODS_BY_NAME[args.method.upper()],
@@ -538,19 +563,20 @@ def cmd_discover(args: argparse.Namespace) -> int:
     progress = progress_hook(args)
 
     async def run() -> Response:
-        async with Client(tracer=trace) as client:
-            return await send_request(
-                client,
-                "GET",
-                target,
-                b"",
-                content_format=None,
-                accept=None,
-                options=[],
-                non=False,
-                timeout=args.timeout,
-                progress=progress,
-            )
+        with client_credentials(args) as credentials:
+            async with Client(tracer=trace, oscore=credentials) as client:
+                return await send_request(
+                    client,
+                    "GET",
+                    target,
+                    b"",
+                    content_format=None,
+                    accept=None,
+                    options=[],
+                    non=False,
+                    timeout=args.timeout,
+                    progress=progress,
+                )
 
     response = run_with_progress(run, progress, loop)
     status = response_status(response.code)

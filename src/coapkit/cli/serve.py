@@ -42,17 +42,21 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.cli import loops
 from coapkit.cli.console import DiagnosticHandler, diagnostics, settle
-from coapkit.cli.exits import EXIT_INTERNAL, EXIT_OK, LocalFileError, exit_status
+from coapkit.cli.exits import EXIT_INTERNAL, EXIT_OK, LocalFileError, UsageError, exit_status
+from coapkit.cli.oscore import server_oscore
 from coapkit.cli.ticking import start_ticking, stop_ticking
 from coapkit.errors import NetworkError
 from coapkit.exchanges.amplification import AmplificationConfig
 from coapkit.resources.site import Site
 from coapkit.server import Server
+
+if TYPE_CHECKING:
+    from coapkit.oscore.server import OscoreServer
 
 logger = logging.getLogger("coapkit.server")
 
@@ -98,6 +102,33 @@ def serve(
     configure_logging(args.verbose, log_prefix)  # -v: the datagram trace is on coapkit.trace
     amplification = None if args.no_amplification_limit else AmplificationConfig()
 
+    with server_oscore(args) as oscore:
+        return _serve(
+            site,
+            args,
+            description,
+            loop_name,
+            amplification,
+            blockwise,
+            ready,
+            stop_signals,
+            reuse_port,
+            oscore,
+        )
+
+
+def _serve(
+    site: Site,
+    args: argparse.Namespace,
+    description: str,
+    loop_name: str,
+    amplification: AmplificationConfig | None,
+    blockwise: BlockwiseConfig | None,
+    ready: Any,
+    stop_signals: Sequence[int],
+    reuse_port: bool,
+    oscore: OscoreServer | None,
+) -> int:
     async def run() -> None:
         server = Server(
             site,
@@ -106,6 +137,7 @@ def serve(
             amplification=amplification,
             blockwise=blockwise,
             reuse_port=reuse_port,
+            oscore=oscore,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -126,6 +158,8 @@ def serve(
                 loop.add_reader(ready.fileno(), stop.set)  # EOF: the supervisor is gone
                 watching = True
             limit = "" if amplification else "; no amplification limit"
+            if oscore is not None:
+                limit += f"; OSCORE with {len(oscore.contexts)} client context(s)"
             logger.info("%s (%s%s); Ctrl-C stops", description, loop_name, limit)
             await stop.wait()
         finally:
@@ -161,6 +195,11 @@ def cmd_server(args: argparse.Namespace) -> int:
     """``coapkit server``: the demo resources, or the plugtest set with ``--plugtest``."""
     loops.choose_loop(args.loop)  # a usage error before anything starts
     if args.workers > 1:
+        if args.credentials is not None:
+            raise UsageError(
+                "--credentials with --workers: a security context may be used by one process "
+                "only (its sequence numbers must never repeat); run one worker"
+            )
         return supervise(args)
     site, description = server_site(args)
     return serve(site, args, description)

@@ -65,7 +65,10 @@ DEFAULT_BLOCK_SIZE = 512
 #: what the unprotected errors of §8.2 mean, for the one line a person reads
 _CAUSES = {
     "Security context not found": "the server has no security context for our Sender ID",
-    "Replay detected": "the server saw this request's sequence number before (replay)",
+    "Replay detected": (
+        "the server saw this request's sequence number before (a replay, or our context "
+        "is a copy or another context with the same Sender ID)"
+    ),
     "Decryption failed": "the server could not decrypt the request (another key?)",
 }
 

@@ -47,7 +47,7 @@ from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 
 from coapkit.blockwise.server import BlockwiseConfig, BlockwiseServer
-from coapkit.codec.codes import Code
+from coapkit.codec.codes import Code, code_name
 from coapkit.codec.message import Message, _make
 from coapkit.codec.option_registry import OptionNumber, is_critical, option_name
 from coapkit.codec.options import Options
@@ -142,6 +142,9 @@ class OscoreServer:
         self._registrations: OrderedDict[tuple[Remote, bytes], _Registration] = OrderedDict()
         #: requests refused, by the diagnostic of their answer (for the log and tests)
         self.refused: dict[str, int] = {}
+        #: what each protected request answered lately asked and got, for the request log
+        #: (by the runtime's handle; bounded, taken by :meth:`described`)
+        self._described: OrderedDict[object, str] = OrderedDict()
 
     # -- configuration --------------------------------------------------------------------------
 
@@ -200,6 +203,12 @@ class OscoreServer:
         try:
             inner, binding = unprotect_request(message, self.lookup)
         except Rejection as rejection:
+            if request.handle is not None:
+                self._remember_line(
+                    request.handle,
+                    f"{request.method_name} (OSCORE) -> {code_name(rejection.code)} "
+                    f"{rejection.diagnostic}",
+                )
             return self._rejected(rejection, message)
         remote = request._remote
         key = (remote, message.token)
@@ -223,6 +232,7 @@ class OscoreServer:
         else:
             inner_request = Request(inner, remote, request.handle, security=identity)
             block_request = inner
+        self._describe(request.handle, inner_request, None)
         result = site.dispatch(inner_request)
         if isinstance(result, Response):
             return self._answer(
@@ -265,7 +275,31 @@ class OscoreServer:
                 notification = True
                 self._remember(key, _Registration(outer, inner, binding, resource))
         message = self._fit(block_request, message, binding, now)
+        self._describe(inner.handle, inner, message.code)
         return self._protected(binding, message, notification)
+
+    def _describe(self, handle: object, request: Request, code: int | None) -> None:
+        if handle is None:
+            return
+        try:
+            path = request.path_string
+        except Exception:
+            path = "(undecodable path)"
+        answer = f" -> {code_name(code)}" if code is not None else ""
+        self._remember_line(
+            handle, f"{request.method_name} {path} (OSCORE {request.security}){answer}"
+        )
+
+    def _remember_line(self, handle: object, line: str) -> None:
+        described = self._described
+        described[handle] = line
+        while len(described) > 1024:
+            described.popitem(last=False)
+
+    def described(self, handle: object) -> str | None:
+        """The request log's line for a protected request (its inner method, path and
+        answer, and who sent it), once; None for any other request."""
+        return self._described.pop(handle, None)
 
     def _fit(
         self, request: Message, message: Message, binding: RequestBinding, now: float
