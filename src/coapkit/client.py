@@ -25,7 +25,7 @@ import asyncio
 import logging
 import socket
 import warnings
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from functools import lru_cache
@@ -163,6 +163,7 @@ class Client:
         #: OSCORE credentials: which requests are protected with which context
         self.oscore = oscore
         self._understood = UNDERSTOOD_OPTIONS if oscore is None else _WITH_OSCORE
+        self._oscore_contexts: dict[CoapUri, SecurityContext | None] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -496,17 +497,26 @@ class Client:
         raise last_error
 
     def _oscore_context(self, uri: CoapUri) -> SecurityContext | None:
-        """The OSCORE context a request to ``uri`` is protected with, if any."""
+        """The OSCORE context a request to ``uri`` is protected with, if any (looked up once
+        per URI: the credentials do not change while the client runs)."""
         if self.oscore is None:
             return None
-        return self.oscore.context_for_uri(str(uri))
+        cache = self._oscore_contexts
+        try:
+            return cache[uri]
+        except KeyError:
+            pass
+        context = cache[uri] = self.oscore.context_for_uri(str(uri))
+        if len(cache) > 256:
+            del cache[next(iter(cache))]
+        return context
 
     def _inner_block_size(self) -> int:
         """Inner blocks of at most 512 bytes: protected, they fit in one 1024-byte payload."""
         config = self._blockwise or BlockwiseConfig()
         return min(config.max_block_size, 512)
 
-    async def _protected(
+    def _protected(
         self,
         driver: Driver,
         context: SecurityContext,
@@ -516,11 +526,12 @@ class Client:
         transmission: TransmissionParameters | None,
         timeout: float | None,
         progress: ProgressCallback | None,
-    ) -> tuple[Message, Remote]:
+    ) -> Coroutine[Any, Any, tuple[Message, Remote]]:
+        """The coroutine of one protected request (no frame of its own in between)."""
         from coapkit.runtime.oscore import protected_request
 
         config = self._blockwise or BlockwiseConfig()
-        return await protected_request(
+        return protected_request(
             driver,
             context,
             message,

@@ -634,6 +634,9 @@ _PLAIN_OPTIONS = frozenset(
         OptionNumber.URI_QUERY,
         OptionNumber.CONTENT_FORMAT,
         OptionNumber.ACCEPT,
+        # means nothing below the OSCORE layer; plain only where it is understood (a
+        # server with OSCORE), since only understood options are in the fast path's table
+        OptionNumber.OSCORE,
     )
 )
 

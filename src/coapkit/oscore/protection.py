@@ -74,6 +74,8 @@ _OUTER_ONLY = frozenset(
 #: what an OSCORE message keeps of its outer options on receipt (everything else outer
 #: is Class E's outer copy, or hop-by-hop, and is discarded)
 _KEPT_OUTER = frozenset(int(n) for n in (N.URI_HOST, N.URI_PORT, N.PROXY_SCHEME, N.PROXY_URI))
+#: options a request's split must look at (the rest are Class E and go inside as they are)
+_SPECIAL = _OUTER_ONLY | {_OSCORE, _OBSERVE, _PROXY_URI, _NO_RESPONSE}
 _POST = int(Code.POST)
 _FETCH = int(Code.FETCH)
 _CHANGED = int(Code.CHANGED)
@@ -98,6 +100,13 @@ class RequestBinding:
     reuse_nonce: bool
     #: the request registered an observation (Observe=0 inside and out)
     observe: bool = False
+    #: the AEAD's additional data of every message of the exchange (it depends on the
+    #: request's kid and Partial IV only): made once
+    aad: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not self.aad:
+            self.aad = self.context.aad(self.kid, self.partial_iv)
 
     @property
     def sequence_number(self) -> int:
@@ -122,7 +131,9 @@ ContextLookup = Callable[[OscoreOption], SecurityContext | None]
 # -- building the plaintext and the outer options ------------------------------------------------
 
 
-def _plaintext(code: int, items: list[OptionItem], payload: bytes) -> bytes:
+def _plaintext(
+    code: int, items: list[OptionItem] | tuple[OptionItem, ...], payload: bytes
+) -> bytes:
     body = encode_options(items) if items else b""
     if payload:
         return b"".join((bytes((code,)), body, b"\xff", payload))
@@ -142,16 +153,25 @@ def _split_proxy_uri(value: bytes) -> tuple[list[OptionItem], list[OptionItem]]:
     return outer, inner
 
 
-def _split_request(message: Message) -> tuple[list[OptionItem], list[OptionItem], bool]:
-    """(inner items, outer items, registration) of a request's options."""
+def _split_request(
+    message: Message,
+) -> tuple[list[OptionItem] | tuple[OptionItem, ...], list[OptionItem], bool, bool]:
+    """(inner items, outer items, registration, Observe present) of a request's options."""
+    items = message.options.items
+    for number, _ in items:
+        if number in _SPECIAL:
+            break
+    else:
+        return items, [], False, False  # the common case: everything is Class E
     inner: list[OptionItem] = []
     outer: list[OptionItem] = []
-    registration = False
-    for number, value in message.options.items:
+    registration = observe = split = False
+    for number, value in items:
         if number == _OSCORE:
             raise ValueError("the request already carries an OSCORE option (nesting, §4.1.3.7)")
         if number == _OBSERVE:
             outer.append((number, value))
+            observe = True
             if value in (b"", b"\0"):  # 0: a registration (or re-registration)
                 inner.append((number, value))
                 registration = True
@@ -159,6 +179,7 @@ def _split_request(message: Message) -> tuple[list[OptionItem], list[OptionItem]
             outer_part, inner_part = _split_proxy_uri(value)
             outer.extend(outer_part)
             inner.extend(inner_part)
+            split = True
         elif number in _OUTER_ONLY:
             outer.append((number, value))
         elif number == _NO_RESPONSE:
@@ -166,8 +187,9 @@ def _split_request(message: Message) -> tuple[list[OptionItem], list[OptionItem]
             inner.append((number, value))
         else:
             inner.append((number, value))
-    inner.sort(key=_first)
-    return inner, outer, registration
+    if split:
+        inner.sort(key=_first)
+    return inner, outer, registration, observe
 
 
 def _first(item: OptionItem) -> int:
@@ -188,18 +210,18 @@ def protect_request(
     """
     if not is_request(message.code):
         raise ValueError("protect_request takes a request")
-    inner, outer, registration = _split_request(message)
+    inner, outer, registration, observe = _split_request(message)
     number = context.take_sequence_number()
     piv = piv_bytes(number)
     kid = context.sender_id
     hint = kid_context if kid_context is not None else context.id_context
     outer.append((_OSCORE, encode_option(piv, kid, hint)))
-    outer.sort(key=_first)
+    if len(outer) > 1:
+        outer.sort(key=_first)
     plaintext = _plaintext(message.code, inner, message.payload)
-    ciphertext = context.sender_cipher.encrypt(
-        context.sender_nonce(number), plaintext, context.aad(kid, piv)
-    )
-    outer_code = _FETCH if any(n == _OBSERVE for n, _ in outer) else _POST
+    aad = context.aad(kid, piv)
+    ciphertext = context.sender_cipher.encrypt(context.sender_nonce(number), plaintext, aad)
+    outer_code = _FETCH if observe else _POST
     protected = _make(
         message.mtype,
         outer_code,
@@ -208,7 +230,7 @@ def protect_request(
         Options._trusted(tuple(outer)),
         ciphertext,
     )
-    return protected, RequestBinding(context, kid, piv, outer_code, False, registration)
+    return protected, RequestBinding(context, kid, piv, outer_code, False, registration, aad)
 
 
 def request_option(message: Message) -> OscoreOption:
@@ -253,13 +275,14 @@ def unprotect_request(outer: Message, lookup: ContextLookup) -> tuple[Message, R
     ciphertext = outer.payload
     if len(ciphertext) <= context.aead.tag_length:
         raise decode_failure("the ciphertext is shorter than the tag and a code")
+    aad = context.aad(kid, piv)
     try:
         plaintext = context.recipient_cipher.decrypt(
-            context.recipient_nonce(number), ciphertext, context.aad(kid, piv)
+            context.recipient_nonce(number), ciphertext, aad
         )
     except Exception:  # cryptography's InvalidTag: not verified
         raise decryption_failed() from None
-    binding = RequestBinding(context, kid, piv, outer.code, True)
+    binding = RequestBinding(context, kid, piv, outer.code, True, False, aad)
     inner = _inner_message(outer, plaintext, binding)
     if not is_request(inner.code):
         raise Rejection(Code.BAD_REQUEST, "the protected code is no request", binding=binding)
@@ -294,13 +317,17 @@ def _inner_message(outer: Message, plaintext: bytes, binding: RequestBinding) ->
         raise Rejection(
             Code.BAD_REQUEST, f"malformed protected message: {exc}", binding=binding
         ) from None
+    outer_items = outer.options.items
+    if len(outer_items) == 1 and _OBSERVE not in options:
+        # the common case: only the OSCORE option outside, no Observe inside
+        return _make(outer.mtype, code, outer.mid, outer.token, options, payload)
     items = [item for item in options.items if item[0] != _OBSERVE]
     outer_observe = outer.options.get(_OBSERVE)
     if outer_observe is not None and not int.from_bytes(outer_observe, "big"):
         # A registration: Observe=0 inside and out (§4.1.3.5.1); any other inner Observe
         # is not this endpoint's business.
         items.extend(item for item in options.items if item[0] == _OBSERVE)
-    items.extend(item for item in outer.options.items if item[0] in _KEPT_OUTER)
+    items.extend(item for item in outer_items if item[0] in _KEPT_OUTER)
     items.sort(key=_first)
     inner_options = Options._trusted(tuple(items)) if items else EMPTY_OPTIONS
     return _make(outer.mtype, code, outer.mid, outer.token, inner_options, payload)
@@ -320,7 +347,9 @@ def protect_response(
     option only: its Observe, if any, is the caller's.
     """
     context = binding.context
-    items = [item for item in message.options.items if item[0] != _OBSERVE]
+    items = message.options.items
+    if _OBSERVE in message.options:
+        items = tuple(item for item in items if item[0] != _OBSERVE)
     if binding.reuse_nonce and not new_partial_iv:
         binding.reuse_nonce = False
         nonce = context.recipient_nonce(binding.sequence_number)
@@ -331,9 +360,7 @@ def protect_response(
         nonce = context.sender_nonce(number)
         option = encode_option(piv_bytes(number), None)
     plaintext = _plaintext(message.code, items, message.payload)
-    ciphertext = context.sender_cipher.encrypt(
-        nonce, plaintext, context.aad(binding.kid, binding.partial_iv)
-    )
+    ciphertext = context.sender_cipher.encrypt(nonce, plaintext, binding.aad)
     outer_code = _CONTENT if binding.outer_code == _FETCH else _CHANGED
     options = Options._trusted(((_OSCORE, option),))
     return _make(message.mtype, outer_code, message.mid, message.token, options, ciphertext)
@@ -368,9 +395,7 @@ def unprotect_response(binding: RequestBinding, outer: Message) -> VerifiedRespo
         number = int.from_bytes(piv, "big")
         nonce = context.recipient_nonce(number)
     try:
-        plaintext = context.recipient_cipher.decrypt(
-            nonce, ciphertext, context.aad(binding.kid, binding.partial_iv)
-        )
+        plaintext = context.recipient_cipher.decrypt(nonce, ciphertext, binding.aad)
     except Exception:
         raise ProtectionInvalid(
             "the response failed verification (tampered with, or another key)"

@@ -49,7 +49,14 @@ from dataclasses import dataclass
 from coapkit.blockwise.server import BlockwiseConfig, BlockwiseServer
 from coapkit.codec.codes import Code, code_name
 from coapkit.codec.message import Message, _make
-from coapkit.codec.option_registry import OptionNumber, is_critical, option_name
+from coapkit.codec.option_registry import (
+    REGISTRY,
+    OptionBounds,
+    OptionNumber,
+    is_critical,
+    option_name,
+    within_bounds,
+)
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
 from coapkit.exchanges.server import UNDERSTOOD_OPTIONS, unrecognised_options
@@ -73,6 +80,16 @@ _BLOCK_OPTIONS = frozenset(int(n) for n in (N.BLOCK1, N.BLOCK2, N.SIZE2))
 #: layer's and the server's business; OSCORE inside would be nesting, refused)
 _INNER_UNDERSTOOD = UNDERSTOOD_OPTIONS
 _MAX_AGE_ZERO = Options(((int(N.MAX_AGE), b""),))
+#: the one-loop check an inner request passes when all its options are understood
+_INNER_BOUNDS: OptionBounds = {
+    number: (spec.min_length, spec.max_length, spec.repeatable)
+    for number in _INNER_UNDERSTOOD
+    if (spec := REGISTRY.get(number)) is not None
+}
+
+
+def _has_block_option(message: Message) -> bool:
+    return any(number in _BLOCK_OPTIONS for number, _ in message.options.items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +161,9 @@ class OscoreServer:
         self.refused: dict[str, int] = {}
         #: what each protected request answered lately asked and got, for the request log
         #: (by the runtime's handle; bounded, taken by :meth:`described`)
-        self._described: OrderedDict[object, str] = OrderedDict()
+        self._described: OrderedDict[object, tuple[Request | str, int]] = OrderedDict()
+        #: the identity requests verified with each context show their handlers
+        self._identities: dict[SecurityContext, OscoreIdentity] = {}
 
     # -- configuration --------------------------------------------------------------------------
 
@@ -204,11 +223,8 @@ class OscoreServer:
             inner, binding = unprotect_request(message, self.lookup)
         except Rejection as rejection:
             if request.handle is not None:
-                self._remember_line(
-                    request.handle,
-                    f"{request.method_name} (OSCORE) -> {code_name(rejection.code)} "
-                    f"{rejection.diagnostic}",
-                )
+                line = f"{request.method_name} (OSCORE: {rejection.diagnostic})"
+                self._note(request.handle, line, rejection.code)
             return self._rejected(rejection, message)
         remote = request._remote
         key = (remote, message.token)
@@ -216,13 +232,17 @@ class OscoreServer:
         if observe is not None and observe not in (b"", b"\0"):
             self._registrations.pop(key, None)  # a deregistration (or another value)
         context = binding.context
-        identity = OscoreIdentity(
-            context.label or context.recipient_id.hex(), context.recipient_id, context.id_context
-        )
+        identity = self._identities.get(context)
+        if identity is None:
+            identity = self._identities[context] = OscoreIdentity(
+                context.label or context.recipient_id.hex(),
+                context.recipient_id,
+                context.id_context,
+            )
         problem = self._unrecognised(inner)
         if problem is not None:
             return self._protected(binding, problem, False)
-        if any(number in _BLOCK_OPTIONS for number, _ in inner.options.items):
+        if _has_block_option(inner):
             whole, answer = self.blockwise.on_request(inner, context, now)
             if answer is not None:
                 return self._protected(binding, answer, False)
@@ -232,7 +252,6 @@ class OscoreServer:
         else:
             inner_request = Request(inner, remote, request.handle, security=identity)
             block_request = inner
-        self._describe(request.handle, inner_request, None)
         result = site.dispatch(inner_request)
         if isinstance(result, Response):
             return self._answer(
@@ -275,40 +294,37 @@ class OscoreServer:
                 notification = True
                 self._remember(key, _Registration(outer, inner, binding, resource))
         message = self._fit(block_request, message, binding, now)
-        self._describe(inner.handle, inner, message.code)
+        if inner.handle is not None:
+            self._note(inner.handle, inner, message.code)
         return self._protected(binding, message, notification)
 
-    def _describe(self, handle: object, request: Request, code: int | None) -> None:
-        if handle is None:
-            return
-        try:
-            path = request.path_string
-        except Exception:
-            path = "(undecodable path)"
-        answer = f" -> {code_name(code)}" if code is not None else ""
-        self._remember_line(
-            handle, f"{request.method_name} {path} (OSCORE {request.security}){answer}"
-        )
-
-    def _remember_line(self, handle: object, line: str) -> None:
+    def _note(self, handle: object, what: Request | str, code: int) -> None:
         described = self._described
-        described[handle] = line
-        while len(described) > 1024:
+        described[handle] = (what, code)
+        if len(described) > 1024:
             described.popitem(last=False)
 
     def described(self, handle: object) -> str | None:
         """The request log's line for a protected request (its inner method, path and
         answer, and who sent it), once; None for any other request."""
-        return self._described.pop(handle, None)
+        found = self._described.pop(handle, None)
+        if found is None:
+            return None
+        what, code = found
+        if isinstance(what, str):
+            return f"{what} -> {code_name(code)}"
+        try:
+            path = what.path_string
+        except Exception:
+            path = "(undecodable path)"
+        return f"{what.method_name} {path} (OSCORE {what.security}) -> {code_name(code)}"
 
     def _fit(
         self, request: Message, message: Message, binding: RequestBinding, now: float
     ) -> Message:
         """Cut a representation into inner blocks where it needs it (RFC 7959 §2.4)."""
         config = self.blockwise.config
-        if len(message.payload) > config.max_block_size or any(
-            number in _BLOCK_OPTIONS for number, _ in request.options.items
-        ):
+        if len(message.payload) > config.max_block_size or _has_block_option(request):
             return self.blockwise.on_response(request, message, binding.context, now)
         return message
 
@@ -405,6 +421,8 @@ class OscoreServer:
         """4.02 for an inner critical option this server does not understand (RFC 7252
         §5.4.1), protected like any answer to a verified request."""
         items = inner.options.items
+        if within_bounds(items, _INNER_BOUNDS):
+            return None
         bad = unrecognised_options(inner.options, _INNER_UNDERSTOOD)
         critical = [items[i][0] for i in bad if is_critical(items[i][0])]
         if not critical:
