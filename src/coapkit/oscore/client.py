@@ -39,12 +39,14 @@ from coapkit.codec.options import BlockValue, Options
 from coapkit.errors import OptionValueError, TransferError
 from coapkit.oscore.context import SecurityContext
 from coapkit.oscore.errors import PeerRejected, ProtectionInvalid
+from coapkit.oscore.option import OscoreDecodeError, decode_option
 from coapkit.oscore.protection import (
     RequestBinding,
     VerifiedResponse,
     protect_request,
     unprotect_response,
 )
+from coapkit.oscore.rederive import ClientRederivation
 
 __all__ = ["NotificationOrder", "ProtectedRequest", "peer_rejection"]
 
@@ -130,6 +132,9 @@ class ProtectedRequest:
         self.next: Message | None = None
         #: inner messages protected so far (1 for a small request)
         self.messages = 0
+        #: Appendix B.2: the template's re-derivation, when ``context`` is one
+        self._session = ClientRederivation.of(context) if context.rederive else None
+        self._rederived_again = False
         if (
             request.code in _BODY_METHODS
             and _BLOCK1 not in request.options
@@ -147,7 +152,14 @@ class ProtectedRequest:
     def _protect(self, inner: Message) -> Message:
         if self._echo is not None:
             inner = inner.replace(options=inner.options.set_raw(_ECHO, [self._echo]))
-        outer, self.binding = protect_request(self.context, inner)
+        if self._session is not None:
+            # B.2: ID1 or R2 | R3 during the derivation; no kid context afterwards
+            context, kid_context = self._session.request_context()
+            outer, self.binding = protect_request(
+                context, inner, kid_context=kid_context, send_id_context=False
+            )
+        else:
+            outer, self.binding = protect_request(self.context, inner)
         self.messages += 1
         return outer
 
@@ -188,7 +200,12 @@ class ProtectedRequest:
         :class:`~coapkit.errors.TransferError` for a block-wise transfer that cannot
         finish (the representation changed, a body beyond ``max_body``).
         """
-        response = self.verify(outer).message
+        if self._session is not None and self._rederivation_step(outer, self._session):
+            return None
+        verified = self.verify(outer)
+        if self._session is not None and self.binding is not None:
+            self._session.on_response(self.binding.context)
+        response = verified.message
         self.next = None
         if (
             response.code == Code.UNAUTHORIZED
@@ -206,6 +223,40 @@ class ProtectedRequest:
         elif self._upload is not None and response.code == Code.CONTINUE:
             raise TransferError("the server answered 2.31 Continue without Block1")
         return self._on_body(response)
+
+    def _rederivation_step(self, outer: Message, session: ClientRederivation) -> bool:
+        """Appendix B.2: True when ``outer`` was a step of the re-derivation and
+        :attr:`next` holds the request to send next."""
+        raw = outer.options.get(_OSCORE)
+        if raw is None:
+            if (
+                outer.code == Code.UNAUTHORIZED
+                and session.established is not None
+                and not self._rederived_again
+            ):
+                # The server does not know our derived context (it restarted): again.
+                session.forget()
+                self._rederived_again = True
+                self.next = self._protect(self._current)
+                return True
+            return False
+        try:
+            r2 = decode_option(raw).kid_context
+        except OscoreDecodeError:
+            return False  # verify() says what is wrong
+        if r2 is None:
+            return False
+        context = session.first_response_context(r2)
+        binding = self.binding
+        if context is None or binding is None:
+            raise ProtectionInvalid("OSCORE: a response carried a kid context out of turn")
+        step = RequestBinding(
+            context, binding.kid, binding.partial_iv, binding.outer_code, False, False, binding.aad
+        )
+        unprotect_response(step, outer)  # response #1: verified with CTX2, or raises
+        session.start_second(r2)
+        self.next = self._protect(self._current)
+        return True
 
     def _continue_upload(self, response: Message) -> bool:
         """Send the next Block1 block if the server asks for it (True), or not."""

@@ -87,6 +87,9 @@ class ContextParameters:
     aead: str = DEFAULT_AEAD.name
     hkdf: str = DEFAULT_HKDF
     replay_window: int = DEFAULT_WINDOW
+    #: Appendix B.2: the context is a template from which the two peers derive a new one
+    #: (a new ID Context) whenever either lost its state; never used as it is
+    rederive: bool = False
 
     def __post_init__(self) -> None:
         algorithm = AEADS.get(self.aead)
@@ -271,6 +274,8 @@ class SecurityContext:
         self._step = self.policy.step_start
         self._rng = rng
         self._echo: bytes | None = None
+        #: a client's Appendix B.2 state, when this context is a template (made on use)
+        self.rederivation: object | None = None
         #: the window is known unless the state said "unknown" (a crash, B.1.2)
         self.window: ReplayWindow | None
         state = store.load() if store is not None else None
@@ -405,6 +410,28 @@ class SecurityContext:
         if self.store is not None:
             self._window_stored = False
             self.store.save(SequenceState(max(self._stored_limit, self.sequence_number), None))
+
+    # -- Appendix B.2 ------------------------------------------------------------------------------
+
+    @property
+    def rederive(self) -> bool:
+        """Whether this context is a template for Appendix B.2's re-derivation."""
+        return self.parameters.rederive
+
+    def derived(self, id_context: bytes) -> SecurityContext:
+        """updateCtx (Appendix B.2): this context's parameters with the ID Context
+        ``id_context``: new keys and Common IV, numbers from 0, an empty window, kept in
+        memory only (a lost one is derived anew, never reused)."""
+        parameters = replace(self.parameters, id_context=id_context, rederive=False)
+        return SecurityContext(parameters, rng=self._rng, label=self.label, policy=self.policy)
+
+    def random_bytes(self, n: int) -> bytes:
+        """``n`` bytes from the context's random source (B.2's nonces R1, R2, R3)."""
+        if self._rng is None:
+            raise ProtocolUsageError(
+                f"{self!r} has no random source: give SecurityContext(rng=...)"
+            )
+        return self._rng.randbytes(n)
 
     # -- the end ----------------------------------------------------------------------------------
 

@@ -200,13 +200,17 @@ def _first(item: OptionItem) -> int:
 
 
 def protect_request(
-    context: SecurityContext, message: Message, *, kid_context: bytes | None = None
+    context: SecurityContext,
+    message: Message,
+    *,
+    kid_context: bytes | None = None,
+    send_id_context: bool = True,
 ) -> tuple[Message, RequestBinding]:
     """The OSCORE request for ``message`` (§8.1), and the binding to verify its response.
 
     Takes a new Sender Sequence Number (stored ahead first where needed).  The ID
-    Context goes along as kid context when the context has one, or ``kid_context``
-    when given (Appendix B.2).
+    Context goes along as kid context when the context has one (unless
+    ``send_id_context`` is False), or ``kid_context`` when given (Appendix B.2).
     """
     if not is_request(message.code):
         raise ValueError("protect_request takes a request")
@@ -214,7 +218,9 @@ def protect_request(
     number = context.take_sequence_number()
     piv = piv_bytes(number)
     kid = context.sender_id
-    hint = kid_context if kid_context is not None else context.id_context
+    hint = kid_context
+    if hint is None and send_id_context:
+        hint = context.id_context
     outer.append((_OSCORE, encode_option(piv, kid, hint)))
     if len(outer) > 1:
         outer.sort(key=_first)
@@ -337,14 +343,19 @@ def _inner_message(outer: Message, plaintext: bytes, binding: RequestBinding) ->
 
 
 def protect_response(
-    binding: RequestBinding, message: Message, *, new_partial_iv: bool = False
+    binding: RequestBinding,
+    message: Message,
+    *,
+    new_partial_iv: bool = False,
+    kid_context: bytes | None = None,
 ) -> Message:
     """The OSCORE response for ``message`` to the request of ``binding`` (§8.3).
 
     The request's nonce is used once if allowed; ``new_partial_iv`` (a notification,
     §4.1.3.5.2; anything after the first response) takes a Sender Sequence Number
     instead, carried as the response's Partial IV.  The outer message has the OSCORE
-    option only: its Observe, if any, is the caller's.
+    option only: its Observe, if any, is the caller's.  ``kid_context`` goes into the
+    option only for Appendix B.2's first response (R2).
     """
     context = binding.context
     items = message.options.items
@@ -358,7 +369,7 @@ def protect_response(
         binding.reuse_nonce = False
         number = context.take_sequence_number()
         nonce = context.sender_nonce(number)
-        option = encode_option(piv_bytes(number), None)
+        option = encode_option(piv_bytes(number), None, kid_context)
     plaintext = _plaintext(message.code, items, message.payload)
     ciphertext = context.sender_cipher.encrypt(nonce, plaintext, binding.aad)
     outer_code = _CONTENT if binding.outer_code == _FETCH else _CHANGED

@@ -62,9 +62,15 @@ from coapkit.codec.types import MessageType
 from coapkit.exchanges.server import UNDERSTOOD_OPTIONS, unrecognised_options
 from coapkit.messaging.records import Remote
 from coapkit.oscore.context import SecurityContext
-from coapkit.oscore.errors import OscoreConfigError, Rejection
+from coapkit.oscore.errors import OscoreConfigError, Rejection, context_not_found
 from coapkit.oscore.option import OscoreOption
-from coapkit.oscore.protection import RequestBinding, protect_response, unprotect_request
+from coapkit.oscore.protection import (
+    RequestBinding,
+    protect_response,
+    request_option,
+    unprotect_request,
+)
+from coapkit.oscore.rederive import ServerRederivation
 from coapkit.resources.request import Request
 from coapkit.resources.resource import Resource
 from coapkit.resources.response import Response
@@ -149,6 +155,8 @@ class OscoreServer:
         max_observations: int = 10_000,
     ) -> None:
         self._contexts: dict[tuple[bytes, bytes | None], SecurityContext] = {}
+        #: Appendix B.2's templates, by Recipient ID
+        self._templates: dict[bytes, ServerRederivation] = {}
         for context in contexts:
             self.add(context)
         self._require: list[tuple[str, ...]] = []
@@ -168,7 +176,16 @@ class OscoreServer:
     # -- configuration --------------------------------------------------------------------------
 
     def add(self, context: SecurityContext) -> None:
-        """Know one more client (by its Recipient ID and ID Context)."""
+        """Know one more client (by its Recipient ID and ID Context); a template of
+        Appendix B.2 (``rederive``) by its Recipient ID alone."""
+        if context.rederive:
+            if context.recipient_id in self._templates:
+                raise OscoreConfigError(
+                    "two re-derivable security contexts have Recipient ID "
+                    f"{context.recipient_id.hex() or '(empty)'}"
+                )
+            self._templates[context.recipient_id] = ServerRederivation(context)
+            return
         key = (context.recipient_id, context.id_context)
         if key in self._contexts:
             raise OscoreConfigError(
@@ -179,7 +196,10 @@ class OscoreServer:
 
     @property
     def contexts(self) -> list[SecurityContext]:
-        return list(self._contexts.values())
+        """The contexts requests are verified with (and B.2's templates)."""
+        found = list(self._contexts.values())
+        found.extend(session.template for session in self._templates.values())
+        return found
 
     def require(self, prefix: str) -> None:
         """Answer unprotected requests under the path ``prefix`` (and the path itself) with
@@ -199,7 +219,7 @@ class OscoreServer:
     def close(self) -> None:
         """Close every context (their state is stored exactly: no Echo round after a
         clean restart)."""
-        for context in self._contexts.values():
+        for context in self.contexts:
             context.close()
 
     # -- requests -------------------------------------------------------------------------------
@@ -220,7 +240,15 @@ class OscoreServer:
             return self._notification(site, request, now)
         self.blockwise.expire(now)
         try:
-            inner, binding = unprotect_request(message, self.lookup)
+            try:
+                inner, binding = unprotect_request(message, self.lookup)
+            except Rejection as rejection:
+                if not self._templates or rejection.diagnostic != "Security context not found":
+                    raise
+                first = self._rederive(message)
+                if first is not None:
+                    return first
+                inner, binding = unprotect_request(message, self.lookup)
         except Rejection as rejection:
             if request.handle is not None:
                 line = f"{request.method_name} (OSCORE: {rejection.diagnostic})"
@@ -343,6 +371,39 @@ class OscoreServer:
         registrations[key] = registration
         while len(registrations) > self.max_observations:
             registrations.popitem(last=False)
+
+    # -- Appendix B.2 ---------------------------------------------------------------------------
+
+    def _rederive(self, message: Message) -> Response | None:
+        """A request for a context derived from a template: response #1 (4.01 with R2) to
+        request #1; None when request #2 made CTX3 (the caller verifies it again);
+        Rejection when neither."""
+        option = request_option(message)
+        assert option.kid is not None
+        session = self._templates.get(option.kid)
+        if session is None or option.kid_context is None:
+            raise context_not_found()
+        third = session.second_request_context(option.kid_context)
+        if third is not None:
+            # Request #2: CTX3 is the client's context from now on, with or without
+            # the kid context in its requests.
+            self._contexts[(option.kid, option.kid_context)] = third
+            self._contexts[(option.kid, None)] = third
+            self._identities.pop(third, None)
+            return None
+        first = session.first_request_context(option.kid_context)
+        _, binding = unprotect_request(message, lambda _option: first)  # verified, not served
+        r2 = session.new_r2()
+        second = session.template.derived(r2 + option.kid_context)
+        step = RequestBinding(
+            second, binding.kid, binding.partial_iv, binding.outer_code, False, False, binding.aad
+        )
+        inner = _make(
+            MessageType.ACK, Code.UNAUTHORIZED, 0, b"", Options(()), b"context re-derivation"
+        )
+        return Response.from_message(
+            protect_response(step, inner, new_partial_iv=True, kid_context=r2)
+        )
 
     # -- Observe ----------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from coapkit.oscore.client import NotificationOrder, ProtectedRequest, peer_reje
 from coapkit.oscore.context import SecurityContext
 from coapkit.oscore.errors import OscoreError, ProtectionInvalid
 from coapkit.oscore.protection import RequestBinding, protect_request, unprotect_response
+from coapkit.oscore.rederive import ClientRederivation
 from coapkit.runtime.driver import Driver, ProgressCallback, ResponseStream
 
 __all__ = ["OscoreStream", "protected_request"]
@@ -119,6 +120,8 @@ class OscoreStream(ResponseStream):
         self.block_size = block_size
         self._task: asyncio.Task[None] | None = None
         self._echo: bytes | None = None
+        #: the Appendix B.2 template the context was derived from, if any
+        self._template: SecurityContext | None = None
         #: the registrations made (the first, and one per re-registration)
         self.registrations = 0
 
@@ -146,15 +149,50 @@ class OscoreStream(ResponseStream):
             timeout=timeout,
             block_size=block_size,
         )
-        underlying, binding = stream._register()
-        stream._task = driver.loop.create_task(stream._run(underlying, binding))
+        stream._task = driver.loop.create_task(stream._start())
         return stream
+
+    async def _start(self) -> None:
+        """Register (a template of Appendix B.2 first derives its context with the
+        request itself, without Observe: the registration needs a context to go with)."""
+        try:
+            if self.context.rederive:
+                session = ClientRederivation.of(self.context)
+                if session.established is None:
+                    plain = self.registration.replace(
+                        options=self.registration.options.remove(_OBSERVE)
+                    )
+                    await protected_request(
+                        self.driver,
+                        self.context,
+                        plain,
+                        self.remote,
+                        mtype=self.mtype,
+                        transmission=self.transmission,
+                        timeout=self.timeout,
+                        block_size=self.block_size,
+                    )
+                established = session.established
+                if established is None:
+                    raise OscoreError("OSCORE: the context could not be derived (Appendix B.2)")
+                self._template, self.context = self.context, established
+            underlying, binding = self._register()
+        except (CoapError, OscoreError) as exc:
+            self.end(exc)
+            return
+        except Exception as exc:
+            logger.exception("the OSCORE observation of %s failed", self.remote)
+            self.end(exc)
+            return
+        await self._run(underlying, binding)
 
     def _register(self) -> tuple[ResponseStream, RequestBinding]:
         inner = self.registration
         if self._echo is not None:
             inner = inner.replace(options=inner.options.set_raw(_ECHO, [self._echo]))
-        outer, binding = protect_request(self.context, inner)
+        # (a context derived by Appendix B.2 goes without its kid context, as requests do)
+        derived = self._template is not None
+        outer, binding = protect_request(self.context, inner, send_id_context=not derived)
         underlying = self.driver.open_stream(
             outer,
             self.remote,
@@ -318,7 +356,8 @@ class OscoreStream(ResponseStream):
         request = self.registration
         inner = request.replace(options=request.options.replace(observe=1))
         try:
-            outer, _ = protect_request(self.context, inner)
+            derived = self._template is not None
+            outer, _ = protect_request(self.context, inner, send_id_context=not derived)
             stream = driver.open_stream(
                 outer,
                 self.remote,

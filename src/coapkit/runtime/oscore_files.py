@@ -7,7 +7,9 @@ A context directory holds (aiocoap's ``FilesystemSecurityContext``):
     usually in ``secret.json``, readable by its owner only): ``sender-id``,
     ``recipient-id``, ``secret``, optional ``salt``, ``id-context``,
     ``algorithm`` (default ``"AES-CCM-16-64-128"``), ``kdf-hashfun`` (default
-    ``"sha256"``), ``window`` (the replay window, default 32).  Byte values take
+    ``"sha256"``), ``window`` (the replay window, default 32); coapkit's own
+    ``coapkit-rederive`` (true: a template for RFC 8613 Appendix B.2, see
+    :mod:`coapkit.oscore.rederive`; aiocoap ignores the key).  Byte values take
     a ``_hex`` or ``_ascii`` suffix: ``"sender-id_hex": "01"``,
     ``"secret_ascii": "Correct Horse Battery Staple"``.
 ``sequence.json``
@@ -201,6 +203,7 @@ def read_parameters(basedir: str | os.PathLike[str]) -> tuple[ContextParameters,
             aead=data.get("algorithm", "AES-CCM-16-64-128"),
             hkdf=data.get("kdf-hashfun", "sha256"),
             replay_window=window,
+            rederive=data.get("coapkit-rederive", False) is True,
         )
     except ValueError as exc:
         raise OscoreConfigError(f"{base}: {exc}") from None
@@ -288,6 +291,8 @@ def write_context(
         settings["window"] = parameters.replay_window
     if parameters.id_context is not None:
         settings["id-context_hex"] = parameters.id_context.hex()
+    if parameters.rederive:
+        settings["coapkit-rederive"] = True
     secret: dict[str, Any] = {"secret_hex": parameters.master_secret.hex()}
     if parameters.master_salt:
         secret["salt_hex"] = parameters.master_salt.hex()
