@@ -110,6 +110,8 @@ def _classes() -> dict[str, type]:
     from coapkit.exchanges.client import ClientExchanges
     from coapkit.messaging.layer import MessagingConfig
     from coapkit.observe.registry import ObserveConfig
+    from coapkit.oscore.context import ContextParameters, SequencePolicy
+    from coapkit.oscore.server import OscoreServer
     from coapkit.server import Server
     from coapkit.transports.tcp import StreamLimits
     from coapkit.transports.udp import UdpTransport
@@ -125,6 +127,9 @@ def _classes() -> dict[str, type]:
         "AmplificationConfig": AmplificationConfig,
         "ClientExchanges": ClientExchanges,
         "Server": Server,
+        "ContextParameters": ContextParameters,
+        "SequencePolicy": SequencePolicy,
+        "OscoreServer": OscoreServer,
     }
 
 
