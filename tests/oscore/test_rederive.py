@@ -144,3 +144,18 @@ def test_the_template_setting_is_in_the_directory(tmp_path: object) -> None:
     base = write_context(Path(str(tmp_path)) / "ctx", PARAMETERS)
     parameters, raw = read_parameters(base)
     assert parameters.rederive and raw["coapkit-rederive"] is True
+
+
+async def test_derived_contexts_do_not_pile_up_on_the_server() -> None:
+    app = App()
+    client_template, server_template = templates(7)
+    layer = oscore_server(server_template)
+    net = VirtualNetwork(seed=25)
+    async with net.server(app.site, oscore=layer):
+        for round_ in range(5):
+            client_again = SecurityContext(PARAMETERS, rng=random.Random(round_ + 50))
+            async with net.client(oscore=client_credentials(client_again)) as client:
+                assert (await client.get("coap://server/hello")).code == Code.CONTENT
+    assert len(app.calls) == 5
+    assert len(layer.contexts) == 2  # the last derived context (by two keys) and the template
+    assert len({id(c) for c in layer.contexts}) == 2

@@ -157,6 +157,8 @@ class OscoreServer:
         self._contexts: dict[tuple[bytes, bytes | None], SecurityContext] = {}
         #: Appendix B.2's templates, by Recipient ID
         self._templates: dict[bytes, ServerRederivation] = {}
+        #: the key of the context each template's client derived last (replaced by the next)
+        self._derived: dict[bytes, tuple[bytes, bytes | None]] = {}
         for context in contexts:
             self.add(context)
         self._require: list[tuple[str, ...]] = []
@@ -197,7 +199,7 @@ class OscoreServer:
     @property
     def contexts(self) -> list[SecurityContext]:
         """The contexts requests are verified with (and B.2's templates)."""
-        found = list(self._contexts.values())
+        found = list({id(c): c for c in self._contexts.values()}.values())
         found.extend(session.template for session in self._templates.values())
         return found
 
@@ -229,12 +231,13 @@ class OscoreServer:
         registration whose notification is to be rendered)."""
         message = request.message
         if _OSCORE not in message.options:
-            try:
-                path = request.path
-            except Exception as exc:
-                return error_response(exc, request)
-            if self._require and self.requires_oscore(path):
-                return self._refuse(Response(Code.UNAUTHORIZED, b"OSCORE required"))
+            if self._require:
+                try:
+                    path = request.path
+                except Exception as exc:
+                    return error_response(exc, request)
+                if self.requires_oscore(path):
+                    return self._refuse(Response(Code.UNAUTHORIZED, b"OSCORE required"))
             return site.dispatch(request)
         if request.handle is None:
             return self._notification(site, request, now)
@@ -387,9 +390,15 @@ class OscoreServer:
         if third is not None:
             # Request #2: CTX3 is the client's context from now on, with or without
             # the kid context in its requests.
-            self._contexts[(option.kid, option.kid_context)] = third
+            previous = self._derived.pop(option.kid, None)
+            if previous is not None:  # the client's earlier derivation: gone for good
+                old = self._contexts.pop(previous, None)
+                if old is not None:
+                    self._identities.pop(old, None)
+            key = (option.kid, option.kid_context)
+            self._contexts[key] = third
             self._contexts[(option.kid, None)] = third
-            self._identities.pop(third, None)
+            self._derived[option.kid] = key
             return None
         first = session.first_request_context(option.kid_context)
         _, binding = unprotect_request(message, lambda _option: first)  # verified, not served
