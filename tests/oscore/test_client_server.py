@@ -131,3 +131,36 @@ async def test_a_quiet_observation_registers_again_with_a_new_request() -> None:
     assert len({m.options.oscore for m in registrations}) == 3  # each a new Partial IV
     assert server_context.window is not None
     assert not server.oscore.refused  # no replay on the way
+
+
+async def test_outer_blocks_are_put_together_before_verification() -> None:
+    """RFC 8613 §4.1.3.4.2: a protected message cut into Outer Block options (as a proxy
+    may) is reassembled first, then verified.  Here the server's inner blocks are 1024
+    bytes, so each protected response exceeds a block and the server's endpoint cuts it;
+    and the client protects its body in one 1,500-byte piece, which its endpoint cuts."""
+    from coapkit.blockwise.server import BlockwiseConfig
+    from coapkit.codec.message import Message
+    from coapkit.codec.options import Options
+    from coapkit.runtime.oscore import protected_request
+
+    app = App()
+    client_context, server_context = pair()
+    net = VirtualNetwork(seed=5)
+    body = bytes(range(250)) * 6
+    layer = oscore_server(server_context, blockwise=BlockwiseConfig(max_szx=6))
+    async with (
+        net.server(app.site, oscore=layer) as server,
+        net.client(oscore=client_credentials(client_context)) as client,
+    ):
+        response = await client.get("coap://server/big")
+        assert response.payload == BIG
+        remotes = (await client.resolve("coap://server/echo"))[1]
+        request = Message(code=Code.POST, options=Options.build(uri_path=["echo"]), payload=body)
+        reply, _ = await protected_request(
+            client.driver, client_context, request, remotes[0], block_size=1024
+        )
+        assert reply.payload == body and server.oscore is not None
+    messages = sent_messages(net)
+    assert any(m.is_response and m.options.block2 is not None for m in messages)  # outer
+    assert any(m.is_request and m.options.block1 is not None for m in messages)  # outer
+    assert app.calls[-1][0] == "echo"

@@ -148,7 +148,7 @@ def test_the_template_setting_is_in_the_directory(tmp_path: object) -> None:
 
 async def test_derived_contexts_do_not_pile_up_on_the_server() -> None:
     app = App()
-    client_template, server_template = templates(7)
+    _client_template, server_template = templates(7)
     layer = oscore_server(server_template)
     net = VirtualNetwork(seed=25)
     async with net.server(app.site, oscore=layer):
