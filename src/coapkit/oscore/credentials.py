@@ -15,8 +15,8 @@ kind of credential.  A client takes the entry of the longest pattern that
 matches the request's URI (following references); a server takes every
 ``oscore`` entry, and a request verified with one is from that entry's key
 (``":client1"``: aiocoap's ``authenticated_claims``).  Kinds other than
-``oscore`` (``dtls``, ``tlscert``, ``any-of``, ``all-of``, ``edhoc-oscore``)
-are accepted and kept for whoever handles them, so that a file written for
+``oscore`` (``dtls``, ``tlscert``, ``any-of``, ``all-of``, ``edhoc-oscore``, and
+coapkit's ``tls``) are accepted and kept for whoever handles them, so that a file written for
 both purposes loads; a kind nobody knows is an error, as it is for aiocoap.
 
 This module is pure: it parses the structure and matches URIs.  Reading the
@@ -37,8 +37,9 @@ from coapkit.oscore.errors import OscoreConfigError
 
 __all__ = ["CredentialsMap", "OscoreEntry", "OtherEntry", "Reference", "parse_credentials"]
 
-#: the kinds of credential aiocoap 0.4.17 defines
-KNOWN_KINDS = frozenset({"oscore", "dtls", "tlscert", "any-of", "all-of", "edhoc-oscore"})
+#: the kinds of credential aiocoap 0.4.17 defines, and coapkit's "tls" (the command line's
+#: TLS entries: certificate, key, CAs)
+KNOWN_KINDS = frozenset({"oscore", "dtls", "tlscert", "any-of", "all-of", "edhoc-oscore", "tls"})
 #: how many references a lookup follows (a loop of references is an error)
 MAX_REFERENCES = 16
 
