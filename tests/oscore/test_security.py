@@ -226,3 +226,12 @@ async def test_a_server_restarted_after_a_crash_asks_for_echo_first() -> None:
     assert server_context.window_known
     # the Echo challenge used a Partial IV of the server's own, beyond the stored numbers
     assert server_context.sequence_number > crashed.sequence_number
+
+
+async def test_a_server_without_oscore_says_so() -> None:
+    app = App()
+    client_context, _ = pair()
+    net = VirtualNetwork(seed=17)
+    async with net.server(app.site), net.client(oscore=client_credentials(client_context)) as c:
+        with pytest.raises(PeerRejected, match="the server does not support OSCORE"):
+            await c.get("coap://server/hello")

@@ -90,6 +90,8 @@ def peer_rejection(context: SecurityContext, outer: Message) -> PeerRejected:
             break
     if diagnostic.startswith("Failed to decode COSE"):
         cause = "the server could not decode our OSCORE option"
+    elif outer.code == Code.BAD_OPTION and "OSCORE" in diagnostic:
+        cause = "the server does not support OSCORE (it does not know the OSCORE option)"
     if not cause:
         cause = "the server refused the protected request"
     sender = context.sender_id.hex() or "(empty)"
