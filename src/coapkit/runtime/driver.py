@@ -59,6 +59,7 @@ from coapkit.codec.codes import Code, code_name
 from coapkit.codec.message import Message, ResponseParts
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
+from coapkit.compiled import mypyc_attr
 from coapkit.connections.layer import CloseConnection, ConnectionReady
 from coapkit.endpoint import Endpoint, Output
 from coapkit.errors import (
@@ -101,6 +102,7 @@ ProgressCallback = Callable[[int, int | None], None]
 _EAGER = sys.version_info >= (3, 12)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # OSCORE's stream (runtime/oscore.py)
 class ResponseStream:
     """Responses of a request that stays open (observation, multicast), as an async iterator."""
 
