@@ -31,6 +31,7 @@ LAYERS: dict[str, float] = {
     "endpoint": 6,
     "resources": 7,
     "trace": 7,
+    "oscore": 7.5,  # wraps a site of resources; protects what the client and server send
     "security": 8,
     "transports": 8,
     "runtime": 9,
@@ -53,6 +54,7 @@ CORE = {
     "observe",
     "resources",
     "endpoint",
+    "oscore",
 }
 FORBIDDEN_IN_CORE = {
     "asyncio",

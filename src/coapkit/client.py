@@ -25,12 +25,12 @@ import asyncio
 import logging
 import socket
 import warnings
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from functools import lru_cache
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.codec.codes import METHODS_BY_NAME, Code
@@ -45,6 +45,7 @@ from coapkit.connections import ConnectionLayer, StreamConfig
 from coapkit.dtls import DtlsConfig, DtlsLayer
 from coapkit.endpoint import Endpoint
 from coapkit.errors import NetworkError, NotStarted, RequestCancelled, RequestTimeout
+from coapkit.exchanges.server import UNDERSTOOD_OPTIONS
 from coapkit.messaging.addresses import describe_remote
 from coapkit.messaging.layer import MessagingConfig
 from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParameters
@@ -59,6 +60,10 @@ from coapkit.security.tls import TlsCredentials, client_context
 from coapkit.transports import require_dtls, require_websockets
 from coapkit.transports.tcp import StreamTransport, remote_key
 from coapkit.transports.udp import resolve_bind_host
+
+if TYPE_CHECKING:
+    from coapkit.oscore.context import SecurityContext
+    from coapkit.oscore.credentials import CredentialsMap
 
 logger = logging.getLogger("coapkit.client")
 
@@ -77,6 +82,8 @@ QueryParams: TypeAlias = (
 RawOptions: TypeAlias = Options | Iterable[tuple[int, bytes]]
 
 _CONTENT_FORMAT = int(OptionNumber.CONTENT_FORMAT)
+#: what a client using OSCORE understands in a response: the OSCORE option too
+_WITH_OSCORE = UNDERSTOOD_OPTIONS | {int(OptionNumber.OSCORE)}
 
 
 class Client:
@@ -118,6 +125,10 @@ class Client:
         pattern matches, the system's trust store verifies the server's certificate
     :param dtls_config: the DTLS sessions' timers and limits
         (:class:`~coapkit.dtls.DtlsConfig`)
+    :param oscore: OSCORE credentials (:class:`~coapkit.oscore.CredentialsMap`, e.g. from
+        :func:`~coapkit.runtime.oscore_files.load_credentials`): a request (and an
+        observation) whose URI matches one of its patterns is protected with that
+        security context (RFC 8613), over any transport
 
     The URI's scheme picks the transport: ``coap://`` over UDP; ``coap+tcp://`` and
     ``coaps+tcp://`` over TCP and TLS, ``coap+ws://`` and ``coaps+ws://`` over
@@ -145,6 +156,7 @@ class Client:
         stream: StreamConfig | None = None,
         dtls: ClientDtls | None = None,
         dtls_config: DtlsConfig | None = None,
+        oscore: CredentialsMap | None = None,
     ) -> None:
         self._bind = bind or ("::", 0)
         self._network = network
@@ -167,6 +179,10 @@ class Client:
         self._bind_host = self._bind[0]
         #: the drivers of the connection schemes used so far (coap+tcp, coaps+ws...)
         self._channels: dict[str, Driver] = {}
+        #: OSCORE credentials: which requests are protected with which context
+        self.oscore = oscore
+        self._understood = UNDERSTOOD_OPTIONS if oscore is None else _WITH_OSCORE
+        self._oscore_contexts: dict[CoapUri, SecurityContext | None] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -188,6 +204,7 @@ class Client:
             messaging=self._messaging,
             token_length=self._token_length,
             blockwise=self._blockwise,
+            understood_options=self._understood,
         )
         driver = Driver(endpoint, loop, tracer=self._tracer, max_waiting=self._max_waiting)
         transport = network.bind(loop, driver, host, self._bind[1], pktinfo=False)
@@ -305,6 +322,7 @@ class Client:
             token_length=self._token_length,
             blockwise=self._blockwise,
             layer=ConnectionLayer(params=self.transmission, config=self._stream),
+            understood_options=self._understood,
         )
         framing = "ws" if websocket else "tcp"
         tracer = self._tracer
@@ -514,18 +532,24 @@ class Client:
         mtype = MessageType.NON if non else MessageType.CON
         if timeout is None:
             timeout = self.timeout
+        context = self._oscore_context(parsed)
         last_error: NetworkError | None = None
         for remote in remotes:
             try:
                 driver = await self._route(parsed, remote)
-                reply, source = await driver.request(
-                    message,
-                    remote,
-                    mtype=mtype,
-                    transmission=transmission,
-                    timeout=timeout,
-                    progress=progress,
-                )
+                if context is None:
+                    reply, source = await driver.request(
+                        message,
+                        remote,
+                        mtype=mtype,
+                        transmission=transmission,
+                        timeout=timeout,
+                        progress=progress,
+                    )
+                else:
+                    reply, source = await self._protected(
+                        driver, context, message, remote, mtype, transmission, timeout, progress
+                    )
             except NetworkError as exc:
                 logger.debug("%s: %s", describe_remote(remote), exc)
                 last_error = exc
@@ -536,6 +560,54 @@ class Client:
             return response
         assert last_error is not None
         raise last_error
+
+    def _oscore_context(self, uri: CoapUri) -> SecurityContext | None:
+        """The OSCORE context a request to ``uri`` is protected with, if any (looked up once
+        per URI: the credentials do not change while the client runs)."""
+        if self.oscore is None:
+            return None
+        cache = self._oscore_contexts
+        try:
+            return cache[uri]
+        except KeyError:
+            pass
+        context = cache[uri] = self.oscore.context_for_uri(str(uri))
+        if len(cache) > 256:
+            del cache[next(iter(cache))]
+        return context
+
+    def _inner_block_size(self) -> int:
+        """Inner blocks of at most 512 bytes: protected, they fit in one 1024-byte payload."""
+        config = self._blockwise or BlockwiseConfig()
+        return min(config.max_block_size, 512)
+
+    def _protected(
+        self,
+        driver: Driver,
+        context: SecurityContext,
+        message: Message,
+        remote: Remote,
+        mtype: MessageType,
+        transmission: TransmissionParameters | None,
+        timeout: float | None,
+        progress: ProgressCallback | None,
+    ) -> Coroutine[Any, Any, tuple[Message, Remote]]:
+        """The coroutine of one protected request (no frame of its own in between)."""
+        from coapkit.runtime.oscore import protected_request
+
+        config = self._blockwise or BlockwiseConfig()
+        return protected_request(
+            driver,
+            context,
+            message,
+            remote,
+            mtype=mtype,
+            transmission=transmission,
+            timeout=timeout,
+            progress=progress,
+            block_size=self._inner_block_size(),
+            max_body=config.max_response_body,
+        )
 
     # The methods' own signatures, not **kwargs: a misspelled keyword (``timout=3``) is a
     # TypeError at the call and an error for a type checker, not a surprise later.
@@ -988,6 +1060,21 @@ class Observation:
                 return self  # started or cancelled by another task while resolving
             timeout = self._timeout if self._timeout is not None else client.timeout
             self._driver = driver
+            context = client._oscore_context(parsed)
+            if context is not None:
+                from coapkit.runtime.oscore import OscoreStream
+
+                self._stream = OscoreStream.open(
+                    driver,
+                    context,
+                    self._message,
+                    remotes[0],
+                    mtype=MessageType.NON if self._non else MessageType.CON,
+                    transmission=self._transmission,
+                    timeout=timeout,
+                    block_size=client._inner_block_size(),
+                )
+                return self
             self._stream = client.open_stream(
                 self._message,
                 remotes[0],

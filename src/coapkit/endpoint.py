@@ -489,6 +489,7 @@ class Endpoint:
         multicast: bool | None = None,
         keep_open: bool = False,
         token: bytes | None = None,
+        manage_observation: bool = True,
     ) -> tuple[Transfer, Output]:
         """Send a request to ``remote``; its events carry the returned handle.
 
@@ -496,7 +497,9 @@ class Endpoint:
         for a multicast destination.  ``timeout`` bounds each exchange.  A large
         payload goes out block-wise and a block-wise response is reassembled
         (RFC 7959).  ``keep_open`` keeps the request open after a response: an
-        observation (RFC 7641) when the request carries Observe=0.
+        observation (RFC 7641) when the request carries Observe=0, re-registered and
+        deregistered here unless ``manage_observation`` is False (OSCORE's registrations
+        are new protected requests each time: the caller makes them).
         """
         if multicast is None:
             multicast = self.is_multicast(remote)
@@ -517,6 +520,7 @@ class Endpoint:
             multicast=multicast,
             keep_open=keep_open,
             token=token,
+            manage_observation=manage_observation,
         )
         return handle, self._output(out, [], now)
 
@@ -780,6 +784,9 @@ _PLAIN_OPTIONS = frozenset(
         OptionNumber.URI_QUERY,
         OptionNumber.CONTENT_FORMAT,
         OptionNumber.ACCEPT,
+        # means nothing below the OSCORE layer; plain only where it is understood (a
+        # server with OSCORE), since only understood options are in the fast path's table
+        OptionNumber.OSCORE,
     )
 )
 

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import suppress
 from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.codec.codes import Code, code_name
@@ -37,6 +37,7 @@ from coapkit.endpoint import Endpoint
 from coapkit.errors import CoapError, NotStarted, UriError
 from coapkit.exchanges.amplification import AmplificationConfig
 from coapkit.exchanges.events import IncomingRequest
+from coapkit.exchanges.server import UNDERSTOOD_OPTIONS
 from coapkit.messaging.addresses import describe_remote
 from coapkit.messaging.layer import MessagingConfig
 from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParameters
@@ -61,9 +62,14 @@ from coapkit.transports.udp import (
     resolve_bind_host,
 )
 
+if TYPE_CHECKING:
+    from coapkit.oscore.server import OscoreServer
+
 logger = logging.getLogger("coapkit.server")
 _OBSERVE = int(OptionNumber.OBSERVE)
 _URI_PATH = int(OptionNumber.URI_PATH)
+#: the options a server with OSCORE understands (the OSCORE option itself, RFC 8613 §2)
+_WITH_OSCORE = UNDERSTOOD_OPTIONS | {int(OptionNumber.OSCORE)}
 
 DEFAULT_PORT = 5683
 #: async renderings of one observer's notifications that may run at once (see _render)
@@ -128,6 +134,7 @@ class Server:
         ssl_context: ssl.SSLContext | None = None,
         dtls: DtlsServerCredentials | None = None,
         dtls_config: DtlsConfig | None = None,
+        oscore: OscoreServer | None = None,
     ) -> None:
         """``transmission``: RFC 7252 §4.8 transmission parameters (ACK_TIMEOUT,
         MAX_RETRANSMIT...) of the CON messages it sends (separate responses,
@@ -149,11 +156,17 @@ class Server:
         DTLS material of ``coaps://`` listeners (pre-shared keys, a certificate; the
         ``dtls`` extra), ``dtls_config`` their session limits and timers.
 
+        ``oscore``: the OSCORE layer (:class:`~coapkit.oscore.OscoreServer`: the security
+        contexts of the clients, the paths that require protection); protected requests
+        are verified and answered through it on every listener (RFC 8613).
+
         ``log_requests``: one line per answered request (:func:`request_line`), to the
         ``coapkit.server`` logger at INFO, or to ``request_log`` when given: a function
         taking the line, for a program that writes its access log itself (``coapkit
         server`` does, more cheaply than a logging record per request)."""
         self.site = site if site is not None else Site()
+        #: the OSCORE layer between the listeners and the site, if any
+        self.oscore = oscore
         self._bind = bind
         self._network = network
         #: RFC 7252 §4.8 transmission parameters of separate responses and notifications
@@ -267,6 +280,7 @@ class Server:
                 amplification=self._amplification,
                 observers=registry,
                 security=listener.security,
+                understood_options=self._understood,
             )
         else:  # a connection: TCP, TLS, WebSocket (RFC 8323)
             if uri.transport == "ws":
@@ -277,6 +291,7 @@ class Server:
                 blockwise=self._blockwise,
                 observers=registry,
                 layer=ConnectionLayer(params=self.transmission, config=self._stream),
+                understood_options=self._understood,
             )
         tracer = self._tracer
         with_framing = getattr(tracer, "with_framing", None)  # a DatagramTrace (coapkit -v)
@@ -436,13 +451,23 @@ class Server:
 
     # -- requests ----------------------------------------------------------------------------------
 
+    @property
+    def _understood(self) -> frozenset[int]:
+        return UNDERSTOOD_OPTIONS if self.oscore is None else _WITH_OSCORE
+
+    def _dispatch(self, listener: Listener, request: Request) -> Response | Awaitable[Response]:
+        """The site's answer, through the OSCORE layer when there is one."""
+        if self.oscore is None:
+            return self.site.dispatch(request)
+        return self.oscore.dispatch(self.site, request, listener.driver.loop.time())
+
     def _handle(
         self, listener: Listener, event: IncomingRequest
     ) -> ResponseParts | Awaitable[ResponseParts]:
         request = Request(event.request, event.remote, event.handle)
         if listener.security is not None:
             request.security = listener.security.identity(event.remote)
-        result = self.site.dispatch(request)
+        result = self._dispatch(listener, request)
         if isinstance(result, Response):
             if _OBSERVE in event.request.options:
                 message = result.to_message(event.request.token)
@@ -465,11 +490,15 @@ class Server:
 
     def _observe_request(self, listener: Listener, request: Request, message: Message) -> Message:
         """Let the endpoint register or deregister the sender (§3.1, §3.6) and mark the response."""
-        try:
-            found = self.site.match(request.path)
-        except CoapError:  # a path that is not UTF-8: the site has answered 4.00 already
-            found = None
-        resource = found[0] if found is not None and found[0].observable else None
+        resource: Resource | None
+        if self.oscore is not None and OptionNumber.OSCORE in request.message.options:
+            resource = self.oscore.observed_resource(request)
+        else:
+            try:
+                found = self.site.match(request.path)
+            except CoapError:  # a path that is not UTF-8: the site has answered 4.00 already
+                found = None
+            resource = found[0] if found is not None and found[0].observable else None
         observe = listener.endpoint.observe
         before = observe.registry.find(request._remote, request.message.token)
         message = observe.on_response(
@@ -541,7 +570,7 @@ class Server:
         request = Request(observer.request, observer.remote, None)
         if listener.security is not None:
             request.security = listener.security.identity(observer.remote)
-        result = self.site.dispatch(request)
+        result = self._dispatch(listener, request)
         if isinstance(result, Response):
             self._send_notification(listener, observer, resource, result, sequence)
             return
@@ -594,8 +623,13 @@ class Server:
 
     def _log(self, handle: Inbound, response: ResponseParts) -> None:
         """One line per answered request (``log_requests``), to ``request_log`` if given,
-        else to the ``coapkit.server`` logger at INFO."""
-        line = request_line(handle, response)
+        else to the ``coapkit.server`` logger at INFO; a protected request's is about the
+        inner request (what was asked and answered, and who asked: OSCORE)."""
+        inner = self.oscore.described(handle) if self.oscore is not None else None
+        if inner is not None:  # what the protected request asked and got, and from whom
+            line = f"{describe_remote(handle.remote)} {inner}"
+        else:
+            line = request_line(handle, response)
         sink = self._request_log
         if sink is None:
             logger.info("%s", line)

@@ -127,6 +127,8 @@ def _classes() -> dict[str, type]:
     from coapkit.exchanges.client import ClientExchanges
     from coapkit.messaging.layer import MessagingConfig
     from coapkit.observe.registry import ObserveConfig
+    from coapkit.oscore.context import ContextParameters, SequencePolicy
+    from coapkit.oscore.server import OscoreServer
     from coapkit.rd.model import RDConfig
     from coapkit.server import Server
     from coapkit.transports.tcp import StreamLimits
@@ -145,6 +147,9 @@ def _classes() -> dict[str, type]:
         "ClientExchanges": ClientExchanges,
         "Server": Server,
         "RDConfig": RDConfig,
+        "ContextParameters": ContextParameters,
+        "SequencePolicy": SequencePolicy,
+        "OscoreServer": OscoreServer,
     }
 
 

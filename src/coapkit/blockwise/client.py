@@ -133,6 +133,7 @@ class Transfer:
         "first_options",
         "last_sequence",
         "last_time",
+        "managed",
         "mtype",
         "multicast",
         "observe",
@@ -177,6 +178,9 @@ class Transfer:
         self.timeout = timeout
         self.multicast = multicast
         self.observe = observe
+        #: an observation whose re-registration and deregistration are this layer's
+        #: (False: the caller's, as for OSCORE, whose requests cannot be sent twice)
+        self.managed = True
         self.owner: Any = None  #: free for the layer above (the runtime's future or stream)
         self.state = TransferState.OPEN
         self.exchange: ClientRequest | None = None
@@ -259,6 +263,7 @@ class ClientTransfers:
         multicast: bool = False,
         keep_open: bool = False,
         token: bytes | None = None,
+        manage_observation: bool = True,
     ) -> Transfer:
         options = message.options
         observe = keep_open and not multicast
@@ -272,6 +277,7 @@ class ClientTransfers:
             multicast=multicast,
             observe=observe,
         )
+        transfer.managed = manage_observation
         if N.BLOCK2 in options:
             requested = _block(options, N.BLOCK2)
             if requested is not None and requested.num > 0:
@@ -757,7 +763,7 @@ class ClientTransfers:
                 self.exchanges.cancel(child.exchange, now, out)
 
     def _schedule_reregistration(self, transfer: Transfer, response: Message, now: float) -> None:
-        if not self.reregister:
+        if not self.reregister or not transfer.managed:
             return
         try:
             max_age = response.options.max_age
@@ -833,7 +839,9 @@ class ClientTransfers:
         if transfer.fetch is not None:
             self._cancel_child(transfer, now, out)
         exchange = transfer.exchange
-        deregister = transfer.observe and transfer.registered and exchange is not None
+        deregister = (
+            transfer.observe and transfer.registered and exchange is not None and transfer.managed
+        )
         self._close(transfer)
         if exchange is None:
             return

@@ -43,6 +43,11 @@ class LocalFileError(Exception):
     """A local file cannot be read or written (exit status 10)."""
 
 
+class MissingExtraError(Exception):
+    """What the command needs is in an extra that is not installed (exit status 6, as for
+    a scheme whose transport is missing); the message names the extra."""
+
+
 def response_status(code: int) -> int:
     """0 for 2.xx, 4 for 4.xx, 5 for 5.xx and for a response class CoAP does not define
     (3.xx; an answer in a reserved class, 1.xx, 6.xx or 7.xx, never becomes a response:
@@ -62,6 +67,11 @@ def exit_status(exc: BaseException) -> tuple[int, str]:
         return EXIT_USAGE, message
     if isinstance(exc, LocalFileError):
         return EXIT_FILE, message
+    if isinstance(exc, MissingExtraError):
+        return EXIT_BAD_URI, message
+    oscore = _oscore_status(exc)
+    if oscore is not None:
+        return oscore, f"{message}\n{hint}" if hint else message
     if isinstance(exc, UriError):
         return EXIT_BAD_URI, f"bad URI: {message}"
     if isinstance(exc, ResetByPeer):
@@ -86,3 +96,15 @@ def exit_status(exc: BaseException) -> tuple[int, str]:
     if hint:
         message = f"{message}; {hint}"
     return status, message
+
+
+def _oscore_status(exc: BaseException) -> int | None:
+    """An OSCORE failure's status: 4 when the server refused the protected request (its
+    4.01, 4.00 or 4.02), 7 when its answer failed verification here."""
+    from coapkit.oscore.errors import OscoreError, PeerRejected
+
+    if isinstance(exc, PeerRejected):
+        return EXIT_CLIENT_ERROR
+    if isinstance(exc, OscoreError):
+        return EXIT_NETWORK
+    return None

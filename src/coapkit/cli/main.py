@@ -49,6 +49,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from coapkit import __version__
+from coapkit.cli import oscore
 from coapkit.cli.arguments import (
     LOOP_CHOICES,
     METHODS,
@@ -375,6 +376,7 @@ def _add_common(parser: argparse.ArgumentParser, *, non: bool = False) -> None:
     )
     _add_loop(parser)
     _add_security(parser, server=False)
+    oscore.add_client_arguments(parser)  # --credentials is _add_security's: nothing added
 
 
 def _add_security(parser: argparse.ArgumentParser, *, server: bool) -> None:
@@ -423,7 +425,8 @@ def _add_security(parser: argparse.ArgumentParser, *, server: bool) -> None:
     parser.add_argument(
         "--credentials",
         metavar="FILE",
-        help="security material per URI pattern, in aiocoap's JSON credentials format (see below)",
+        help="security material per URI pattern or client label, in aiocoap's JSON "
+        "credentials format: TLS material, OSCORE contexts (see below)",
     )
 
 
@@ -459,7 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
             )
             + REQUEST_EPILOG
             + (OBSERVE_EPILOG.format(m=method) if method in ("get", "fetch") else "")
-            + SECURITY_EPILOG,
+            + SECURITY_EPILOG
+            + oscore.CLIENT_HELP,
             formatter_class=formatter,
         )
         _add_common(request, non=True)
@@ -563,8 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
             "                 --listen coap+tcp://[::]:5683 --listen coap+ws://[::]:8080\n"
             "  coapkit server --listen coaps+tcp://[::]:5684 \\\n"
             "                 --cert server.pem --key server-key.pem\n"
+            "  coapkit server --credentials server.json --require-oscore /secret\n"
             + SERVER_EPILOG
             + LISTEN_EPILOG
+            + oscore.SERVER_HELP
             + "\n--workers N: N worker processes share the port, or each --listen URI's port\n"
             "(SO_REUSEPORT, for TCP and WebSocket listeners too; the kernel spreads\n"
             "clients over them, each client, or connection, always reaching the same\n"
@@ -585,7 +591,10 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n  coapkit fileserver ./public\n"
             "  coapkit fileserver /srv/coap --port 5683 --write\n"
             "  coapkit fileserver ./public --listen coap://[::]:5683 --listen coap+tcp://[::]:5683\n"
-            "  coapkit get coap://127.0.0.1/notes.txt\n" + SERVER_EPILOG + LISTEN_EPILOG,
+            "  coapkit get coap://127.0.0.1/notes.txt\n"
+            + SERVER_EPILOG
+            + LISTEN_EPILOG
+            + oscore.SERVER_HELP,
         ),
     ):
         server = sub.add_parser(
@@ -657,6 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         _add_loop(server)
         _add_security(server, server=True)
+        oscore.add_server_arguments(server)  # --require-oscore (--credentials is there)
         server.set_defaults(
             func=command("serve", "cmd_fileserver" if name == "fileserver" else "cmd_server"),
             interrupt_status=EXIT_OK,

@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.cli import loops
@@ -59,6 +59,7 @@ from coapkit.cli.exits import (
     response_status,
 )
 from coapkit.cli.formats import guess_content_format
+from coapkit.cli.oscore import client_credentials
 from coapkit.cli.progress import ProgressBar, terminal_width
 from coapkit.cli.render import (
     Trace,
@@ -85,6 +86,9 @@ from coapkit.errors import EncodeError, LinkFormatError, OptionValueError, UriEr
 from coapkit.resources.response import Response
 from coapkit.security.tls import TlsCredentials
 from coapkit.transports import MissingExtra, require_websockets
+
+if TYPE_CHECKING:
+    from coapkit.oscore.credentials import CredentialsMap
 
 #: Called with (bytes done, total bytes or None) while a block-wise transfer runs.
 ProgressHook = Callable[[int, int | None], None]
@@ -275,24 +279,40 @@ def cmd_request(args: argparse.Namespace) -> int:
     loop = loops.choose_loop(args.loop)
     tls = client_tls(args, uri)
     trace = _tracer(args)
-    if args.observe:
-        with _fitting(options):
-            return loops.run(
-                observe(
-                    args,
-                    uri,
-                    payload,
-                    content_format=content_format,
-                    options=options,
-                    trace=trace,
-                    tls=tls,
-                ),
-                loop,
-            )
+    with client_credentials(args) as credentials:
+        if args.observe:
+            with _fitting(options):
+                return loops.run(
+                    observe(
+                        args,
+                        uri,
+                        payload,
+                        content_format=content_format,
+                        options=options,
+                        trace=trace,
+                        tls=tls,
+                        credentials=credentials,
+                    ),
+                    loop,
+                )
+        return _request(args, uri, payload, content_format, options, trace, tls, credentials, loop)
+
+
+def _request(
+    args: argparse.Namespace,
+    uri: CoapUri,
+    payload: bytes,
+    content_format: int | None,
+    options: list[tuple[int, bytes]],
+    trace: Trace | None,
+    tls: TlsCredentials | None,
+    credentials: CredentialsMap | None,
+    loop: str,
+) -> int:
     progress = progress_hook(args, payload)
 
     async def run() -> Response:
-        async with Client(tracer=trace, tls=tls) as client:
+        async with Client(tracer=trace, tls=tls, oscore=credentials) as client:
             return await send_request(
                 client,
                 args.method,
@@ -343,6 +363,7 @@ async def observe(
     options: list[tuple[int, bytes]],
     trace: Trace | None,
     tls: TlsCredentials | None = None,
+    credentials: CredentialsMap | None = None,
 ) -> int:
     """``--observe``: print the first response and each notification until one of these ends it.
 
@@ -375,7 +396,7 @@ async def observe(
     closed = asyncio.Event()
     unwatch = watch_stdout(loop, closed.set)
     try:
-        async with Client(tracer=trace, tls=tls) as client:
+        async with Client(tracer=trace, tls=tls, oscore=credentials) as client:
             observation = client.observe(
                 uri,
                 method=METHODS_BY_NAME[args.method.upper()],
@@ -603,19 +624,20 @@ def cmd_discover(args: argparse.Namespace) -> int:
     progress = progress_hook(args)
 
     async def run() -> Response:
-        async with Client(tracer=trace, tls=tls) as client:
-            return await send_request(
-                client,
-                "GET",
-                target,
-                b"",
-                content_format=None,
-                accept=None,
-                options=[],
-                non=False,
-                timeout=args.timeout,
-                progress=progress,
-            )
+        with client_credentials(args) as credentials:
+            async with Client(tracer=trace, tls=tls, oscore=credentials) as client:
+                return await send_request(
+                    client,
+                    "GET",
+                    target,
+                    b"",
+                    content_format=None,
+                    accept=None,
+                    options=[],
+                    non=False,
+                    timeout=args.timeout,
+                    progress=progress,
+                )
 
     response = run_with_progress(run, progress, loop)
     status = response_status(response.code)

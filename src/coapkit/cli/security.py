@@ -35,12 +35,14 @@ kind of entry:
   server, for a client (``--ca``);
 * ``{"tls": {"cert": PEM, "key": PEM, "ca": PEM, "insecure": BOOL}}``
   (coapkit's addition; every member optional): what the flags of the same
-  names give, for a client or a server.
+  names give, for a client or a server;
+* ``{"oscore": {"basedir": DIR}}`` (aiocoap's): an OSCORE security context,
+  read by :mod:`coapkit.cli.oscore`; it gives no TLS material.
 
 A client uses the entry of the longest pattern that matches its URI
 (following references), as aiocoap's ``credentials_from_request`` does; a
 server the entry that matches its TLS listeners' URIs.  The flags override
-it, member by member.  Every other kind aiocoap knows (``dtls``, ``oscore``,
+it, member by member.  Every other kind aiocoap knows (``dtls``,
 ``edhoc-oscore``, ``any-of``, ``all-of``) is refused when the file is read,
 in one line naming the entry: ignoring it could send in the clear what the
 file meant to protect.  File names are taken relative to the current
@@ -75,7 +77,6 @@ __all__ = [
 #: the kinds of aiocoap's credentials entries coapkit does not have yet, and why
 UNSUPPORTED_KINDS = {
     "dtls": "DTLS (coaps://) is not supported yet",
-    "oscore": "OSCORE is not supported yet",
     "edhoc-oscore": "EDHOC and OSCORE are not supported yet",
     "any-of": "alternatives (any-of) are not supported",
     "any": "alternatives (any) are not supported",
@@ -98,7 +99,7 @@ class TlsEntry:
     key: str | None = None
     ca: str | None = None
     insecure: bool | None = None
-    kind: str = "tls"  #: "tls" (coapkit's) or "tlscert" (aiocoap's)
+    kind: str = "tls"  #: "tls" (coapkit's), "tlscert" (aiocoap's), "oscore" (none: OSCORE's)
 
 
 @dataclass(frozen=True)
@@ -177,8 +178,12 @@ def _entry(where: str, key: str, value: Any) -> TlsEntry | str:
     ((kind, body),) = value.items()
     if kind in UNSUPPORTED_KINDS:
         raise UsageError(f"{here}: {kind}: {UNSUPPORTED_KINDS[kind]}")
+    if kind == "oscore":  # a security context: read by coapkit.cli.oscore, no TLS material
+        return TlsEntry(kind="oscore")
     if kind not in ("tls", "tlscert"):
-        raise UsageError(f"{here}: unknown kind of credential {kind!r} (coapkit has tls, tlscert)")
+        raise UsageError(
+            f"{here}: unknown kind of credential {kind!r} (coapkit has tls, tlscert, oscore)"
+        )
     if not isinstance(body, dict):
         raise UsageError(f"{here}: {kind} takes an object")
     if kind == "tlscert":

@@ -57,17 +57,19 @@ import multiprocessing.connection
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.cli import loops
 from coapkit.cli.console import DiagnosticHandler, diagnostics, settle
 from coapkit.cli.exits import EXIT_INTERNAL, EXIT_OK, LocalFileError, UsageError, exit_status
+from coapkit.cli.oscore import server_oscore, uses_oscore
 from coapkit.cli.rd import start_registering, stop_registering
 from coapkit.cli.requestlog import RequestLog
 from coapkit.cli.security import server_tls
@@ -78,6 +80,9 @@ from coapkit.exchanges.amplification import AmplificationConfig
 from coapkit.resources.site import Site
 from coapkit.server import DEFAULT_PORT, Server
 from coapkit.transports import MissingExtra, require_websockets
+
+if TYPE_CHECKING:
+    from coapkit.oscore.server import OscoreServer
 
 logger = logging.getLogger("coapkit.server")
 
@@ -185,6 +190,42 @@ def serve(
     handler = configure_logging(args.verbose, log_prefix)  # -v: the trace is on coapkit.trace
     amplification = None if args.no_amplification_limit else AmplificationConfig()
 
+    with server_oscore(args) as oscore:
+        return _serve(
+            site,
+            args,
+            description,
+            loop_name,
+            amplification,
+            blockwise,
+            ready,
+            stop_signals,
+            reuse_port,
+            oscore,
+            uris=uris,
+            ssl_context=ssl_context,
+            handler=handler,
+            log_prefix=log_prefix,
+        )
+
+
+def _serve(
+    site: Site,
+    args: argparse.Namespace,
+    description: str,
+    loop_name: str,
+    amplification: AmplificationConfig | None,
+    blockwise: BlockwiseConfig | None,
+    ready: Any,
+    stop_signals: Sequence[int],
+    reuse_port: bool,
+    oscore: OscoreServer | None,
+    *,
+    uris: list[CoapUri],
+    ssl_context: ssl.SSLContext | None,
+    handler: DiagnosticHandler,
+    log_prefix: str,
+) -> int:
     async def run() -> None:
         loop = asyncio.get_running_loop()
 
@@ -201,6 +242,7 @@ def serve(
             blockwise=blockwise,
             reuse_port=reuse_port,
             ssl_context=ssl_context,
+            oscore=oscore,
         )
         handler.before = request_log.flush
         stop = asyncio.Event()
@@ -221,6 +263,8 @@ def serve(
                 loop.add_reader(ready.fileno(), stop.set)  # EOF: the supervisor is gone
                 watching = True
             limit = "" if amplification else "; no amplification limit"
+            if oscore is not None:
+                limit += f"; OSCORE with {len(oscore.contexts)} client context(s)"
             logger.info("%s (%s%s); Ctrl-C stops", description, loop_name, limit)
             await stop.wait()
         finally:
@@ -260,6 +304,11 @@ def cmd_server(args: argparse.Namespace) -> int:
     loops.choose_loop(args.loop)  # a usage error before anything starts
     if args.workers > 1:
         server_tls(args, listen_uris(args))  # the same: mistakes, warnings, said once
+        if uses_oscore(args):
+            raise UsageError(
+                "--credentials with OSCORE contexts and --workers: a security context may be "
+                "used by one process only (its sequence numbers must never repeat); run one worker"
+            )
         return supervise(args)
     site, description = server_site(args)
     return serve(site, args, description)

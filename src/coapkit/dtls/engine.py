@@ -67,6 +67,25 @@ class PeerIdentity:
         return self.psk_identity is not None or self.certificate is not None
 
     @property
+    def label(self) -> str:
+        """A name for logs and for a :class:`~coapkit.resources.request.SecurityIdentity`:
+        the PSK identity (as text where it is UTF-8), else the certificate's Common Name,
+        else its subject; ``""`` for a peer that proved nothing."""
+        if self.psk_identity is not None:
+            try:
+                return self.psk_identity.decode("utf-8")
+            except UnicodeDecodeError:
+                return self.psk_identity.hex()
+        if self.common_name is not None:
+            return self.common_name
+        return ",".join(f"{key}={value}" for key, value in self.subject)
+
+    @property
+    def protocol(self) -> str:
+        """The security layer that vouched for the peer: ``"dtls"``."""
+        return "dtls"
+
+    @property
     def common_name(self) -> str | None:
         """The (last) Common Name of the certificate's subject, if any."""
         names = [value for key, value in self.subject if key == "commonName"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, Protocol
 
 from coapkit.address import Address, address_of
 from coapkit.codec.codes import METHODS_BY_NAME, Code, code_name
@@ -35,7 +35,7 @@ from coapkit.dtls.engine import PeerIdentity
 from coapkit.errors import BadRequest, OptionValueError
 from coapkit.resources.response import load_cbor
 
-__all__ = ["Request"]
+__all__ = ["Request", "SecurityIdentity"]
 
 _METHODS: dict[int, Code] = {int(code): code for code in Code if 0 < code < 32}
 _URI_PATH = OptionNumber.URI_PATH
@@ -53,6 +53,19 @@ def _strings(options: Options, number: int, name: str) -> tuple[str, ...]:
     return tuple(values)
 
 
+class SecurityIdentity(Protocol):
+    """Who a request comes from, as a security layer vouched for it (OSCORE:
+    :class:`coapkit.oscore.OscoreIdentity`)."""
+
+    @property
+    def label(self) -> str:
+        """The name the credentials give the peer (``":client1"``)."""
+
+    @property
+    def protocol(self) -> str:
+        """The security layer that vouched for it (``"oscore"``)."""
+
+
 class Request:
     """A received request, as a handler sees it.
 
@@ -62,10 +75,14 @@ class Request:
     answer it (opaque here), and ``params`` the path parameters captured by the
     site's router (``{}`` until the site fills them in).
 
-    ``security`` is who the peer proved to be over a secure transport, for a
-    resource to authorise by: over ``coaps://`` a
-    :class:`~coapkit.dtls.PeerIdentity` (``request.security.psk_identity``,
-    ``request.security.common_name``...); None over plain ``coap://``.
+    ``security`` is who the peer proved to be, for a resource to authorise by:
+    over ``coaps://`` a :class:`~coapkit.dtls.PeerIdentity`
+    (``request.security.psk_identity``, ``request.security.common_name``...);
+    for an OSCORE-protected request (on any transport, DTLS included: the end
+    to end identity wins) its security context's
+    :class:`~coapkit.oscore.OscoreIdentity`; None otherwise.  Every identity
+    has a ``label`` and a ``protocol`` (:class:`SecurityIdentity`); narrow
+    with ``isinstance`` for the rest.
     """
 
     __slots__ = (
@@ -82,7 +99,7 @@ class Request:
     message: Message
     handle: object
     params: dict[str, str]
-    security: PeerIdentity | None
+    security: PeerIdentity | SecurityIdentity | None
 
     def __init__(
         self,
@@ -90,9 +107,10 @@ class Request:
         remote: Hashable,
         handle: object = None,
         params: dict[str, str] | None = None,
-        security: PeerIdentity | None = None,
+        security: PeerIdentity | SecurityIdentity | None = None,
     ) -> None:
         self.message = message
+        self.security = security
         #: the remote as the transport reported it: what the core keys its state by
         self._remote = remote
         self.handle = handle
@@ -111,7 +129,7 @@ class Request:
         *,
         remote: Hashable = ("192.0.2.1", 5683),
         handle: object = None,
-        security: PeerIdentity | None = None,
+        security: PeerIdentity | SecurityIdentity | None = None,
         **option_values: Any,
     ) -> Request:
         """A request made up locally, for tests and for calling a site directly.
@@ -119,7 +137,7 @@ class Request:
         ``remote`` is where it claims to come from: by default ``192.0.2.1:5683``, an
         address reserved for documentation (RFC 5737), so that handlers find the
         address every received request has; ``security``, who it proved to be (a
-        :class:`~coapkit.dtls.PeerIdentity`, as over ``coaps://``).
+        :class:`~coapkit.dtls.PeerIdentity`, as over ``coaps://``, or an OSCORE identity).
 
         ``path`` is a percent-encoded path with an optional query
         (``"/sensors/temp?unit=C"``); a ``str`` payload is sent as UTF-8 with

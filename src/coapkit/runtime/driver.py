@@ -59,6 +59,7 @@ from coapkit.codec.codes import Code, code_name
 from coapkit.codec.message import Message, ResponseParts
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
+from coapkit.compiled import mypyc_attr
 from coapkit.connections.layer import CloseConnection, ConnectionReady
 from coapkit.endpoint import Endpoint, Output
 from coapkit.errors import (
@@ -102,6 +103,7 @@ ProgressCallback = Callable[[int, int | None], None]
 _EAGER = sys.version_info >= (3, 12)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # OSCORE's stream (runtime/oscore.py)
 class ResponseStream:
     """Responses of a request that stays open (observation, multicast), as an async iterator."""
 
@@ -782,8 +784,10 @@ class Driver:
         transmission: TransmissionParameters | None = None,
         timeout: float | None = None,
         token: bytes | None = None,
+        manage_observation: bool = True,
     ) -> ResponseStream:
-        """Send a request that stays open; its responses arrive on the returned stream."""
+        """Send a request that stays open; its responses arrive on the returned stream
+        (``manage_observation``: see :meth:`Endpoint.request`)."""
         if self._closed:
             raise EndpointClosed("the client is closed")
         stream = ResponseStream(self.loop)
@@ -796,6 +800,7 @@ class Driver:
             timeout=timeout,
             keep_open=True,
             token=token,
+            manage_observation=manage_observation,
         )
         handle.owner = stream
         stream.handle = handle
