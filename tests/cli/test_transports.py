@@ -496,7 +496,6 @@ def test_a_server_with_credentials(pki: Pki, tmp_path: Path) -> None:
 
 def test_credentials_that_cannot_be_used(pki: Pki, tmp_path: Path) -> None:
     files = {
-        "oscore": {"coap://localhost/*": {"oscore": {"basedir": "client1/"}}},
         "dtls": {
             ":client1": {"dtls": {"psk": {"ascii": "secret"}, "client-identity": {"hex": "01"}}}
         },
@@ -507,12 +506,11 @@ def test_credentials_that_cannot_be_used(pki: Pki, tmp_path: Path) -> None:
         "array": [],
     }
     expected = {
-        "oscore": "entry 'coap://localhost/*': oscore: OSCORE is not supported yet",
         "dtls": "entry ':client1': dtls: DTLS (coaps://) is not supported yet",
         "two": "entry 'coaps+tcp://*': an entry is an object with exactly one kind of "
         "credential (found tls, tlscert)",
         "kind": "entry 'coaps+tcp://*': unknown kind of credential 'pem' (coapkit has tls, "
-        "tlscert)",
+        "tlscert, oscore)",
         "member": "entry 'coaps+tcp://*': tls has no member 'certfile' (it has cert, key, ca, "
         "insecure)",
         "reference": "entry 'coaps+tcp://*' refers to ':nobody', which is not there",

@@ -68,17 +68,9 @@ class PeerIdentity:
 
     @property
     def label(self) -> str:
-        """A name for logs and for a :class:`~coapkit.resources.request.SecurityIdentity`:
-        the PSK identity (as text where it is UTF-8), else the certificate's Common Name,
-        else its subject; ``""`` for a peer that proved nothing."""
-        if self.psk_identity is not None:
-            try:
-                return self.psk_identity.decode("utf-8")
-            except UnicodeDecodeError:
-                return self.psk_identity.hex()
-        if self.common_name is not None:
-            return self.common_name
-        return ",".join(f"{key}={value}" for key, value in self.subject)
+        """:attr:`name`, under the name every :class:`~coapkit.resources.request.SecurityIdentity`
+        has (an OSCORE identity's is its credentials label)."""
+        return self.name
 
     @property
     def protocol(self) -> str:
