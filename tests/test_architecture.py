@@ -29,12 +29,14 @@ LAYERS: dict[str, float] = {
     "blockwise": 5.5,  # the client's block-wise layer orders notifications by observe's rule
     "endpoint": 6,
     "resources": 7,
+    "cache": 7.5,  # a proxy's response cache: built on resources' Response
     "trace": 7,
     "security": 8,
     "transports": 8,
     "runtime": 9,
     "client": 10,
     "server": 10,
+    "proxy": 10.5,  # built on the client and the server's site
     "cli": 11,
     "__init__": 12,
     "__main__": 12,
@@ -47,6 +49,7 @@ CORE = {
     "reliability",
     "exchanges",
     "blockwise",
+    "cache",
     "observe",
     "resources",
     "endpoint",
