@@ -425,11 +425,7 @@ class Server:
 
     def _observe_request(self, listener: Listener, request: Request, message: Message) -> Message:
         """Let the endpoint register or deregister the sender (§3.1, §3.6) and mark the response."""
-        try:
-            found = self.site.match(request.path)
-        except CoapError:  # a path that is not UTF-8: the site has answered 4.00 already
-            found = None
-        resource = found[0] if found is not None and found[0].observable else None
+        resource = self.site.observable_resource(request)
         observe = listener.endpoint.observe
         before = observe.registry.find(request._remote, request.message.token)
         message = observe.on_response(
@@ -454,6 +450,13 @@ class Server:
         count = sum(item.endpoint.observe.registry.count_of(key) for item in self._listeners)
         if self._observation_counts.get(key, 0) != count:
             self._tell_count(key, count)
+        if not count and key in self._observed:
+            # Nobody observes it here any more: keep nothing about it (a proxy's resources
+            # come and go with their upstream observations), its sequence number included.
+            self._observed.discard(key)
+            key.remove_update_listener(self._updated)
+            for listener in self._listeners:
+                listener.endpoint.observe.registry.remove_key(key)
 
     def _tell_count(self, resource: Resource, count: int) -> None:
         if count:
@@ -498,7 +501,9 @@ class Server:
         """Render ``observer``'s notification of state ``sequence``; an ``async`` handler
         runs as a task (two at most per observer: one stuck rendering does not hold
         up newer states, and many updates do not make many tasks)."""
-        result = self.site.dispatch(Request(observer.request, observer.remote, None))
+        result = self.site.render_notification(
+            Request(observer.request, observer.remote, None), resource
+        )
         if isinstance(result, Response):
             self._send_notification(listener, observer, resource, result, sequence)
             return
