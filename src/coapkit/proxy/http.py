@@ -94,7 +94,7 @@ _METHODS = {
     "FETCH": Code.FETCH,
 }
 _SINGLE_SLASH = re.compile(r"^(coaps?(?:\+tcp|\+ws)?):/(?!/)", re.IGNORECASE)
-_ENCODED_SCHEME = re.compile(r"^coaps?(?:%2b(?:tcp|ws))?%3a", re.IGNORECASE)
+_PLAIN_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:/")
 _CACHEABLE_STATUS_CODES = (Code.CONTENT, Code.VALID)
 
 
@@ -154,7 +154,9 @@ class HttpCrossProxy:
 
         app = web.Application(client_max_size=self.site.config.max_http_body)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
         await runner.setup()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         try:
@@ -162,7 +164,7 @@ class HttpCrossProxy:
         except OSError:
             await runner.cleanup()
             raise
-        site = web.SockSite(runner, sock, shutdown_timeout=1.0)
+        site = web.SockSite(runner, sock)
         await site.start()
         self._runner = runner
         self._bound = sock.getsockname()
@@ -229,7 +231,7 @@ class HttpCrossProxy:
             raise _Refused(414, exc.reason) from None
 
     def _proxy_options(self, text: str) -> Options:
-        if _ENCODED_SCHEME.match(text):
+        if not _PLAIN_SCHEME.match(text):  # percent-encoded whole: coap%3A%2F%2Fh%2Fx
             text = unquote(text)
         text = _SINGLE_SLASH.sub(r"\1://", text)
         try:
