@@ -127,6 +127,7 @@ examples:
   coapkit ping coap://127.0.0.1
   coapkit server --plugtest --port 5683
   coapkit fileserver ./public --write
+  coapkit proxy --forward --allow '*.example.com' --http 127.0.0.1:8080
   coapkit decode 44017d34 0a1b2c3d bb74656d7065726174757265
   eval "$(coapkit completion bash)"
 
@@ -481,6 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
             func=command("serve", "cmd_fileserver" if name == "fileserver" else "cmd_server"),
             interrupt_status=EXIT_OK,
         )
+
+    from coapkit.cli.proxy import add_parser as add_proxy_parser
+
+    add_proxy_parser(sub, formatter)
 
     decode = sub.add_parser(
         "decode",
