@@ -31,7 +31,7 @@ async def test_get_through_proxy_scheme_and_uri_options() -> None:
             proxy_scheme="coap", uri_host="origin", uri_path=["echo"], uri_query=["a=1"]
         )
         response = await s.client.get(s.proxy_uri, options=options)
-        assert response.code == Code.CONTENT and response.text.startswith("GET  hops=16")
+        assert response.code == Code.CONTENT and response.text.startswith("GET  hops=15")
         (request,) = s.origin.seen
         assert request.query == ("a=1",)
 
@@ -42,7 +42,7 @@ async def test_post_with_a_body_and_its_content_format() -> None:
             "coap://proxy", '{"a":1}', content_format="json", options=s.via("coap://origin/echo")
         )
         assert response.code == Code.CONTENT
-        assert response.text == 'POST {"a":1} hops=16' and response.content_format == 50
+        assert response.text == 'POST {"a":1} hops=15' and response.content_format == 50
 
 
 async def test_forwarding_is_off_unless_asked() -> None:
@@ -148,7 +148,7 @@ async def test_block_wise_both_ways_is_reassembled_at_the_proxy() -> None:
 async def test_hop_limit_is_added_then_decremented() -> None:
     async with proxied() as s:
         plain = await s.client.post("coap://proxy", "", options=s.via("coap://origin/echo"))
-        assert plain.text.endswith("hops=16")
+        assert plain.text.endswith("hops=15")
         options = Options.build(proxy_uri="coap://origin/echo", hop_limit=5)
         five = await s.client.post("coap://proxy", "", options=options)
         assert five.text.endswith("hops=4")
@@ -206,7 +206,7 @@ async def test_authorize_refuses_and_nothing_is_sent() -> None:
         assert (ok.code, no.code, no.text) == (Code.CONTENT, Code.FORBIDDEN, "not that one")
         assert s.origin.calls("/plain") == 0
         assert [f.host for f in seen] == ["origin", "origin"]
-        assert seen[0].options.hop_limit == 16 and not seen[0].reverse
+        assert seen[0].options.hop_limit == 15 and not seen[0].reverse
 
 
 async def test_an_async_authorize_hook() -> None:
@@ -228,7 +228,7 @@ async def test_rewrite_changes_the_target() -> None:
 
     async with proxied(rewrite=rewrite) as s:
         response = await s.client.get("coap://proxy", options=s.via("coap://origin/temp"))
-        assert response.text.startswith("GET  hops=16")
+        assert response.text.startswith("GET  hops=15")
         assert s.origin.calls("/temp") == 0 and s.origin.calls("/echo") == 1
 
 

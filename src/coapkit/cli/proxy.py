@@ -65,8 +65,8 @@ ETag and Cache-Control are mapped; Accept: text/event-stream observes the
 resource as Server-Sent Events; a browser gets a page that follows it live.
 Needs the http extra (pip install 'coapkit[http]').
 
-Hop-Limit (RFC 8768): added (16) when absent and decremented; a request
-arriving with 1 gets 5.08 naming this proxy, so that loops end.  Upstream
+Hop-Limit (RFC 8768): decremented (a request without one counts as 16); a
+request arriving with 1 gets 5.08 naming this proxy, so that loops end.  Upstream
 failures are 5.02 (unreachable, reset) or 5.04 (no answer within --timeout).
 """
 

@@ -13,10 +13,11 @@
   critical option is answered 4.02 and an unknown elective one is dropped
   before any resource sees it (so an unknown safe-to-forward option is not
   forwarded either; RFC 7252 §5.7.1 would forward it).
-* **Hop-Limit** (RFC 8768 §3): a request without it gets :data:`DEFAULT_HOP_LIMIT`
-  (16); one with it is forwarded with one less, and one that arrives with 1
-  is not forwarded: it is answered 5.08 Hop Limit Reached, with the proxy's
-  name in the diagnostic payload.  A proxy relaying a 5.08 adds its own name
+* **Hop-Limit** (RFC 8768 §3): a request is forwarded with one less than it
+  came with, one without it as if it had come with :data:`DEFAULT_HOP_LIMIT`
+  (16: forwarded with 15, as libcoap does), and one that arrives with 1 is not
+  forwarded: it is answered 5.08 Hop Limit Reached, with the proxy's name in
+  the diagnostic payload.  A proxy relaying a 5.08 adds its own name
   to the payload (``proxy-a, proxy-b``), so that the loop can be read there.
   Hop-Limit 0 is malformed (4.00).
 * **Gateway errors** (§5.9.3): 5.02 Bad Gateway when the upstream answered

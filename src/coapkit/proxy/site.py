@@ -375,11 +375,10 @@ class ProxySite(Site):
                 target = rule.target(request.path, request.query)
             hops = hop_limit(options)
             if hops is None:
-                hops = self.config.hop_limit
-            elif hops == 1:
+                hops = self.config.hop_limit  # as if it had come with the initial value
+            if hops == 1:
                 return hop_limit_reached(self.name)
-            else:
-                hops -= 1
+            hops -= 1
         except UnsupportedScheme as exc:
             return gateway_error(Code.PROXYING_NOT_SUPPORTED, str(exc))
         except UriError as exc:
