@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from coapkit import CON, Code, Message, Options, Request, Response
-from coapkit.proxy import Forwarding, ProxyConfig
+from coapkit.proxy import Forwarding, ProxyConfig, ProxySite
 from coapkit.testing import VirtualNetwork
 from tests.proxy.helpers import BODY, Origin, proxied
 
@@ -261,3 +261,29 @@ async def test_origin_sees_the_proxy_not_the_client() -> None:
     async with proxied(origin=origin) as s:
         await s.client.get("coap://proxy", options=s.via("coap://origin/temp"))
         assert origin.seen[0].remote.host == s.upstream.local_address[0]
+
+
+async def test_a_subclass_decides_in_its_own_authorize() -> None:
+    class Picky(ProxySite):
+        def authorize(self, forwarding: Forwarding) -> Response | None:
+            return None if forwarding.request.method == Code.GET else Response(Code.FORBIDDEN)
+
+    net = VirtualNetwork(seed=5)
+    origin = Origin()
+    site = Picky(reverse={"/up": "coap://origin"})
+    async with (
+        net.server(origin.site, address="origin"),
+        net.server(site, address="proxy"),
+        site,
+        net.client() as client,
+    ):
+        assert (await client.get("coap://proxy/up/plain")).code == Code.CONTENT
+        assert (await client.put("coap://proxy/up/plain", "x")).code == Code.FORBIDDEN
+    assert origin.calls("/plain") == 1
+
+
+async def test_the_same_request_again_reuses_its_plan() -> None:
+    async with proxied() as s:
+        for _ in range(3):
+            await s.client.get("coap://proxy", options=s.via("coap://origin/temp"))
+        assert len(s.proxy._plans) == 1

@@ -97,7 +97,6 @@ async def test_forwarding_off_and_allow_list_apply_to_http_too() -> None:
 
 async def test_a_default_upstream_is_a_reverse_rule_for_slash() -> None:
     async with live(forward=False) as s, aiohttp.ClientSession() as http:
-        s.proxy.rules.clear()
         site = type(s.proxy)(reverse={"/": s.origin_uri})
         async with HttpCrossProxy(site, port=0) as front, site:
             async with http.get(f"{front.url}/hello") as answer:

@@ -48,13 +48,14 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 from coapkit.cache import CACHEABLE_METHODS, CacheConfig, CacheKey, ResponseCache, cache_key
 from coapkit.client import Client, Observation
 from coapkit.codec.codes import Code
 from coapkit.codec.message import Message
 from coapkit.codec.option_registry import OptionNumber
+from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
 from coapkit.codec.uri import CoapUri
 from coapkit.errors import (
@@ -86,6 +87,7 @@ from coapkit.proxy.rules import (
     AllowList,
     HttpUri,
     ReverseRule,
+    Target,
     UnsupportedScheme,
     parse_reverse_rule,
     target_of,
@@ -157,6 +159,27 @@ def upstream_failure(exc: BaseException, target: object = "the upstream") -> Res
     return gateway_error(Code.BAD_GATEWAY, f"{target}: {exc}")
 
 
+#: Plans (where a request goes, with what) kept for reuse: see ProxySite._plan.
+PLANS_KEPT = 1024
+
+
+class _Plan(NamedTuple):
+    target: Target
+    options: Options  #: the options to forward (Hop-Limit decremented)
+    key: CacheKey | None  #: None: the cache takes no part (the method, or OSCORE)
+    observe_key: object  #: what shares an upstream observation: cache key and Hop-Limit
+    reverse: bool
+
+    def forwarding(self, request: Request) -> Forwarding:
+        return Forwarding(request, self.target, self.options, request.message.payload, self.reverse)
+
+
+def _key_of(method: int, target: Target, options: Options, payload: bytes) -> CacheKey | None:
+    if method not in CACHEABLE_METHODS or N.OSCORE in options:
+        return None
+    return cache_key(method, target, options, payload)
+
+
 def _now() -> float:
     try:
         return asyncio.get_running_loop().time()
@@ -215,9 +238,10 @@ class ProxySite(Site):
             if isinstance(reverse, Mapping)
             else list(reverse)
         )
-        self.rules: list[ReverseRule] = [
+        #: the reverse rules (fixed once made)
+        self.rules: tuple[ReverseRule, ...] = tuple(
             rule if isinstance(rule, ReverseRule) else parse_reverse_rule(rule) for rule in rules
-        ]
+        )
         self._path_rules = sorted(
             (rule for rule in self.rules if not rule.is_host),
             key=lambda rule: len(rule.segments),
@@ -231,10 +255,18 @@ class ProxySite(Site):
         self.name = name or socket.gethostname()
         self._authorize = authorize
         self._rewrite = rewrite
+        #: whether a hook may change what happens to a request (else the fast path)
+        self._hooks = (
+            authorize is not None
+            or rewrite is not None
+            or type(self).authorize is not ProxySite.authorize
+            or type(self).rewrite is not ProxySite.rewrite
+        )
         self._client = client
         self._own_client = client is None
         self._http: HttpUpstream | None = None
         self._in_flight: dict[object, asyncio.Future[Response]] = {}
+        self._plans: dict[object, _Plan] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -325,35 +357,22 @@ class ProxySite(Site):
                     return True, rule
         return False, None
 
-    def dispatch(self, request: Request) -> Response | Awaitable[Response]:
-        proxied, rule = self._route_of(request)
-        if not proxied:
-            return super().dispatch(request)
-        prepared = self._prepare(request, rule)
-        if isinstance(prepared, Response):
-            return prepared
-        try:
-            verdict = self.authorize(prepared)
-        except Exception as exc:
-            return error_response(exc, request)
-        if isinstance(verdict, Response):
-            return verdict
-        if verdict is None:
-            return self._handle(prepared)
-        return finish(self._authorized_later(verdict, prepared), request)
-
-    async def _authorized_later(
-        self, verdict: Awaitable[Response | None], prepared: Forwarding
-    ) -> Response:
-        answer = await verdict
-        if answer is not None:
-            return answer
-        result = self._handle(prepared)
-        return result if isinstance(result, Response) else await result
-
-    def _prepare(self, request: Request, rule: ReverseRule | None) -> Forwarding | Response:
-        """The request to forward (before the hooks), or the response refusing it."""
-        options = request.message.options
+    def _plan(self, request: Request, rule: ReverseRule | None) -> _Plan | Response:
+        """Where ``request`` goes and with what (before the hooks), or the response refusing
+        it.  Plans are values of the request's method, options and (FETCH) payload, so the
+        last ones made are kept and reused: a cache hit then costs a dictionary lookup."""
+        message = request.message
+        code = message.code
+        memo = (
+            None if rule is None else rule.prefix,
+            code,
+            message.options.items,
+            message.payload if code == Code.FETCH else b"",
+        )
+        plan = self._plans.get(memo)
+        if plan is not None:
+            return plan
+        options = message.options
         try:
             if rule is None:
                 if not self.forward:
@@ -388,23 +407,77 @@ class ProxySite(Site):
         forwarded = upstream_options(options, hops)
         if isinstance(forwarded, Response):
             return forwarded
-        return Forwarding(request, target, forwarded, request.message.payload, rule is not None)
+        key = _key_of(code, target, forwarded, message.payload)
+        plan = _Plan(target, forwarded, key, (key, hops), rule is not None)
+        plans = self._plans
+        if len(plans) >= PLANS_KEPT:
+            del plans[next(iter(plans))]
+        plans[memo] = plan
+        return plan
 
-    def _handle(self, prepared: Forwarding) -> Response | Awaitable[Response]:
-        """Rewrite, then answer from the cache or a shared observation, or go upstream."""
-        request = prepared.request
+    def dispatch(self, request: Request) -> Response | Awaitable[Response]:
+        proxied, rule = self._route_of(request)
+        if not proxied:
+            return super().dispatch(request)
+        plan = self._plan(request, rule)
+        if isinstance(plan, Response):
+            return plan
+        if not self._hooks:
+            return self._handle(request, plan, plan, None)
+        forwarding = plan.forwarding(request)
         try:
-            forwarding = self.rewrite(prepared)
-            observe = request.observe
+            verdict = self.authorize(forwarding)
         except Exception as exc:
             return error_response(exc, request)
-        method = forwarding.method
-        cacheable = method in CACHEABLE_METHODS and N.OSCORE not in forwarding.options
-        if not cacheable:
+        if isinstance(verdict, Response):
+            return verdict
+        if verdict is None:
+            return self._rewritten(request, plan, forwarding)
+        return finish(self._authorized_later(verdict, request, plan, forwarding), request)
+
+    async def _authorized_later(
+        self,
+        verdict: Awaitable[Response | None],
+        request: Request,
+        plan: _Plan,
+        forwarding: Forwarding,
+    ) -> Response:
+        answer = await verdict
+        if answer is not None:
+            return answer
+        result = self._rewritten(request, plan, forwarding)
+        return result if isinstance(result, Response) else await result
+
+    def _rewritten(
+        self, request: Request, plan: _Plan, forwarding: Forwarding
+    ) -> Response | Awaitable[Response]:
+        try:
+            rewritten = self.rewrite(forwarding)
+        except Exception as exc:
+            return error_response(exc, request)
+        if rewritten is forwarding:
+            return self._handle(request, plan, plan, forwarding)
+        target, options = rewritten.target, rewritten.options
+        key = _key_of(rewritten.method, target, options, rewritten.payload)
+        sending = _Plan(target, options, key, plan.observe_key, rewritten.reverse)
+        return self._handle(request, plan, sending, rewritten)
+
+    def _handle(
+        self, request: Request, plan: _Plan, sending: _Plan, forwarding: Forwarding | None
+    ) -> Response | Awaitable[Response]:
+        """Answer from the cache or a shared observation, or go upstream.  ``plan`` is the
+        request's own (its observation key), ``sending`` what goes upstream (rewritten)."""
+        key = sending.key
+        if forwarding is None:
+            forwarding = sending.forwarding(request)
+        if key is None:
             return finish(self._forward(forwarding), request)
-        key = cache_key(method, forwarding.target, forwarding.options, forwarding.payload)
-        if observe == 0 and not forwarding.is_http:
-            observed = self._observe(prepared, forwarding, key)
+        try:
+            observe = request.observe
+        except RespondWith as exc:
+            return error_response(exc, request)
+        if observe == 0 and not isinstance(sending.target, HttpUri):
+            observed = self._observe(request, plan, forwarding, key)
             if observed is not None:
                 return observed
         now = _now()
@@ -501,30 +574,21 @@ class ProxySite(Site):
 
     # -- shared observations (RFC 7641 §5) -------------------------------------------------------
 
-    @staticmethod
-    def _observation_key(prepared: Forwarding) -> object:
-        options = prepared.options
-        return (
-            cache_key(prepared.method, prepared.target, options, prepared.payload),
-            options.hop_limit,
-        )
-
     def _observe(
-        self, prepared: Forwarding, forwarding: Forwarding, key: CacheKey
+        self, request: Request, plan: _Plan, forwarding: Forwarding, key: CacheKey
     ) -> Response | Awaitable[Response] | None:
         """Answer a registration from the shared observation of its target (started if
         there is none); None when the hub is full (then it is a plain request)."""
         hub = self.observations
-        shared_key = self._observation_key(prepared)
-        shared = hub.get(shared_key)
+        shared = hub.get(plan.observe_key)
         if shared is None:
-            shared = self._start_observation(shared_key, forwarding, key)
+            shared = self._start_observation(plan.observe_key, forwarding, key)
             if shared is None:
                 return None
         latest = shared.latest
         if latest is not None:
             return latest
-        return finish(shared.first(), prepared.request)
+        return finish(shared.first(), request)
 
     def _start_observation(
         self, shared_key: object, forwarding: Forwarding, key: CacheKey
@@ -559,10 +623,10 @@ class ProxySite(Site):
         proxied, rule = self._route_of(request)
         if not proxied:
             return super().observable_resource(request)
-        prepared = self._prepare(request, rule)
-        if isinstance(prepared, Response):
+        plan = self._plan(request, rule)
+        if isinstance(plan, Response):
             return None
-        shared = self.observations.get(self._observation_key(prepared))
+        shared = self.observations.get(plan.observe_key)
         if shared is None or not shared.observable or shared.ended:
             return None
         return shared.resource
@@ -585,28 +649,28 @@ class ProxySite(Site):
         if not proxied:
             result = self.dispatch(request)
             return result if isinstance(result, Response) else await result
-        prepared = self._prepare(request, rule)
-        if isinstance(prepared, Response):
-            return prepared
+        plan = self._plan(request, rule)
+        if isinstance(plan, Response):
+            return plan
+        forwarding = plan.forwarding(request)
         try:
-            verdict = self.authorize(prepared)
+            verdict = self.authorize(forwarding)
             if verdict is not None and not isinstance(verdict, Response):
                 verdict = await verdict
             if verdict is not None:
                 return verdict
-            forwarding = self.rewrite(prepared)
+            rewritten = self.rewrite(forwarding)
         except Exception as exc:
             return error_response(exc, request)
-        method = forwarding.method
-        if method not in CACHEABLE_METHODS or forwarding.is_http:
-            result = self._handle(prepared)
-            return result if isinstance(result, Response) else await result
-        key = cache_key(method, forwarding.target, forwarding.options, forwarding.payload)
-        shared_key = self._observation_key(prepared)
-        shared = self.observations.get(shared_key) or self._start_observation(
-            shared_key, forwarding, key
-        )
+        target, options = rewritten.target, rewritten.options
+        key = _key_of(rewritten.method, target, options, rewritten.payload)
+        shared = None
+        if key is not None and not isinstance(target, HttpUri):
+            shared = self.observations.get(plan.observe_key) or self._start_observation(
+                plan.observe_key, rewritten, key
+            )
         if shared is None:
-            result = self._handle(prepared)
+            sending = _Plan(target, options, key, plan.observe_key, rewritten.reverse)
+            result = self._handle(request, plan, sending, rewritten)
             return result if isinstance(result, Response) else await result
         return shared.subscribe()
