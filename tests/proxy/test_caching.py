@@ -149,3 +149,17 @@ async def test_oscore_requests_are_forwarded_and_never_cached() -> None:
         forwarded = s.upstream_requests()
         assert len(forwarded) == 2 and all(m.options.oscore == b"\x09\x00" for m in forwarded)
         assert len(s.proxy.cache) == 0
+
+
+async def test_concurrent_misses_each_go_upstream_without_coalescing() -> None:
+    async with proxied(config=ProxyConfig(coalesce=False)) as s:
+        slow = "coap://origin/slow?s=3"
+        clients = [s.net.client() for _ in range(3)]
+        for client in clients:
+            await client.start()
+        try:
+            await asyncio.gather(*(c.get("coap://proxy", options=s.via(slow)) for c in clients))
+        finally:
+            for client in clients:
+                await client.close()
+        assert s.origin.calls("/slow") == 3

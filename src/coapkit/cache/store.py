@@ -229,11 +229,11 @@ class ResponseCache:
             return None
         max_age = _max_age(response)
         options = response.options
-        if any(number in options for number in _TRANSFER_OPTIONS):
-            response = response.replace(options=options.remove(*_TRANSFER_OPTIONS))
-        if max_age is None or (max_age == 0 and N.ETAG not in response.options):
+        if max_age is None or (max_age == 0 and N.ETAG not in options):
             self.remove(key)
             return None
+        if any(number in options for number in _TRANSFER_OPTIONS):
+            response = response.replace(options=options.remove(*_TRANSFER_OPTIONS))
         entry = CacheEntry(key, response, now, max_age)
         config = self.config
         if entry.size > config.max_entry_bytes or entry.size > config.max_bytes:

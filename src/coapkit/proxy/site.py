@@ -48,7 +48,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import NamedTuple, TypeAlias
+from typing import TypeAlias
 
 from coapkit.cache import CACHEABLE_METHODS, CacheConfig, CacheKey, ResponseCache, cache_key
 from coapkit.client import Client, Observation
@@ -61,11 +61,13 @@ from coapkit.codec.uri import CoapUri
 from coapkit.errors import (
     BacklogFull,
     CoapError,
+    NotStarted,
     OptionValueError,
     RequestTimeout,
     RespondWith,
     UriError,
 )
+from coapkit.messaging.records import Remote
 from coapkit.proxy.forwarding import (
     DEFAULT_HOP_LIMIT,
     Forwarding,
@@ -96,6 +98,7 @@ from coapkit.resources.request import Request
 from coapkit.resources.resource import Resource
 from coapkit.resources.response import Response
 from coapkit.resources.site import Site, error_response, finish
+from coapkit.runtime.driver import Driver
 from coapkit.transports import MissingExtra
 
 __all__ = [
@@ -131,6 +134,9 @@ class ProxyConfig:
     request, without Observe."""
     observe_grace: float = 5.0
     """Seconds an upstream observation stays without observers after its first response."""
+    coalesce: bool = True
+    """Concurrent identical GET or FETCH requests the cache cannot answer share one
+    upstream request (False: each goes upstream)."""
     max_http_body: int = 1024 * 1024
     """The largest body read from an HTTP upstream or taken from an HTTP client (1 MiB)."""
     cache: CacheConfig = field(default_factory=CacheConfig)
@@ -163,12 +169,28 @@ def upstream_failure(exc: BaseException, target: object = "the upstream") -> Res
 PLANS_KEPT = 1024
 
 
-class _Plan(NamedTuple):
-    target: Target
-    options: Options  #: the options to forward (Hop-Limit decremented)
-    key: CacheKey | None  #: None: the cache takes no part (the method, or OSCORE)
-    observe_key: object  #: what shares an upstream observation: cache key and Hop-Limit
-    reverse: bool
+class _Plan:
+    """Where a request goes and with what; see ProxySite._plan."""
+
+    __slots__ = ("key", "message", "observe_key", "options", "remote", "reverse", "target")
+
+    def __init__(
+        self,
+        target: Target,
+        options: Options,
+        key: CacheKey | None,
+        observe_key: object,
+        reverse: bool,
+    ) -> None:
+        self.target = target
+        self.options = options  #: the options to forward (Hop-Limit decremented)
+        self.key = key  #: None: the cache takes no part (the method, or OSCORE)
+        self.observe_key = observe_key  #: what shares an upstream observation
+        self.reverse = reverse
+        #: the whole upstream request, when the target is a UDP one at an IP address
+        #: (made at the first miss): sent without the client's URI handling
+        self.message: Message | None = None
+        self.remote: Remote | None = None  #: where that goes, as the client's socket says
 
     def forwarding(self, request: Request) -> Forwarding:
         return Forwarding(request, self.target, self.options, request.message.payload, self.reverse)
@@ -178,6 +200,12 @@ def _key_of(method: int, target: Target, options: Options, payload: bytes) -> Ca
     if method not in CACHEABLE_METHODS or N.OSCORE in options:
         return None
     return cache_key(method, target, options, payload)
+
+
+def _direct(target: CoapUri) -> bool:
+    """Whether requests to ``target`` may go straight to the client's UDP driver: plain
+    CoAP to an IP address (no name to resolve, no zone, no connection to open)."""
+    return target.scheme == "coap" and target.host_is_ip_literal and "%" not in target.host
 
 
 def _now() -> float:
@@ -308,6 +336,17 @@ class ProxySite(Site):
         if client is None:
             client = self._client = Client()
         return await client.start()
+
+    @property
+    def _driver(self) -> Driver | None:
+        """The client's UDP driver while it runs (None before its start, after its close)."""
+        client = self._client
+        if client is None:
+            return None
+        try:
+            return client.driver
+        except NotStarted:
+            return None
 
     def _http_upstream(self) -> HttpUpstream:
         if self._http is None:
@@ -471,7 +510,7 @@ class ProxySite(Site):
         if forwarding is None:
             forwarding = sending.forwarding(request)
         if key is None:
-            return finish(self._forward(forwarding), request)
+            return finish(self._forward(forwarding, sending), request)
         try:
             observe = request.observe
         except RespondWith as exc:
@@ -487,14 +526,18 @@ class ProxySite(Site):
             if etags and entry.etag in etags:
                 return entry.valid(now)
             return entry.serve(now)
-        return finish(self._fetch(forwarding, key, entry is not None), request)
+        return finish(self._fetch(forwarding, key, entry is not None, sending), request)
 
     # -- upstream ------------------------------------------------------------------------------
 
-    async def _fetch(self, forwarding: Forwarding, key: CacheKey, validate: bool) -> Response:
+    async def _fetch(
+        self, forwarding: Forwarding, key: CacheKey, validate: bool, plan: _Plan | None = None
+    ) -> Response:
         """A cacheable request the cache cannot answer: ask upstream (once for concurrent
         identical requests), validating the stale entry if there is one, and store."""
         etags = forwarding.options.etags
+        if not self.config.coalesce:
+            return await self._revalidating_fetch(forwarding, key, validate, etags, plan)
         flight = (key, forwarding.options.hop_limit, etags)
         running = self._in_flight.get(flight)
         if running is not None:
@@ -502,7 +545,7 @@ class ProxySite(Site):
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._in_flight[flight] = future
         try:
-            response = await self._revalidating_fetch(forwarding, key, validate, etags)
+            response = await self._revalidating_fetch(forwarding, key, validate, etags, plan)
         except BaseException:
             future.cancel()  # (cancelled: those waiting for it are answered as it is)
             raise
@@ -514,12 +557,17 @@ class ProxySite(Site):
         return response
 
     async def _revalidating_fetch(
-        self, forwarding: Forwarding, key: CacheKey, validate: bool, etags: tuple[bytes, ...]
+        self,
+        forwarding: Forwarding,
+        key: CacheKey,
+        validate: bool,
+        etags: tuple[bytes, ...],
+        plan: _Plan | None,
     ) -> Response:
         stale = self.cache.peek(key) if validate else None
         if stale is not None and stale.etag is not None and stale.etag not in etags:
             forwarding = forwarding.replace(options=forwarding.options.add(N.ETAG, stale.etag))
-        response = await self._upstream(forwarding)
+        response = await self._upstream(forwarding, plan)
         now = _now()
         if response.code == Code.VALID:
             tag = response.options.get(N.ETAG)
@@ -533,21 +581,34 @@ class ProxySite(Site):
             return stored.valid(now)
         return response
 
-    async def _forward(self, forwarding: Forwarding) -> Response:
+    async def _forward(self, forwarding: Forwarding, plan: _Plan | None = None) -> Response:
         """A request the cache takes no part in (POST, PUT, DELETE..., OSCORE)."""
-        response = await self._upstream(forwarding)
+        response = await self._upstream(forwarding, plan)
         if 64 <= response.code < 96 and forwarding.method not in CACHEABLE_METHODS:
             self.cache.invalidate(forwarding.target)  # its stored responses are outdated
         return response
 
-    async def _upstream(self, forwarding: Forwarding) -> Response:
+    async def _upstream(self, forwarding: Forwarding, plan: _Plan | None = None) -> Response:
         """Send ``forwarding`` upstream; its response without the options of that hop, or a
-        5.02/5.04/5.05 saying why there is none."""
+        5.02/5.04/5.05 saying why there is none.  With the ``plan`` it was made from, a
+        request to a UDP target at an IP address goes straight to the client's driver."""
         target = forwarding.target
         timeout = self.config.timeout
         try:
             if isinstance(target, HttpUri):
                 response = await self._http_upstream().request(forwarding, timeout)
+            elif plan is not None and plan.options is forwarding.options and _direct(target):
+                driver = self._driver or (await self.client()).driver
+                message, remote = plan.message, plan.remote
+                if message is None or remote is None:
+                    options = Options((*target.to_options().items, *plan.options.items))
+                    message = Message(MessageType.CON, forwarding.method, 0, b"", options)
+                    remote = driver.transport.remote_for((target.host, target.port))
+                    plan.message, plan.remote = message, remote
+                if forwarding.payload:
+                    message = message.replace(payload=forwarding.payload)
+                reply, source = await driver.request(message, remote, timeout=timeout)
+                response = Response.from_message(reply, remote=source)
             else:
                 client = await self.client()
                 message = Message(
