@@ -104,12 +104,15 @@ def test_limits_page_includes_the_security_table():
 
 def _classes() -> dict[str, type]:
     from coapkit.blockwise.server import BlockwiseConfig
+    from coapkit.cache import CacheConfig
     from coapkit.client import Client
     from coapkit.connections import StreamConfig
     from coapkit.exchanges.amplification import AmplificationConfig
     from coapkit.exchanges.client import ClientExchanges
     from coapkit.messaging.layer import MessagingConfig
     from coapkit.observe.registry import ObserveConfig
+    from coapkit.proxy import ProxyConfig
+    from coapkit.proxy.http import HttpCrossProxy
     from coapkit.server import Server
     from coapkit.transports.tcp import StreamLimits
     from coapkit.transports.udp import UdpTransport
@@ -125,6 +128,9 @@ def _classes() -> dict[str, type]:
         "AmplificationConfig": AmplificationConfig,
         "ClientExchanges": ClientExchanges,
         "Server": Server,
+        "CacheConfig": CacheConfig,
+        "ProxyConfig": ProxyConfig,
+        "HttpCrossProxy": HttpCrossProxy,
     }
 
 
