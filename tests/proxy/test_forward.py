@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from coapkit import CON, Code, Message, Options, Request, Response
-from coapkit.proxy import Forwarding, ProxyConfig, ProxySite
+from coapkit.proxy import AllowList, Forwarding, ProxyConfig, ProxySite
 from coapkit.testing import VirtualNetwork
 from tests.proxy.helpers import BODY, Origin, proxied
 
@@ -287,3 +287,17 @@ async def test_the_same_request_again_reuses_its_plan() -> None:
         for _ in range(3):
             await s.client.get("coap://proxy", options=s.via("coap://origin/temp"))
         assert len(s.proxy._plans) == 1
+
+
+async def test_turning_forwarding_off_and_narrowing_it_apply_at_once() -> None:
+    async with proxied() as s:
+        ok = await s.client.get("coap://proxy", options=s.via("coap://origin/plain"))
+        assert ok.code == Code.CONTENT
+        s.proxy.allow = AllowList(["elsewhere"])
+        refused = await s.client.get("coap://proxy", options=s.via("coap://origin/plain"))
+        assert refused.code == Code.PROXYING_NOT_SUPPORTED
+        s.proxy.allow = None
+        s.proxy.forward = False
+        refused = await s.client.get("coap://proxy", options=s.via("coap://origin/plain"))
+        assert "does not forward" in refused.text
+        assert s.origin.calls("/plain") == 1

@@ -257,10 +257,9 @@ class ProxySite(Site):
         self.config = config or ProxyConfig()
         if allow is not None and not isinstance(allow, AllowList):
             allow = AllowList(allow)
-        #: the targets the forward proxy may reach (None: any)
-        self.allow: AllowList | None = allow if allow is None or allow.patterns else None
-        #: whether requests with Proxy-Uri or Proxy-Scheme are forwarded
-        self.forward = forward or self.allow is not None
+        self._plans: dict[object, _Plan] = {}
+        self._allow: AllowList | None = allow if allow is None or allow.patterns else None
+        self._forwarding_on = forward or self._allow is not None
         rules = (
             [f"{prefix}={uri}" for prefix, uri in reverse.items()]
             if isinstance(reverse, Mapping)
@@ -294,8 +293,27 @@ class ProxySite(Site):
         self._own_client = client is None
         self._http: HttpUpstream | None = None
         self._in_flight: dict[object, asyncio.Future[Response]] = {}
-        self._plans: dict[object, _Plan] = {}
         self._closed = False
+
+    @property
+    def forward(self) -> bool:
+        """Whether requests with Proxy-Uri or Proxy-Scheme are forwarded."""
+        return self._forwarding_on
+
+    @forward.setter
+    def forward(self, on: bool) -> None:
+        self._forwarding_on = on
+        self._plans.clear()
+
+    @property
+    def allow(self) -> AllowList | None:
+        """The targets the forward proxy may reach (None: any)."""
+        return self._allow
+
+    @allow.setter
+    def allow(self, allow: AllowList | None) -> None:
+        self._allow = allow
+        self._plans.clear()
 
     def __repr__(self) -> str:
         mode = []
