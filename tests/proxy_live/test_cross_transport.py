@@ -66,3 +66,19 @@ async def test_a_udp_client_reaches_a_websocket_server() -> None:
             options = Options.build(proxy_uri=f"{origin.listeners[0].uri}/hello")
             response = await c.get(front.listeners[0].uri, options=options)
             assert response.text == "hello"
+
+
+async def test_a_tcp_client_observes_a_udp_server_through_the_proxy() -> None:
+    async with live() as s, Client() as client:
+        proxy = next(item.uri for item in s.proxy_server.listeners if item.scheme == "coap+tcp")
+        options = Options.build(proxy_uri=f"{s.origin_uri}/counter")
+        async with client.observe(proxy, options=options) as seen:
+            assert (await anext(seen)).text == "value 0"
+            for value in (1, 2):
+                s.counter.tick()
+                assert (await anext(seen)).text == f"value {value}"
+        for _ in range(100):
+            if s.counter.counts[-1:] == [0]:
+                break
+            await asyncio.sleep(0.05)
+        assert s.counter.counts == [1, 0]

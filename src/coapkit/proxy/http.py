@@ -397,9 +397,9 @@ class HttpCrossProxy:
         try:
             await stream.prepare(http)
             await self._follow(stream, outcome)
-        except (ConnectionError, asyncio.CancelledError):
-            pass  # the client went away (or the proxy is closing)
-        finally:
+        except ConnectionError:
+            pass  # the client went away
+        finally:  # (also when cancelled: the client went away, or the proxy is closing)
             outcome.close()
             self._streams.discard(task)
         return stream
