@@ -7,13 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
 from tests.proxy_live.browser import Chromium, chromium_path
 from tests.proxy_live.helpers import live
-
-pytestmark = pytest.mark.slow
-
 
 async def test_a_browser_shows_an_observed_value_changing_live() -> None:
     chromium_path()  # skips (or fails in CI) before anything starts
