@@ -10,6 +10,7 @@ import time
 from tests.proxy_live.browser import Chromium, chromium_path
 from tests.proxy_live.helpers import live
 
+
 async def test_a_browser_shows_an_observed_value_changing_live() -> None:
     chromium_path()  # skips (or fails in CI) before anything starts
     async with live() as s, Chromium() as browser:
