@@ -36,6 +36,7 @@ LAYERS: dict[str, float] = {
     "runtime": 9,
     "client": 10,
     "server": 10,
+    "rd": 10.5,  # the resource directory: a service on the client and the server
     "proxy": 10.5,  # built on the client and the server's site
     "cli": 11,
     "__init__": 12,

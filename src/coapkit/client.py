@@ -321,6 +321,7 @@ class Client:
         driver = self._channel(parsed.scheme)
         hostname = parsed.host.partition("%")[0]
         await driver.transport.connect(remote, server_hostname=hostname)
+        await driver.connection_ready(remote)  # the peer's CSM: what it can take
         return driver
 
     # -- requests --------------------------------------------------------------------------------
@@ -731,7 +732,8 @@ class Client:
                 if isinstance(exc, RequestTimeout):
                     raise
                 where = describe_remote(remote)
-                raise RequestTimeout(f"no RST from {where} within {timeout:g} s") from None
+                answer = "RST" if parsed.transport == "udp" else "Pong"
+                raise RequestTimeout(f"no {answer} from {where} within {timeout:g} s") from None
         assert last_error is not None
         raise last_error
 

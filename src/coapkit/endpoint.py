@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
+from coapkit.blockwise.bert import BertPeers, indicates_bert
 from coapkit.blockwise.client import ClientTransfers, Transfer
 from coapkit.blockwise.server import BlockwiseConfig, BlockwiseServer
 from coapkit.codec.codes import Code
@@ -41,7 +43,12 @@ from coapkit.codec.message import Message, ResponseParts
 from coapkit.codec.option_registry import OptionNumber
 from coapkit.codec.options import Options
 from coapkit.codec.types import MessageType
-from coapkit.connections.layer import ConnectionEvent, ConnectionLayer, IdleConnection
+from coapkit.connections.layer import (
+    ConnectionEvent,
+    ConnectionLayer,
+    ConnectionReady,
+    IdleConnection,
+)
 from coapkit.errors import (
     BacklogFull,
     CoapError,
@@ -143,9 +150,23 @@ class Endpoint:
             self.messaging, TokenSource(rng, token_length), understood_options
         )
         self.server = ServerExchanges(self.messaging, understood_options)
-        self.blockwise_config = blockwise = blockwise or BlockwiseConfig()
-        self.transfers = ClientTransfers(self.client, blockwise, reregister=observe_reregister)
-        self.blockwise = BlockwiseServer(blockwise)
+        blockwise = blockwise or BlockwiseConfig()
+        if blockwise.bert is None:  # BERT exists over connections only (RFC 8323 §6)
+            blockwise = replace(blockwise, bert=self.connections is not None)
+        elif blockwise.bert and self.connections is None:
+            raise ValueError("BERT needs a connection layer: over UDP szx 7 is reserved")
+        self.blockwise_config = blockwise
+        #: the peers whose CSM indicates BERT, kept from ConnectionReady (see _dispatch);
+        #: none while our own CSM does not (RFC 8323 §5.3.2: both sides announce it)
+        ours = self.connections.config if self.connections is not None else None
+        self.bert_peers = BertPeers(
+            blockwise.max_bert_blocks,
+            announced=ours is not None and indicates_bert(ours.max_message_size, ours.block_wise),
+        )
+        self.transfers = ClientTransfers(
+            self.client, blockwise, reregister=observe_reregister, peers=self.bert_peers
+        )
+        self.blockwise = BlockwiseServer(blockwise, peers=self.bert_peers)
         self.observe = ObserveServer(self.messaging, observers)
         self._max_block_size = blockwise.max_block_size
         #: options a request may carry and still take the fast path (accept_request):
@@ -286,6 +307,7 @@ class Endpoint:
                 self.messaging.message_failed(remote, mid, error, now, out), now, out
             )
             return Output(out, events, self)
+        self.bert_peers.forget(remote)  # (over a connection: it is lost)
         events = self._dispatch(self.messaging.network_error(remote, error, now, out), now, out)
         events.extend(self.observe.peer_failed(remote, error))
         return Output(out, events, self)
@@ -301,6 +323,7 @@ class Endpoint:
         """A connection to ``remote`` is up (TLS and WebSocket handshakes done): our CSM."""
         out: Datagrams = []
         self._connection_layer().connection_made(remote, now, out, websocket=websocket)
+        self.bert_peers.forget(remote)  # a new connection: nothing known until its CSM
         return Output(out, [], self)
 
     def connection_lost(self, remote: Remote, error: CoapError, now: float) -> Output:
@@ -308,6 +331,7 @@ class Endpoint:
         observations held on it end (RFC 8323 §7: they do not outlive it)."""
         out: Datagrams = []
         layer = self._connection_layer()
+        self.bert_peers.forget(remote)
         events = self._dispatch(layer.connection_lost(remote, error, now), now, out)
         events.extend(self.observe.peer_failed(remote, error))
         return Output(out, events, self)
@@ -323,6 +347,7 @@ class Endpoint:
     def shutdown(self, now: float) -> Output:
         """Fail every open request with a cancellation; nothing is sent afterwards."""
         out: Datagrams = []
+        self.bert_peers.clear()
         events = self._dispatch(self.messaging.shutdown(now), now, out)
         for event in self.client.shutdown():
             events.extend(self.transfers.on_event(event, now, out))
@@ -555,6 +580,12 @@ class Endpoint:
             elif cls is IdleConnection:
                 assert isinstance(event, IdleConnection)
                 events.extend(self._idle(event.remote, now, out))
+            elif cls is ConnectionReady:
+                # What the peer's CSM says it takes decides whether blocks to it are BERT
+                # (RFC 8323 §5.3.2, §6); the event goes on up for the runtime too.
+                assert isinstance(event, ConnectionReady)
+                self.bert_peers.update(event.remote, event.max_message_size, event.block_wise)
+                events.append(event)
             else:
                 events.append(event)
         return events

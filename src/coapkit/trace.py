@@ -65,6 +65,8 @@ def format_option(number: int, raw: bytes) -> str:
     "Uri-Path: 'temperature'"
     >>> format_option(23, bytes([0x1a]))
     'Block2: 1+/64'
+    >>> format_option(27, bytes([0x4f]))  # szx 7: BERT (RFC 8323 §6)
+    'Block1: 4+/BERT'
     """
     name = option_name(number)
     try:
@@ -75,7 +77,7 @@ def format_option(number: int, raw: bytes) -> str:
         assert isinstance(value, int)
         block = BlockValue.from_uint(value)
         more = "+" if block.more else ""
-        text = f"{block.num}{more}/{block.size}"
+        text = f"{block.num}{more}/{'BERT' if block.bert else block.size}"
     elif number in (OptionNumber.CONTENT_FORMAT, OptionNumber.ACCEPT):
         assert isinstance(value, int)
         text = f"{value} ({content_format_name(value)})"

@@ -91,6 +91,33 @@ def test_bash_completes_options_and_their_values(bash_file: Path, tmp_path: Path
     assert complete(bash_file, "coapkit get --timeout ") == []
 
 
+@needs_bash
+def test_bash_completes_schemes_and_pem_files(bash_file: Path, tmp_path: Path) -> None:
+    assert complete(bash_file, "coapkit get coap+") == ["coap+tcp://", "coap+ws://"]
+    assert complete(bash_file, "coapkit ping coaps") == ["coaps+tcp://", "coaps+ws://"]
+    assert complete(bash_file, "coapkit observe") == []
+    assert complete(bash_file, "coapkit get coap+tcp://h/x") == []  # the scheme is there
+    assert complete(bash_file, "coapkit server --listen coap+w") == ["coap+ws://"]
+    assert complete(bash_file, "coapkit fileserver . --listen coap:") == []
+    assert complete(bash_file, "coapkit get --cred") == ["--credentials"]
+    assert complete(bash_file, "coapkit get --ins") == ["--insecure"]
+    assert complete(bash_file, "coapkit server --ins") == []  # a client's option only
+    (tmp_path / "ca.pem").write_text("")
+    line = "coapkit get coaps+tcp://h/x --ca c"
+    assert complete(bash_file, line, cwd=tmp_path) == ["ca.pem"]
+    assert complete(bash_file, "coapkit server --cert c", cwd=tmp_path) == ["ca.pem"]
+    assert complete(bash_file, "coapkit server --credentials c", cwd=tmp_path) == ["ca.pem"]
+    assert complete(bash_file, "coapkit get --psk ") == []
+
+
+def test_the_zsh_script_offers_the_schemes() -> None:
+    script = zsh_script(build_parser())
+    schemes = "coap:// coap+tcp:// coaps+tcp:// coap+ws:// coaps+ws://"
+    assert f"'1:URI:{{compadd -S \"\" -- {schemes}}}'" in script
+    assert f"'*--listen[serve on this URI]:uri:{{compadd -S \"\" -- {schemes}}}'" in script
+    assert "'--ca[" in script and ":pem:_files'" in script
+
+
 def test_every_option_of_every_command_is_in_both_scripts() -> None:
     parser = build_parser()
     bash, zsh = bash_script(parser), zsh_script(parser)

@@ -254,8 +254,12 @@ def test_block_size(szx: int, size: int) -> None:
     assert BlockValue(5, True, szx).offset == 5 * size
 
 
-def test_block_size_bert_exponent() -> None:
-    assert BlockValue(1, False, 7).size == 2048
+def test_bert_blocks_count_in_1024_byte_units() -> None:
+    """szx 7 is BERT (RFC 8323 §6): NUM counts 1024-byte blocks, as with szx 6."""
+    bert = BlockValue(3, True, 7)
+    assert (bert.size, bert.offset, bert.bert) == (1024, 3072, True)
+    assert not BlockValue(3, True, 6).bert
+    assert repr(bert) == "BlockValue(num=3, more=True, size=BERT)"
 
 
 @pytest.mark.parametrize("size", [0, -16, 8, 15, 17, 48, 1000, 2048, 4096])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.codec.message import Message
 from coapkit.connections import CloseConnection, ConnectionLayer, StreamConfig
 from coapkit.endpoint import Endpoint, Output
@@ -33,12 +34,20 @@ class StreamPair:
         server_config: StreamConfig | None = None,
         websocket: bool = False,
         seed: int = 1,
+        client_blockwise: BlockwiseConfig | None = None,
+        server_blockwise: BlockwiseConfig | None = None,
     ) -> None:
         self.now = 0.0
         self.websocket = websocket
-        self.client = Endpoint(rng=random.Random(seed), layer=ConnectionLayer(config=client_config))
+        self.client = Endpoint(
+            rng=random.Random(seed),
+            layer=ConnectionLayer(config=client_config),
+            blockwise=client_blockwise,
+        )
         self.server = Endpoint(
-            rng=random.Random(seed + 1), layer=ConnectionLayer(config=server_config)
+            rng=random.Random(seed + 1),
+            layer=ConnectionLayer(config=server_config),
+            blockwise=server_blockwise,
         )
         self.site = site or Site()
         self.events: dict[str, list[Any]] = {"client": [], "server": []}

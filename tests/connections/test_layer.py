@@ -17,7 +17,12 @@ from coapkit.connections import (
     signals,
 )
 from coapkit.errors import EncodeError, NetworkError
-from coapkit.messaging.events import PeerFailed, RequestReceived, ResponseReceived
+from coapkit.messaging.events import (
+    PeerFailed,
+    RequestReceived,
+    ResetReceived,
+    ResponseReceived,
+)
 
 PEER = ("192.0.2.7", 41000)
 
@@ -92,6 +97,20 @@ def test_after_the_csm_requests_and_responses_go_up() -> None:
     assert isinstance(response, ResponseReceived) and response.message.payload == b"hi"
     assert response.inbound is not None and response.acknowledged is None
     assert layer.receive(frame(0), PEER, 0.4, out) == []  # an empty message is ignored (§3.4)
+
+
+def test_a_later_csm_is_reported_only_when_it_changes_what_the_peer_takes() -> None:
+    """A peer may send more CSMs (RFC 8323 §5.3); one that lowers Max-Message-Size to 1152
+    withdraws BERT (§5.3.2), so the endpoint must hear of it; an option left out keeps
+    its value."""
+    layer, out = opened()
+    [first] = layer.receive(peer_csm(4096, True), PEER, 0.1, out)
+    assert first == ConnectionReady(PEER, 4096, True)
+    assert layer.receive(peer_csm(4096, True), PEER, 0.2, out) == []
+    [lowered] = layer.receive(peer_csm(1152, False), PEER, 0.3, out)
+    assert lowered == ConnectionReady(PEER, 1152, True)  # Block-Wise-Transfer is kept
+    connection = layer.connection(PEER)
+    assert connection is not None and connection.peer_max_size == 1152
 
 
 def test_two_messages_in_one_read_and_one_message_in_many() -> None:
@@ -251,3 +270,22 @@ def test_a_lost_connection_fails_its_peer() -> None:
     assert layer.connection_lost(PEER, error, 1.0) == [PeerFailed(PEER, error)]
     assert layer.connection_lost(PEER, error, 1.0) == []
     assert not layer.is_connected(PEER)
+
+
+def test_a_ping_is_answered_by_its_pong_and_an_empty_token_pong_only_when_unambiguous() -> None:
+    layer, out = opened()
+    layer.receive(peer_csm(), PEER, 0.0, out)
+    out.clear()
+    first = layer.send(Message(code=0), PEER, 0.1, out)  # a CoAP ping: a Ping signal
+    [ping] = sent(out)
+    assert ping.code == signals.PING and ping.token
+    [answer] = layer.receive(frame(signals.PONG, ping.token), PEER, 0.2, out)
+    assert isinstance(answer, ResetReceived) and answer.outgoing is first
+    # PEER DEVIATION (libcoap 4.3.1): a Pong without the Ping's token; taken when one
+    # ping waits, ignored when two do (which one would it answer?)
+    one = layer.send(Message(code=0), PEER, 0.3, out)
+    [answer] = layer.receive(frame(signals.PONG), PEER, 0.4, out)
+    assert isinstance(answer, ResetReceived) and answer.outgoing is one
+    layer.send(Message(code=0), PEER, 0.5, out)
+    layer.send(Message(code=0), PEER, 0.5, out)
+    assert layer.receive(frame(signals.PONG), PEER, 0.6, out) == []

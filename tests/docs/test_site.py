@@ -113,6 +113,7 @@ def _classes() -> dict[str, type]:
     from coapkit.observe.registry import ObserveConfig
     from coapkit.proxy import ProxyConfig
     from coapkit.proxy.http import HttpCrossProxy
+    from coapkit.rd.model import RDConfig
     from coapkit.server import Server
     from coapkit.transports.tcp import StreamLimits
     from coapkit.transports.udp import UdpTransport
@@ -128,6 +129,7 @@ def _classes() -> dict[str, type]:
         "AmplificationConfig": AmplificationConfig,
         "ClientExchanges": ClientExchanges,
         "Server": Server,
+        "RDConfig": RDConfig,
         "CacheConfig": CacheConfig,
         "ProxyConfig": ProxyConfig,
         "HttpCrossProxy": HttpCrossProxy,

@@ -17,6 +17,13 @@ and say why; in CI (``CI=true``) that is a failure.
   wired to connections yet; ``/counter``'s Observe bookkeeping is done here
   with the endpoint's own calls, as the Server does it).
 
+Block-wise transfers go both ways in RFC 7959's 1024-byte blocks when our CSM
+does not announce Block-Wise-Transfer, and in BERT blocks (RFC 8323 §6) when it
+does (the default) and the body is larger than one message.  aiocoap chooses
+its Block1 size before it has seen our CSM; the tests that look at that hold
+our CSM back until its first request (:class:`LateCsmEndpoint`), so that they
+see the same thing every time.
+
 Where aiocoap departs from RFC 8323, the test that meets it says so in a
 comment starting ``DEVIATION`` and asserts what aiocoap actually does, so that
 a fixed aiocoap shows up as a failing assertion to update.
@@ -38,9 +45,11 @@ from typing import Any
 import pytest
 
 from coapkit import Code, Message, Options
+from coapkit.blockwise.server import BlockwiseConfig
+from coapkit.codec.options import BlockValue
 from coapkit.codec.stream import decode_ws, encode_ws
 from coapkit.connections import ConnectionLayer, StreamConfig, signals
-from coapkit.endpoint import Endpoint
+from coapkit.endpoint import Endpoint, Output
 from coapkit.errors import NetworkError
 from coapkit.resources import Request, Response, Site
 from coapkit.runtime.driver import Driver
@@ -117,13 +126,12 @@ class Trace:
 
 @asynccontextmanager
 async def coapkit_client(
-    config: StreamConfig | None = None,
+    config: StreamConfig | None = None, blockwise: BlockwiseConfig | None = None
 ) -> AsyncIterator[tuple[Driver, WebSocketTransport, Trace]]:
     loop = asyncio.get_running_loop()
     trace = Trace()
-    driver = Driver(
-        Endpoint(rng=Random(7), layer=ConnectionLayer(config=config)), loop, tracer=trace
-    )
+    endpoint = Endpoint(rng=Random(7), layer=ConnectionLayer(config=config), blockwise=blockwise)
+    driver = Driver(endpoint, loop, tracer=trace)
     transport = WebSocketTransport(loop, driver)
     driver.attach(transport)
     try:
@@ -175,7 +183,12 @@ async def test_get_put_and_what_aiocoap_understood(aiocoap_server: int) -> None:
         assert json.loads(seen.payload) == {
             "uri_host": None,  # an IP literal: the Host header's default suffices (§8.5)
             "scheme": "coap+ws",
-            "peer_csm": {"max-message-size": StreamConfig().max_message_size},
+            # our CSM, as aiocoap read it: Block-Wise-Transfer with a Max-Message-Size
+            # above 1152 bytes, which says that we take BERT (RFC 8323 §5.3.2)
+            "peer_csm": {
+                "max-message-size": StreamConfig().max_message_size,
+                "block-wise-transfer": True,
+            },
             "hostinfo_local": f"127.0.0.1:{aiocoap_server}",
         }
         assert transport.connection_count == 1  # every request over the one connection
@@ -192,8 +205,9 @@ async def test_get_put_and_what_aiocoap_understood(aiocoap_server: int) -> None:
 
 
 async def test_block_wise_both_ways(aiocoap_server: int) -> None:
+    """Without Block-Wise-Transfer in our CSM: RFC 7959's 1024-byte blocks both ways."""
     address = ("127.0.0.1", aiocoap_server)
-    async with coapkit_client() as (client, transport, trace):
+    async with coapkit_client(StreamConfig(block_wise=False)) as (client, transport, trace):
         await transport.connect(address)
         big, _ = await client.request(request(Code.GET, "big"), address)
         assert big.payload == BIG
@@ -207,9 +221,46 @@ async def test_block_wise_both_ways(aiocoap_server: int) -> None:
         got, _ = await client.request(request(Code.GET, "store"), address)
         assert got.payload == body
         puts = [m for m in trace.messages("send") if m.code == Code.PUT]
-        # coapkit's block-wise layer sends 1 kB Block1 blocks whatever the peer's
-        # Max-Message-Size (aiocoap announced 1 MiB); aiocoap reassembles them
+        # nor do we send BERT, though aiocoap's CSM (1 MiB, Block-Wise-Transfer) says it
+        # takes it: BERT wants both CSMs to say so; aiocoap reassembles the 1 kB blocks
         assert [len(m.payload) for m in puts] == [1024, 1024, 1024, 1024, 904]
+
+
+async def test_bert_both_ways(aiocoap_server: int) -> None:
+    """Both CSMs announce Block-Wise-Transfer: a 100 kB body goes in two BERT blocks each
+    way (RFC 8323 §6), and a 3000-byte one in one message."""
+    address = ("127.0.0.1", aiocoap_server)
+    body = bytes(range(200)) * 500  # 100,000 bytes
+    async with coapkit_client() as (client, transport, trace):
+        await transport.connect(address)
+        big, _ = await client.request(request(Code.GET, "big"), address)
+        assert big.payload == BIG
+        [whole] = [m for m in trace.messages("recv") if m.code == Code.CONTENT]
+        assert whole.options.block2 is None  # our 66,688 bytes take it: no blocks
+        trace.raw.clear()
+        put, _ = await client.request(request(Code.PUT, "store", body), address)
+        assert put.code == Code.CHANGED
+        got, _ = await client.request(request(Code.GET, "store"), address)
+        assert got.payload == body
+    sent = [m for m in trace.messages("send") if m.code >> 5 != 7]
+    received = [m for m in trace.messages("recv") if m.code >> 5 != 7]
+    # up: 64 blocks (our max_bert_blocks; aiocoap's 1 MiB would take more), then the rest;
+    # aiocoap continues with szx 7 and echoes the last block number with the 2.04
+    assert [(m.code, m.options.block1, len(m.payload)) for m in sent[:2]] == [
+        (Code.PUT, BlockValue(0, True, 7), 65_536),
+        (Code.PUT, BlockValue(64, False, 7), 34_464),
+    ]
+    assert [(m.code, m.options.block1) for m in received[:2]] == [
+        (Code.CONTINUE, BlockValue(0, True, 7)),
+        (Code.CHANGED, BlockValue(64, False, 7)),
+    ]
+    # down: aiocoap fills its BERT blocks up to our Max-Message-Size less 128 bytes
+    # (65 blocks), unasked, and answers our request for block 65 with the rest
+    assert [(m.options.block2, len(m.payload)) for m in received[2:]] == [
+        (BlockValue(0, True, 7), 66_560),
+        (BlockValue(65, False, 7), 33_440),
+    ]
+    assert [m.options.block2 for m in sent[2:]] == [None, BlockValue(65, False, 7)]
 
 
 async def test_observe(aiocoap_server: int) -> None:
@@ -336,13 +387,53 @@ async def test_aiocoap_on_a_text_message_and_on_garbage(aiocoap_server: int) -> 
 
 COUNTER = object()  #: the observable resource's key in the endpoint's observe registry
 BIG_TEXT = b"0123456789abcdef" * 187 + b"!!!!!!!!"  # 3000 bytes of text
+HUGE_TEXT = b"".join(b"line %04d\n" % n for n in range(10_000))  # 100,000 bytes of text
+ROOMY = BlockwiseConfig(max_body=256 * 1024)  #: takes a 100 kB request body
+
+
+class LateCsmEndpoint(Endpoint):
+    """An endpoint whose CSM goes out only with its answer to the peer's first request.
+
+    On loopback our CSM usually reaches aiocoap before it starts a request, but not
+    always; holding the CSM back until a request has arrived makes the other case (the
+    peer chose its block size knowing nothing of us) happen every time.  The CSM is
+    still the first message we send (RFC 8323 §5.3).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.held: dict[Any, list[tuple[bytes, Any]]] = {}
+
+    def connection_made(self, remote: Any, now: float, *, websocket: bool = False) -> Output:
+        output = super().connection_made(remote, now, websocket=websocket)
+        self.held[remote] = output.datagrams[:]
+        output.datagrams.clear()
+        return output
+
+    def datagram_received(
+        self, data: bytes, remote: Any, now: float, *, multicast: bool = False
+    ) -> Output:
+        output = super().datagram_received(data, remote, now, multicast=multicast)
+        if remote in self.held and decode_ws(data).code >> 5 != 7:  # a request, no signal
+            output.datagrams[:0] = self.held.pop(remote)
+        return output
 
 
 class CoapkitServer:
     """A Driver over the server side of the WebSocket transport, serving a small site;
-    ``/counter`` is observable (``tick()`` notifies)."""
+    ``/counter`` is observable (``tick()`` notifies).  ``late_csm``: see
+    :class:`LateCsmEndpoint`."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        config: StreamConfig | None = None,
+        blockwise: BlockwiseConfig | None = None,
+        *,
+        late_csm: bool = False,
+    ) -> None:
+        self.config = config
+        self.blockwise = blockwise
+        self.late_csm = late_csm
         self.site = Site()
         self.store = b"nothing yet"
         self.count = 0
@@ -363,9 +454,16 @@ class CoapkitServer:
         def big(request: Any) -> Response:
             return Response(payload=BIG_TEXT)
 
+        @self.site.route("/huge")
+        def huge(request: Any) -> Response:
+            return Response(payload=HUGE_TEXT)
+
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
-        self.endpoint = Endpoint(rng=Random(3), layer=ConnectionLayer())
+        kind = LateCsmEndpoint if self.late_csm else Endpoint
+        self.endpoint = kind(
+            rng=Random(3), layer=ConnectionLayer(config=self.config), blockwise=self.blockwise
+        )
         self.driver = Driver(self.endpoint, loop, request_handler=self.handle, tracer=self.trace)
         self.transport = WebSocketTransport(loop, self.driver)
         self.driver.attach(self.transport)
@@ -456,26 +554,96 @@ async def test_aiocoap_client_get_and_put(aiocoap_ws: Path, coapkit_server: Coap
     assert all(data[0] >> 4 == 0 for d, data in coapkit_server.trace.raw if d == "recv")
 
 
-async def test_aiocoap_client_block_wise_both_ways(
-    aiocoap_ws: Path, coapkit_server: CoapkitServer, tmp_path: Path
+@asynccontextmanager
+async def serving(**kwargs: Any) -> AsyncIterator[CoapkitServer]:
+    server = CoapkitServer(**kwargs)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+async def aiocoap_put(aiocoap_ws: Path, server: CoapkitServer, body: bytes, tmp_path: Path) -> None:
+    (tmp_path / "body").write_bytes(body)
+    put = await aiocoap_client(
+        aiocoap_ws, "-m", "PUT", "--payload", f"@{tmp_path / 'body'}", url(server, "store")
+    )
+    assert put.returncode == 0, put.stderr
+    assert server.store == body
+
+
+def blocks_of(server: CoapkitServer, code: int) -> list[tuple[BlockValue | None, int]]:
+    """Block1 and payload size of each ``code`` request coapkit received."""
+    return [
+        (m.options.block1, len(m.payload)) for m in server.trace.messages("recv") if m.code == code
+    ]
+
+
+async def test_aiocoap_client_block_wise_both_ways(aiocoap_ws: Path, tmp_path: Path) -> None:
+    """Deterministic: our CSM goes out only with the answer to aiocoap's first request
+    (:class:`LateCsmEndpoint`), so aiocoap always starts an upload knowing nothing of us.
+    Otherwise which of the two shapes below an upload takes depends on whether our CSM
+    or aiocoap's first block wins the race on loopback (usually our CSM)."""
+    body = b"block-wise from aiocoap " * 125  # 3000 bytes
+    # DEVIATION: aiocoap 0.4.17 uses BERT before it knows that the peer takes it (RFC
+    # 8323 §5.3.2, §6: the peer's CSM says so): with no CSM seen, its
+    # maximum_block_size_exp is 7, so an upload starts with a 1024-byte block of szx 7.
+    # It only ever lowers the szx during an upload, when the server answers with a
+    # smaller one; coapkit takes BERT from any peer and answers szx 7, so the rest is szx
+    # 7 too, whatever our CSM says.
+    async with serving(config=StreamConfig(block_wise=False), late_csm=True) as server:
+        await aiocoap_put(aiocoap_ws, server, body, tmp_path)
+        # our CSM had no Block-Wise-Transfer: 1024 bytes a message, but szx 7 throughout
+        assert blocks_of(server, Code.PUT) == [
+            (BlockValue(0, True, 7), 1024),
+            (BlockValue(1, True, 7), 1024),
+            (BlockValue(2, False, 7), 952),
+        ]
+        answers = [(m.code, m.options.block1) for m in server.trace.messages("send")[1:]]
+        assert answers == [
+            (Code.CONTINUE, BlockValue(0, True, 7)),
+            (Code.CONTINUE, BlockValue(1, True, 7)),
+            (Code.CHANGED, BlockValue(2, False, 7)),
+        ]
+    async with serving(blockwise=ROOMY, late_csm=True) as server:
+        await aiocoap_put(aiocoap_ws, server, body, tmp_path)
+        # with Block-Wise-Transfer in our CSM: after the first block aiocoap sees that the
+        # whole body fits one message and sends it again, whole, without Block1 (the
+        # block already taken is left to expire here)
+        assert blocks_of(server, Code.PUT) == [(BlockValue(0, True, 7), 1024), (None, 3000)]
+        assert server.endpoint.blockwise.bodies_in_progress == 1
+        large = b"".join(b"%06d\n" % n for n in range(14_286))[:100_000]
+        await aiocoap_put(aiocoap_ws, server, large, tmp_path)
+        # a body larger than one message: the rest in BERT blocks of 65 (our 66,688 bytes
+        # less aiocoap's 128), numbered by the blocks sent before
+        assert blocks_of(server, Code.PUT)[2:] == [
+            (BlockValue(0, True, 7), 1024),
+            (BlockValue(1, True, 7), 66_560),
+            (BlockValue(66, False, 7), 32_416),
+        ]
+
+
+async def test_aiocoap_client_downloads_bert(
+    aiocoap_ws: Path, coapkit_server: CoapkitServer
 ) -> None:
+    """aiocoap-client's CSM comes before its request, so what coapkit sends it is
+    deterministic: BERT when the body is larger than a message, the body whole when not."""
     got = await aiocoap_client(aiocoap_ws, url(coapkit_server, "big"))
     assert got.returncode == 0, got.stderr
     assert got.stdout.rstrip(b"\n") == BIG_TEXT
-    blocks = [m for m in coapkit_server.trace.messages("send") if m.options.block2 is not None]
-    assert [len(m.payload) for m in blocks] == [1024, 1024, 952]  # coapkit's 1 kB blocks
-    body = b"block-wise from aiocoap " * 125  # 3000 bytes
-    (tmp_path / "body").write_bytes(body)
-    put = await aiocoap_client(
-        aiocoap_ws, "-m", "PUT", "--payload", f"@{tmp_path / 'body'}", url(coapkit_server, "store")
-    )
-    assert put.returncode == 0, put.stderr
-    assert coapkit_server.store == body
-    puts = [m for m in coapkit_server.trace.messages("recv") if m.code == Code.PUT]
-    # coapkit's CSM announced 66688 bytes but no Block-Wise-Transfer: aiocoap sends
-    # 1024-byte Block1 blocks rather than the whole body (it could have)
-    assert [len(m.payload) for m in puts] == [1024, 1024, 952]
-    assert [m.options.block1 is not None for m in puts] == [True, True, True]
+    huge = await aiocoap_client(aiocoap_ws, url(coapkit_server, "huge"))
+    assert huge.returncode == 0, huge.stderr
+    assert huge.stdout == HUGE_TEXT
+    sent = [m for m in coapkit_server.trace.messages("send") if m.code == Code.CONTENT]
+    assert [(m.options.block2, len(m.payload)) for m in sent] == [
+        (None, 3000),  # whole: aiocoap's CSM announced 1 MiB and Block-Wise-Transfer
+        (BlockValue(0, True, 7), 65_536),  # 64 blocks, our max_bert_blocks
+        (BlockValue(64, False, 7), 34_464),
+    ]
+    asked = [m.options.block2 for m in coapkit_server.trace.messages("recv") if m.code == Code.GET]
+    # aiocoap asks for the next block after all that the BERT block carried, with szx 7
+    assert asked == [None, None, BlockValue(64, False, 7)]
 
 
 async def test_aiocoap_observes(aiocoap_ws: Path, coapkit_server: CoapkitServer) -> None:

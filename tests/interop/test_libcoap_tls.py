@@ -56,6 +56,7 @@ pytestmark = pytest.mark.interop
 CLIENT = "coap-client-openssl"
 SERVER = "coap-server-openssl"
 BIG = b"".join(b"line %04d\n" % n for n in range(310))  # 3100 bytes: three blocks and more
+HUGE = b"".join(b"line %04d\n" % n for n in range(10_000))  # 100,000 bytes: BERT
 
 
 def require(tool: str) -> None:
@@ -336,18 +337,20 @@ async def test_libcoap_puts_and_gets_back(pki: Pki) -> None:
 
 async def test_libcoap_block_wise_both_ways(pki: Pki, tmp_path: Path) -> None:
     async with serving(pki) as served:
-        # coapkit's block-wise layer answers a body over 1024 bytes in Block2 blocks, also
-        # on a connection whose peer's CSM would take it whole; libcoap follows them
-        whole = await coap_client(*with_cert(pki), "-v", "6", served.uri("/big"))
-        responses = [m for m in parse_dump(whole.stdout) if m.code == "2.05"]
+        # both CSMs announce Block-Wise-Transfer and more than 1152 bytes (libcoap 8 MiB,
+        # coapkit 66,688), so a 3100-byte body goes whole, in one message: blocks would
+        # only cost round trips (BERT for larger bodies: see test_libcoap_bert.py)
+        plain = await coap_client(*with_cert(pki), served.uri("/big"))
+        assert plain.returncode == 0 and plain.stdout == BIG + b"\n"
+        # 1024-byte blocks asked for (-b 1024): given, and libcoap follows them
+        blocks = await coap_client(*with_cert(pki), "-v", "6", "-b", "1024", served.uri("/big"))
+        responses = [m for m in parse_dump(blocks.stdout) if m.code == "2.05"]
         assert [m.option("Block2") for m in responses[:4]] == [
             ["0/M/1024"],
             ["1/M/1024"],
             ["2/M/1024"],
             ["3/_/1024"],
         ]
-        plain = await coap_client(*with_cert(pki), served.uri("/big"))
-        assert plain.returncode == 0 and plain.stdout == BIG + b"\n"
         # smaller blocks asked for (-b 512): given
         small = await coap_client(*with_cert(pki), "-v", "6", "-b", "512", served.uri("/big"))
         sizes = {
@@ -455,11 +458,19 @@ async def test_put_and_block_wise_to_libcoap(pki: Pki, caplog: pytest.LogCapture
             assert got.payload == b"tls"
             with caplog.at_level("DEBUG", logger="coapkit.blockwise"):
                 big, _ = await driver.request(request(Code.PUT, "/example_data", BIG), address)
-            assert big.code == Code.CHANGED
+                assert big.code == Code.CHANGED
+                got, _ = await driver.request(request(Code.GET, "/example_data"), address)
+                assert got.payload == BIG
+                huge, _ = await driver.request(request(Code.PUT, "/example_data", HUGE), address)
+                assert huge.code == Code.CHANGED
+                got, _ = await driver.request(request(Code.GET, "/example_data"), address)
+                assert got.payload == HUGE
             progress = [r.getMessage() for r in caplog.records if r.name == "coapkit.blockwise"]
-            assert any("1024 of 3100 bytes" in line for line in progress)  # sent in blocks
-            got, _ = await driver.request(request(Code.GET, "/example_data"), address)
-            assert got.payload == BIG
+            # 3100 bytes go whole (libcoap's CSM takes 8 MiB); 100 kB in BERT blocks of 64
+            # 1024-byte blocks up, and of as many as fit our 66,688 bytes (65) down
+            assert not any("of 3100 bytes" in line for line in progress)
+            assert any("65536 of 100000 bytes" in line for line in progress)
+            assert any("66560 of 100000 bytes" in line for line in progress)
 
 
 async def test_observe_libcoap_time(pki: Pki) -> None:

@@ -172,3 +172,20 @@ def test_the_trace_reads_connection_frames(loop: str, pki: Pki, tmp_path: Path) 
     assert any(line.startswith("<   Max-Message-Size: ") for line in lines)
     assert sum(line.startswith("> GET  token ") for line in lines) == 2
     assert not any("not a CoAP" in line for line in lines)
+
+
+def test_a_first_large_upload_waits_for_the_csm_and_goes_as_bert(loop: str, pki: Pki) -> None:
+    """The client waits for the server's CSM before its first request on a connection
+    (RFC 8323 §5.3), so a large first body goes as the server can take it: BERT."""
+
+    async def main() -> None:
+        server, _ = make_server(pki)
+        async with server, Client(timeout=10) as client:
+            tcp = server.listeners[1]
+            body = bytes(range(250)) * 240  # 60,000 bytes (the server takes 64 KiB)
+            echoed = await client.put(f"{tcp.uri}/echo", body)
+            assert echoed.payload == body
+            received = tcp.endpoint.messaging.stats.received
+            assert received <= 4, received  # before the CSM: 1024-byte blocks, 59 of them
+
+    run_on(loop, main())

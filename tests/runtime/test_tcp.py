@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from coapkit import Code, Message, Options
+from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.codec.stream import FrameReader, encode_frame
 from coapkit.connections import ConnectionLayer, StreamConfig, signals
 from coapkit.endpoint import Endpoint
@@ -42,7 +43,9 @@ def make_site() -> Site:
 
 @asynccontextmanager
 async def tcp_server(
-    config: StreamConfig | None = None, limits: StreamLimits | None = None
+    config: StreamConfig | None = None,
+    limits: StreamLimits | None = None,
+    blockwise: BlockwiseConfig | None = None,
 ) -> AsyncIterator[tuple[Driver, StreamTransport]]:
     site = make_site()
     loop = asyncio.get_running_loop()
@@ -50,7 +53,7 @@ async def tcp_server(
     def handler(event: Any) -> Any:
         return site.dispatch(Request(event.request, event.remote, event.handle))
 
-    endpoint = Endpoint(rng=Random(1), layer=ConnectionLayer(config=config))
+    endpoint = Endpoint(rng=Random(1), layer=ConnectionLayer(config=config), blockwise=blockwise)
     driver = Driver(endpoint, loop, request_handler=handler)
     transport = StreamTransport(loop, driver, limits=limits)
     driver.attach(transport)
@@ -62,9 +65,11 @@ async def tcp_server(
 
 
 @asynccontextmanager
-async def tcp_client() -> AsyncIterator[tuple[Driver, StreamTransport]]:
+async def tcp_client(
+    config: StreamConfig | None = None,
+) -> AsyncIterator[tuple[Driver, StreamTransport]]:
     loop = asyncio.get_running_loop()
-    driver = Driver(Endpoint(rng=Random(2), layer=ConnectionLayer()), loop)
+    driver = Driver(Endpoint(rng=Random(2), layer=ConnectionLayer(config=config)), loop)
     transport = StreamTransport(loop, driver)
     driver.attach(transport)
     try:
@@ -192,5 +197,47 @@ def test_connecting_to_a_closed_port_is_a_network_error(loop: str) -> None:
         async with tcp_client() as (_, transport):
             with pytest.raises(NetworkError, match="refused"):
                 await transport.connect(("127.0.0.1", port))
+
+    run_on(loop, main())
+
+
+@pytest.mark.parametrize(
+    ("client_config", "messages"),
+    [
+        # both CSMs announce Block-Wise-Transfer: BERT.  Up, 64 blocks and then 36; down, a
+        # 2.31, the first 64 blocks of the echo with the final response, the 36 others
+        (None, 3),
+        # the client's does not: RFC 7959's 1024-byte blocks, 100 each way, each side
+        # sending its blocks and answers to (or requests for) the other's
+        (StreamConfig(block_wise=False), 199),
+    ],
+)
+def test_a_100_kb_body_both_ways_in_bert_blocks(
+    loop: str, client_config: StreamConfig | None, messages: int
+) -> None:
+    async def main() -> None:
+        roomy = BlockwiseConfig(max_body=256 * 1024)
+        async with (
+            tcp_server(blockwise=roomy) as (server, listener),
+            tcp_client(client_config) as (client, transport),
+        ):
+            address = ("127.0.0.1", listener.local_address[1])
+            await transport.connect(address)
+            # what the server takes is known from its CSM: wait for it (until then the
+            # client counts on 1152 bytes and no BERT, RFC 8323 §5.3.1)
+            layer = client.endpoint.connections
+            assert layer is not None
+            for _ in range(300):
+                if getattr(layer.connection(address), "peer_csm", False):
+                    break
+                await asyncio.sleep(0.01)
+            assert len(client.endpoint.bert_peers) == (client_config is None)
+            body = bytes(range(256)) * 400  # 102,400 bytes: 100 blocks of 1024
+            post = Message(code=Code.POST, options=Options.build(uri_path=["echo"]), payload=body)
+            response, _ = await client.request(post, address)
+            assert response.code == Code.CHANGED and response.payload == body
+            for driver in (client, server):
+                layer = driver.endpoint.connections
+                assert layer is not None and layer.stats.sent == messages
 
     run_on(loop, main())

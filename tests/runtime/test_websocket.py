@@ -282,7 +282,10 @@ def test_a_message_larger_than_max_message_size_closes_with_1009(
         async with ws_server(StreamConfig(max_message_size=2000)) as (_, server):
             async with connect(uri(server), subprotocols=[SUBPROTOCOL], max_size=None) as ws:
                 csm = decode_ws(await asyncio.wait_for(ws.recv(), 3))
-                assert csm.options.items == ((signals.MAX_MESSAGE_SIZE, (2000).to_bytes(2)),)
+                assert csm.options.items == (
+                    (signals.MAX_MESSAGE_SIZE, (2000).to_bytes(2)),
+                    (signals.BLOCK_WISE_TRANSFER, b""),
+                )
                 await ws.send(csm_message(4096))
                 post = Message(code=Code.POST, options=Options.build(uri_path=["echo"]))
                 await ws.send(encode_ws(post.code, b"", post.options, bytes(1990)))  # 1997 B

@@ -14,6 +14,12 @@ may take several exchanges (each its own token and message IDs) below it:
   ``MAX_RESTARTS`` times, when the representation changes).  A request that
   asks for a block beyond the first on its own (random access) gets just that
   block back.
+* **BERT** (RFC 8323 §6, over connections only): to a peer whose CSM
+  indicates BERT, a body larger than one message can carry goes in BERT
+  blocks (szx 7) of as many 1024-byte blocks as fit its Max-Message-Size, and
+  a smaller one whole; a BERT response block is placed at NUM * 1024 and the
+  next is asked for after everything it carried.  Plain 1024-byte blocks
+  from such a peer are followed up with szx 7, which invites BERT.
 * **Observe**: a request with Observe=0 stays open.  Each notification is
   checked for freshness (§3.4) and stale ones are dropped; a notification
   carrying the first block of a larger body is completed with Block2
@@ -62,6 +68,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from coapkit.blockwise.bert import BertPeers
 from coapkit.blockwise.server import BlockwiseConfig, size_option
 from coapkit.codec.codes import Code
 from coapkit.codec.message import Message, _make
@@ -144,6 +151,7 @@ class Transfer:
         "timeout",
         "transmission",
         "upload",
+        "upload_blocks",
         "upload_offset",
         "upload_retried",
         "upload_szx",
@@ -175,6 +183,8 @@ class Transfer:
         self.upload: bytes | None = None
         self.upload_offset = 0
         self.upload_szx = 6
+        #: 1024-byte blocks per message while uploading with BERT (upload_szx 7)
+        self.upload_blocks = 1
         self.upload_retried = False
         self.request_tag: bytes | None = None
         self.body: bytearray | None = None
@@ -218,9 +228,12 @@ class ClientTransfers:
         *,
         reregister: bool = True,
         reregister_margin: float = 5.0,
+        peers: BertPeers | None = None,
     ) -> None:
         self.exchanges = exchanges
-        self.config = config or BlockwiseConfig()
+        self.config = config = config or BlockwiseConfig()
+        #: the peers that take BERT blocks (shared with the server half; see bert.py)
+        self.peers = peers if peers is not None else BertPeers(config.max_bert_blocks)
         self.reregister = reregister
         self.reregister_margin = reregister_margin
         self._timers: list[tuple[float, int, Transfer]] = []
@@ -264,17 +277,23 @@ class ClientTransfers:
             if requested is not None and requested.num > 0:
                 transfer.auto_block2 = False  # random access: exactly the block asked for
         payload = message.payload
-        block_size = self.config.max_block_size
+        first = message
         if (
             not multicast
             and message.code in _BODY_METHODS
             and N.BLOCK1 not in options
-            and len(payload) > block_size
+            and len(payload) > self.config.max_block_size
         ):
-            self._begin_upload(transfer, self.config.max_szx)
-            first = self._upload_message(transfer)
-        else:
-            first = message
+            # To a peer that takes BERT, a body that fits one message goes whole (RFC 8323
+            # lifts UDP's size limit; blocks would only cost round trips); a larger one in
+            # BERT blocks as large as the peer's Max-Message-Size allows (RFC 8323 §6).
+            bert = self._bert_blocks(remote, options)
+            if not bert:
+                self._begin_upload(transfer, self.config.max_szx)
+                first = self._upload_message(transfer)
+            elif len(payload) > bert * 1024:
+                self._begin_upload(transfer, 7, bert)
+                first = self._upload_message(transfer)
         transfer.exchange = self.exchanges.request(
             first,
             remote,
@@ -307,10 +326,18 @@ class ClientTransfers:
 
     # -- Block1 ----------------------------------------------------------------------------
 
-    def _begin_upload(self, transfer: Transfer, szx: int) -> None:
+    def _bert_blocks(self, remote: Remote, options: Options) -> int:
+        """How many 1024-byte blocks a BERT message to ``remote`` carries (0: no BERT)."""
+        config = self.config
+        if not config.bert or config.max_szx < 6:
+            return 0
+        return self.peers.blocks(remote, options)
+
+    def _begin_upload(self, transfer: Transfer, szx: int, blocks: int = 1) -> None:
         transfer.upload = transfer.request.payload
         transfer.upload_offset = 0
         transfer.upload_szx = szx
+        transfer.upload_blocks = blocks if szx == 7 else 1
         key = self._upload_key(transfer)
         count = self._uploads.get(key, 0)
         if count and transfer.request_tag is None:
@@ -338,12 +365,12 @@ class ClientTransfers:
 
     def _upload_message(self, transfer: Transfer) -> Message:
         assert transfer.upload is not None
-        size = 1 << (transfer.upload_szx + 4)
+        unit = BlockValue(0, False, transfer.upload_szx).size
         offset = transfer.upload_offset
-        chunk = transfer.upload[offset : offset + size]
+        chunk = transfer.upload[offset : offset + unit * transfer.upload_blocks]
         more = offset + len(chunk) < len(transfer.upload)
         values: dict[str, Any] = {
-            "block1": BlockValue(offset // size, more, transfer.upload_szx),
+            "block1": BlockValue(offset // unit, more, transfer.upload_szx),
         }
         if offset == 0:
             values["size1"] = len(transfer.upload)
@@ -454,9 +481,13 @@ class ClientTransfers:
             if block1 is None:
                 return self._fail(transfer, TransferError("2.31 Continue without a Block1 option"))
             transfer.block_retries = 0
-            sent = 1 << (transfer.upload_szx + 4)
+            sent = BlockValue(0, False, transfer.upload_szx).size * transfer.upload_blocks
             transfer.upload_offset += min(sent, len(transfer.upload) - transfer.upload_offset)
-            transfer.upload_szx = min(transfer.upload_szx, block1.szx)
+            if block1.szx < transfer.upload_szx:
+                # The server wants smaller blocks (RFC 7959 §2.3); a BERT upload answered
+                # with szx 6 goes on in plain 1024-byte blocks (RFC 8323 §6).
+                transfer.upload_szx = block1.szx
+                transfer.upload_blocks = 1
             progress = TransferProgress(
                 transfer, transfer.upload_offset, len(transfer.upload), True
             )
@@ -474,7 +505,9 @@ class ClientTransfers:
                 transfer.upload_retried = True
                 szx = hint.szx if hint is not None else transfer.upload_szx - 1
                 transfer.upload_offset = 0
-                transfer.upload_szx = max(0, min(szx, transfer.upload_szx))
+                # (a BERT upload that was too large starts again in plain blocks)
+                transfer.upload_szx = max(0, min(szx, transfer.upload_szx, 6))
+                transfer.upload_blocks = 1
                 return self._next_exchange(transfer, self._upload_message(transfer), now, out)
         uploaded = len(transfer.upload)
         self._end_upload(transfer)
@@ -502,6 +535,9 @@ class ClientTransfers:
                 # The representation is now sent whole: take it as the answer.
                 transfer.body = None
             return self._finish(transfer, response, remote)
+        wrong = self._bad_bert(block2, response.payload)
+        if wrong is not None:
+            return self._fail(transfer, TransferError(wrong))
         etag = response.options.etag
         body = transfer.body
         if body is None or block2.num == 0:
@@ -550,9 +586,38 @@ class ClientTransfers:
         transfer.block_retries = 0
         # The rest of a notification is fetched by a child the application never saw.
         progress = TransferProgress(transfer.parent or transfer, len(body), transfer.size2, False)
+        # A BERT block advances NUM by the blocks it carried (RFC 8323 §6): the next one
+        # starts where the body ends, counted in blocks of its size (1024 for BERT).
         next_num = len(body) // block2.size
-        request = self._block2_request(transfer, next_num, block2.szx)
+        request = self._block2_request(transfer, next_num, self._next_szx(transfer, block2))
         return [progress, *self._next_exchange(transfer, request, now, out)]
+
+    def _bad_bert(self, block2: BlockValue, payload: bytes) -> str | None:
+        """Why a Block2 block of a response cannot be taken as BERT, or None.
+
+        szx 7 is BERT only over a connection (RFC 8323 §6); over UDP it is reserved
+        (RFC 7959 §2.2).  A BERT block that is not the last carries a whole number of
+        1024-byte blocks, at least one: anything else leaves no place for the next.
+        """
+        if not block2.bert:
+            return None
+        if not self.config.bert:
+            return "Block2 szx 7 is reserved (BERT exists only over connections)"
+        if block2.more and (not payload or len(payload) % 1024):
+            return (
+                f"a BERT block with more=1 carried {len(payload)} bytes, "
+                "not a multiple of 1024 (RFC 8323 §6)"
+            )
+        return None
+
+    def _next_szx(self, transfer: Transfer, block2: BlockValue) -> int:
+        """The szx to ask for the next block with: the server's, except that a peer whose
+        CSM indicated BERT is asked with szx 7 where it sent 1024-byte blocks: a BERT
+        option in a request means "szx 6, and BERT is welcome" (RFC 8323 §6, control
+        usage), and the server may still answer with plain blocks."""
+        if block2.szx == 6 and self._bert_blocks(transfer.remote, transfer.request.options):
+            return 7
+        return block2.szx
 
     def _block2_request(self, transfer: Transfer, num: int, szx: int) -> Message:
         request = transfer.request
@@ -660,6 +725,8 @@ class ClientTransfers:
         """Complete a notification's body with Block2 requests (RFC 7959 §2.6)."""
         if transfer.fetch is not None:
             self._cancel_child(transfer, now, out)
+        if self._bad_bert(block2, notification.payload) is not None:
+            return  # dropped, as when fetching the rest fails: the next notification will do
         child = Transfer(
             transfer.request,
             transfer.remote,
@@ -676,7 +743,10 @@ class ClientTransfers:
         child.first_options = notification.options
         child.size2 = size_option(notification.options, N.SIZE2)
         transfer.fetch = child
-        self._next_exchange(child, self._block2_request(child, 1, block2.szx), now, out)
+        # (a BERT first block may carry several blocks: the next starts after all of them)
+        num = len(notification.payload) // block2.size
+        request = self._block2_request(child, num, self._next_szx(child, block2))
+        self._next_exchange(child, request, now, out)
 
     def _cancel_child(self, transfer: Transfer, now: float, out: Datagrams) -> None:
         child = transfer.fetch

@@ -21,6 +21,15 @@ kept in a bounded LRU cache for ``cache_lifetime`` seconds, so that the
 following block requests are answered from it without running the handler
 again.
 
+**BERT** (RFC 8323 §6, over connections only: ``BlockwiseConfig.bert``).  A
+Block1 block of szx 7 may carry several 1024-byte blocks (a multiple of 1024
+bytes unless it is the body's last, else 4.00); it is placed at NUM * 1024 and
+answered with szx 7.  A Block2 request of szx 7, or one asking for no block,
+from a peer whose CSM indicates BERT is answered with as many 1024-byte blocks
+as fit its Max-Message-Size (:mod:`coapkit.blockwise.bert`); a body that fits
+one such message goes whole.  What is kept of a BERT block to recognise it
+again is a digest, so every record stays as small as with plain blocks.
+
 Both tables are bounded in entries and bytes; entries expire in the order
 they were last used, swept as time advances (:meth:`BlockwiseServer.expire`).
 
@@ -56,6 +65,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from coapkit.blockwise.bert import BertPeers
 from coapkit.codec.codes import Code
 from coapkit.codec.message import Message, _make
 from coapkit.codec.option_registry import OptionNumber, encode_uint, is_no_cache_key
@@ -108,7 +118,21 @@ class BlockwiseConfig:
     record of at most about 2.5 KB (its key is the request's options, its last block is
     kept for a retry)."""
 
+    bert: bool | None = None
+    """BERT, blocks of szx 7 (RFC 8323 §6): accepted from any peer and sent to peers whose
+    CSM indicates it (see :mod:`coapkit.blockwise.bert`).  None, the default: on exactly
+    when the endpoint runs over a connection layer, the only place BERT exists; False:
+    never (szx 7 is refused with 4.02 as over UDP, and never sent).  The endpoint settles
+    None; True over datagrams is refused there."""
+
+    max_bert_blocks: int = 64
+    """Most 1024-byte blocks one BERT message carries (64: 64 KiB), however large the
+    peer's Max-Message-Size: a message on a stream holds up all that follows it.  1
+    sends no BERT at all (it is still accepted)."""
+
     def __post_init__(self) -> None:
+        if self.max_bert_blocks < 1:
+            raise ValueError("max_bert_blocks must be at least 1")
         if not 0 <= self.max_szx <= 6:
             raise ValueError("max_szx must be 0..6 (16..1024 bytes)")
         if self.max_bodies < 1 or self.max_bodies_per_remote < 1:
@@ -142,6 +166,7 @@ class _Body:
     data: bytearray = field(default_factory=bytearray)
     last_num: int = -1
     last_szx: int = 0
+    #: the last block, or for a BERT block its fingerprint (see _fingerprint)
     last_block: bytes = b""
     expires: float = 0.0
 
@@ -172,8 +197,10 @@ def representation_key(message: Message, remote: Remote) -> tuple[object, ...]:
 
     FETCH bodies select what is fetched, so they are part of the key (RFC 8132 §2.3.2);
     a body that came in Block1 blocks is not (its last block is only a piece of it), nor
-    one larger than any block (it can only have come in blocks): the requests for the
-    rest of such a response carry no body (libcoap's do not, nor do coapkit's).
+    one larger than a plain block (it came in blocks, or whole in one large message over a
+    connection): the requests for the rest of such a response carry no body (libcoap's do
+    not, nor do coapkit's, which send the body again only when it is no larger than a
+    plain block).
     """
     fetch = (
         message.code == Code.FETCH
@@ -210,8 +237,12 @@ def _response(code: int, options: Options, payload: bytes = b"") -> Message:
 class BlockwiseServer:
     """The server half of RFC 7959 for one endpoint."""
 
-    def __init__(self, config: BlockwiseConfig | None = None) -> None:
-        self.config = config or BlockwiseConfig()
+    def __init__(
+        self, config: BlockwiseConfig | None = None, *, peers: BertPeers | None = None
+    ) -> None:
+        self.config = config = config or BlockwiseConfig()
+        #: the peers that take BERT blocks (shared with the client half; see bert.py)
+        self.peers = peers if peers is not None else BertPeers(config.max_bert_blocks)
         self.stats = BlockwiseStats()
         self._bodies: OrderedDict[tuple[object, ...], _Body] = OrderedDict()
         #: the keys of ``_bodies`` by remote, in the same order (least recently used first)
@@ -265,7 +296,7 @@ class BlockwiseServer:
         if block1 is not None:
             return self._on_block1(request, block1, remote, now)
         assert block2 is not None
-        if block2.szx == 7:
+        if block2.szx == 7 and not self.config.bert:
             return None, _response(Code.BAD_OPTION, Options(), b"Block2 szx 7 is reserved")
         if block2.num == 0:
             return request, None
@@ -276,26 +307,40 @@ class BlockwiseServer:
         self._cache.move_to_end(key)
         entry.expires = now + self.config.transfer_timeout
         self.stats.blocks_served_from_cache += 1
-        block = _at_most(block2, self.config.max_szx)
-        return None, self._slice(entry.code, entry.options, entry.payload, request, block)
+        block, length = self._window(block2, remote, entry.options)
+        return None, self._slice(entry.code, entry.options, entry.payload, request, block, length)
 
     def _on_block1(
         self, request: Message, block1: BlockValue, remote: Remote, now: float
     ) -> tuple[Message | None, Message | None]:
         config = self.config
-        if block1.szx == 7:
-            return None, _response(Code.BAD_OPTION, Options(), b"Block1 szx 7 is reserved")
-        size = block1.size
         payload = request.payload
-        if block1.more and len(payload) != size:
-            return None, _response(
-                Code.BAD_REQUEST, Options(), b"a Block1 block with more=1 must fill its block size"
-            )
-        if len(payload) > size:
-            return None, _response(Code.BAD_REQUEST, Options(), b"Block1 block larger than szx")
+        if block1.bert:
+            if not config.bert:
+                return None, _response(Code.BAD_OPTION, Options(), b"Block1 szx 7 is reserved")
+            # A BERT block may carry several 1024-byte blocks; all but the last block of
+            # a body carry whole ones, at least one (RFC 8323 §6).  Anything else cannot
+            # be placed: 4.00, as for a plain block that does not fill its size.
+            if block1.more and (not payload or len(payload) % 1024):
+                return None, _response(
+                    Code.BAD_REQUEST,
+                    Options(),
+                    b"a BERT block with more=1 must carry a multiple of 1024 bytes",
+                )
+        else:
+            size = block1.size
+            if block1.more and len(payload) != size:
+                return None, _response(
+                    Code.BAD_REQUEST,
+                    Options(),
+                    b"a Block1 block with more=1 must fill its block size",
+                )
+            if len(payload) > size:
+                return None, _response(Code.BAD_REQUEST, Options(), b"Block1 block larger than szx")
         key = body_key(request, remote)
         body = self._bodies.get(key)
-        offset = block1.num * size
+        offset = block1.offset
+        mark = _fingerprint(payload)
         announced = size_option(request.options, N.SIZE1)
         too_large = (announced is not None and announced > config.max_body) or (
             offset + len(payload) > config.max_body
@@ -309,7 +354,7 @@ class BlockwiseServer:
                 b"request body too large",
             )
         if block1.num == 0:
-            if body is not None and body.last_num == 0 and payload == body.last_block:
+            if body is not None and body.last_num == 0 and mark == body.last_block:
                 pass  # the first block again: answer it again
             else:
                 self._drop(key)
@@ -325,7 +370,7 @@ class BlockwiseServer:
         elif body is None and not block1.more and key in self._finished:
             done = self._finished[key]
             last_num, last_block, answer, _ = done
-            if last_num == block1.num and last_block == payload:
+            if last_num == block1.num and last_block == mark:
                 # The last block again: the body was handed up, its answer got lost.  The
                 # client may lose this answer too and ask again: keep the record as long.
                 done[3] = now + self.config.transfer_timeout
@@ -344,7 +389,10 @@ class BlockwiseServer:
             return None, _response(
                 Code.REQUEST_ENTITY_INCOMPLETE, Options(), b"block received without block 0"
             )
-        elif offset == (body.last_num * (1 << (body.last_szx + 4))) and payload == body.last_block:
+        elif (
+            offset == BlockValue(body.last_num, False, body.last_szx).offset
+            and mark == body.last_block
+        ):
             pass  # the previous block again (its answer was lost): answer it again
         elif offset != len(body.data):
             self._drop(key)
@@ -366,12 +414,12 @@ class BlockwiseServer:
             self._body_bytes += len(payload)
         body.last_num = block1.num
         body.last_szx = block1.szx
-        body.last_block = payload
+        body.last_block = mark
         body.expires = now + config.transfer_timeout
         self._bodies.move_to_end(key)
         self._by_remote[remote].move_to_end(key)
         if block1.more:
-            szx = min(block1.szx, config.max_szx)
+            szx = self._block1_szx(block1.szx)
             continue_options = Options.build(block1=BlockValue(block1.num, True, szx))
             return None, _response(Code.CONTINUE, continue_options)
         # The last block: hand the whole body up as one request.
@@ -380,7 +428,7 @@ class BlockwiseServer:
         self.stats.bodies_reassembled += 1
         finished = self._finished
         finished.pop(key, None)
-        finished[key] = [block1.num, payload, None, now + config.transfer_timeout]
+        finished[key] = [block1.num, mark, None, now + config.transfer_timeout]
         while len(finished) > config.cache_entries:
             finished.popitem(last=False)
         options = request.options.remove(N.BLOCK1, N.SIZE1)
@@ -426,9 +474,16 @@ class BlockwiseServer:
         """
         fitted = self._fit(request, response, remote, now)
         if self._finished and N.BLOCK1 in request.options:
-            done = self._finished.get(body_key(request, remote))
+            key = body_key(request, remote)
+            done = self._finished.get(key)
             if done is not None and done[2] is None:
-                done[2] = fitted
+                if len(fitted.payload) > _LARGEST_BLOCK:
+                    # A BERT answer, so over a connection, where a last block never comes
+                    # again (nothing is retransmitted; a new connection is another
+                    # remote): not worth keeping up to a message's size for.
+                    del self._finished[key]
+                else:
+                    done[2] = fitted
         return fitted
 
     def _fit(self, request: Message, response: Message, remote: Remote, now: float) -> Message:
@@ -437,7 +492,7 @@ class BlockwiseServer:
         response_options = response.options
         if block1_raw is not None and N.BLOCK1 not in response_options:
             block1 = BlockValue.from_uint(int.from_bytes(block1_raw, "big"))
-            szx = min(block1.szx, self.config.max_szx)
+            szx = self._block1_szx(block1.szx)
             response_options = response_options.replace(block1=BlockValue(block1.num, False, szx))
         if N.BLOCK2 in response_options:
             return _rebuild(response, response_options, response.payload)
@@ -447,11 +502,9 @@ class BlockwiseServer:
                 block2 = options.block2
             except OptionValueError:
                 block2 = None
-        size = self.config.max_block_size
-        if block2 is not None and block2.szx < 7:
-            size = min(size, block2.size)
+        block, length = self._window(block2, remote, response_options)
         payload = response.payload
-        if len(payload) <= size and (block2 is None or block2.num == 0):
+        if len(payload) <= length and block.num == 0:
             if N.SIZE2 in options and N.SIZE2 not in response_options:
                 response_options = response_options.replace(size2=len(payload))
             return _rebuild(response, response_options, payload)
@@ -459,11 +512,9 @@ class BlockwiseServer:
             return _rebuild(response, response_options, payload)  # errors are not sliced
         if response_options.etag is None:
             response_options = response_options.replace(etag=etag_for(payload))
-        wanted = block2 or BlockValue(0, False, self.config.max_szx)
-        block = _at_most(BlockValue(wanted.num, False, wanted.szx), self.config.max_szx)
         key = representation_key(request, remote)
         self._store(key, response.code, response_options, payload, now)
-        sliced = self._slice(response.code, response_options, payload, request, block)
+        sliced = self._slice(response.code, response_options, payload, request, block, length)
         # Keep the response's type and token: a notification goes out as it is (§2.6).
         return _make(
             response.mtype,
@@ -493,15 +544,58 @@ class BlockwiseServer:
             _, evicted = self._cache.popitem(last=False)
             self._cache_bytes -= len(evicted.payload)
 
+    def _block1_szx(self, szx: int) -> int:
+        """The szx to answer a Block1 block of ``szx`` with (2.31, or the final response):
+        the size this server wants next (RFC 7959 §2.3).  A BERT block is answered with
+        szx 7, BERT welcome again (RFC 8323 §6.2), unless blocks are kept smaller here."""
+        max_szx = self.config.max_szx
+        if szx == 7 and max_szx == 6:
+            return 7
+        return min(szx, max_szx)
+
+    def _window(
+        self, wanted: BlockValue | None, remote: Remote, options: Options
+    ) -> tuple[BlockValue, int]:
+        """The Block2 block to send and how many bytes it may carry, for a request that
+        asked for ``wanted`` (None: it asked for no block).
+
+        BERT (RFC 8323 §6) when the request asked for it (szx 7, "control usage") or for
+        no particular block, and the peer's CSM said it takes BERT: as many 1024-byte
+        blocks as fit its Max-Message-Size (:meth:`BertPeers.blocks`).  Choosing BERT
+        unasked is what RFC 8323 §6.1 shows (a GET without Block2 answered with
+        ``2:0/1/BERT(3072)``): the CSM already said the peer takes it, and every block
+        not sent alone saves a round trip.  A body that fits one such message goes whole,
+        without Block2 (see :meth:`_fit`).  Otherwise the block asked for, no larger than
+        ``max_szx`` allows; a BERT request then gets 1024-byte blocks (szx 6), which §6
+        lets a server send instead ("a different SZX value").
+        """
+        config = self.config
+        num = 0 if wanted is None else wanted.num
+        if (wanted is None or wanted.szx == 7) and config.bert and config.max_szx == 6:
+            count = self.peers.blocks(remote, options)
+            if count:
+                return BlockValue(num, False, 7), count * 1024
+        if wanted is None:
+            block = BlockValue(0, False, config.max_szx)
+        else:
+            block = _at_most(BlockValue(num, False, min(wanted.szx, 6)), config.max_szx)
+        return block, block.size
+
     def _slice(
-        self, code: int, options: Options, payload: bytes, request: Message, block: BlockValue
+        self,
+        code: int,
+        options: Options,
+        payload: bytes,
+        request: Message,
+        block: BlockValue,
+        length: int,
     ) -> Message:
-        size = block.size
-        start = block.num * size
+        """Block ``block`` of ``payload``, ``length`` bytes (several blocks for BERT)."""
+        start = block.offset
         if start >= len(payload) and not (start == 0 and not payload):
             return _response(Code.BAD_OPTION, Options(), b"Block2 beyond the end of the body")
-        chunk = payload[start : start + size]
-        more = start + size < len(payload)
+        chunk = payload[start : start + length]
+        more = start + length < len(payload)
         block_options = options.replace(block2=BlockValue(block.num, more, block.szx))
         if block.num == 0 or N.SIZE2 in request.options:
             block_options = block_options.set_raw(N.SIZE2, [encode_uint(len(payload))])
@@ -554,6 +648,16 @@ def _at_most(block: BlockValue, max_szx: int) -> BlockValue:
     if block.szx <= max_szx:
         return block
     return BlockValue(block.num << (block.szx - max_szx), block.more, max_szx)
+
+
+def _fingerprint(payload: bytes) -> bytes:
+    """What is kept of a block to recognise it when it comes again: the block itself, or
+    for a BERT block larger than 1024 bytes a digest and its length, so that a record
+    stays as small as with plain blocks (a BERT block can be as large as a message)."""
+    if len(payload) <= _LARGEST_BLOCK:
+        return payload
+    digest = hashlib.blake2b(payload, digest_size=16).digest()
+    return digest + len(payload).to_bytes(8, "big")
 
 
 def _rebuild(response: Message, options: Options, payload: bytes) -> Message:

@@ -10,6 +10,9 @@ from coapkit.codec.content_formats import parse_content_format
 
 METHODS = ("get", "post", "put", "delete", "fetch", "patch", "ipatch")
 LOOP_CHOICES = ("auto", "asyncio", "uvloop")
+#: the URI schemes the commands take (coaps://, DTLS, is not there yet); shell completion
+#: offers them for a URI and --listen
+SCHEMES = ("coap", "coap+tcp", "coaps+tcp", "coap+ws", "coaps+ws")
 
 
 def timeout_type(text: str) -> float:

@@ -5,7 +5,8 @@ The scripts are generated from :func:`coapkit.cli.main.build_parser` through
 exactly the commands and options the tool has: command names, each
 command's options, the values of options with a fixed set (``--loop``,
 Content-Format names for ``--content-format`` and ``--accept``), file names
-for ``FILE`` values (and ``--payload @FILE``), directories for ``DIR``.
+for ``FILE`` and ``PEM`` values (and ``--payload @FILE``), directories for
+``DIR``, the schemes (``coap+tcp://``...) at the start of a ``URI``.
 No dependency beyond the shell itself.
 """
 
@@ -21,15 +22,18 @@ SHELLS = ("bash", "zsh")
 
 
 def _value_kind(option: Option) -> str:
-    """``words``, ``file``, ``dir``, ``payload`` or ``none``: what completes the value."""
+    """``uri``, ``words``, ``file``, ``dir``, ``payload`` or ``none``: what completes the
+    value."""
+    metavar = option.metavar or ""
+    if metavar == "URI" and option.words:
+        return "uri"
     if option.words:
         return "words"
-    metavar = option.metavar or ""
     if option.dest == "payload":
         return "payload"
     if metavar == "DIR":
         return "dir"
-    if "FILE" in metavar:
+    if "FILE" in metavar or metavar == "PEM":
         return "file"
     return "none"
 
@@ -39,6 +43,13 @@ def _bash_value_action(option: Option) -> str:
     if kind == "words":
         assert option.words is not None
         return f'COMPREPLY=($(compgen -W "{" ".join(option.words)}" -- "$cur"))'
+    if kind == "uri":  # the scheme, with no space after it; nothing once it is there
+        assert option.words is not None
+        return (
+            "if [[ $cur != *:* ]]; then compopt -o nospace 2>/dev/null; "
+            f'COMPREPLY=($(compgen -W "{" ".join(option.words)}" -- "$cur")); '
+            "else COMPREPLY=(); fi"
+        )
     if kind == "file":
         return 'compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))'
     if kind == "dir":
@@ -100,7 +111,9 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
         lines.append(
             f'            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "{flags}" -- "$cur"))'
         )
-        if positional is not None and _value_kind(positional) == "words":
+        if positional is not None and _value_kind(positional) == "uri":
+            lines.append(f"            else {_bash_value_action(positional)}")
+        elif positional is not None and _value_kind(positional) == "words":
             assert positional.words is not None
             words = " ".join(positional.words)
             lines.append(f'            else COMPREPLY=($(compgen -W "{words}" -- "$cur"))')
@@ -138,6 +151,9 @@ def _zsh_action(option: Option) -> str:
     if kind == "words":
         assert option.words is not None
         return "(" + " ".join(option.words) + ")"
+    if kind == "uri":  # the scheme, and no space after it
+        assert option.words is not None
+        return '{compadd -S "" -- ' + " ".join(option.words) + "}"
     if kind in ("file", "payload"):
         return "_files"
     if kind == "dir":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from coapkit.cli.arguments import content_format_type
+from coapkit.cli.arguments import SCHEMES, content_format_type
 from coapkit.codec.content_formats import BY_NUMBER
 
 __all__ = ["Command", "Option", "commands", "content_format_names", "options_of"]
@@ -28,7 +28,8 @@ class Option:
     takes_value: bool
     default: object
     repeatable: bool
-    #: words that may follow: the choices, or the content format names for --accept & co
+    #: words that may follow: the choices, the content format names for --accept & co,
+    #: or the ``scheme://`` beginnings of a URI
     words: tuple[str, ...] | None
 
     @property
@@ -78,6 +79,8 @@ def _option(action: argparse.Action) -> Option:
     words = choices
     if action.type is content_format_type:
         words = content_format_names()
+    if action.metavar == "URI":  # a request's URI, --listen: the schemes
+        words = tuple(f"{scheme}://" for scheme in SCHEMES)
     default = action.default if action.default is not argparse.SUPPRESS else None
     return Option(
         dest=action.dest,

@@ -72,6 +72,7 @@ from coapkit.cli.exits import (
     EXIT_USAGE,
     exit_status,
 )
+from coapkit.cli.rd import add_rd_parser, add_register_options
 from coapkit.codec.message import Message
 from coapkit.codec.types import MessageType
 from coapkit.errors import DecodeError
@@ -123,9 +124,12 @@ examples:
   coapkit put coap://127.0.0.1/config --payload @config.json
   coapkit get coap://127.0.0.1/multi-format --accept cbor -v
   coapkit get coap://127.0.0.1/time --observe --count 5
+  coapkit get coap+tcp://127.0.0.1/hello
+  coapkit get coaps+tcp://device.example/status --ca ca.pem
   coapkit discover coap://127.0.0.1 --rt Type1
   coapkit ping coap://127.0.0.1
   coapkit server --plugtest --port 5683
+  coapkit server --listen coap://[::]:5683 --listen coap+tcp://[::]:5683
   coapkit fileserver ./public --write
   coapkit proxy --forward --allow '*.example.com' --http 127.0.0.1:8080
   coapkit decode 44017d34 0a1b2c3d bb74656d7065726174757265
@@ -141,6 +145,8 @@ examples:
   coapkit {m} coap://127.0.0.1/items --option Uri-Query=page=2 --option 65000=0x0102
   coapkit {m} coap://127.0.0.1/image --accept png -o image.png
   coapkit {m} coap://127.0.0.1/status --json | jq .code
+  coapkit {m} coap+ws://127.0.0.1:8080/hello -v
+  coapkit {m} coaps+tcp://127.0.0.1/hello --ca ca.pem --cert me.pem --key me-key.pem
 """
 WRITE_EXAMPLES = """\
 examples:
@@ -198,6 +204,61 @@ for the first response only.
   coapkit {m} coap://127.0.0.1/obs --observe --count 3 --json
 """
 
+
+SECURITY_EPILOG = """
+Schemes: coap:// (UDP, default port 5683), coap+tcp:// (TCP, 5683),
+coaps+tcp:// (TLS, 5684), coap+ws:// (WebSocket, 80) and coaps+ws://
+(WebSocket over TLS, 443); the WebSocket ones need the ws extra (pip install
+'coapkit[ws]'; without it one line says so, status 6).  coaps:// (DTLS) is
+not supported yet (status 6).  Over TCP and WebSockets a connection opens
+with a CSM; -v shows each frame (CSM, requests, Ping and Pong, Release).
+
+TLS (coaps+tcp, coaps+ws): the server's certificate must be issued by a CA
+of --ca (or of the system's trust store) and name the URI's host; --insecure
+skips the name check, and says so.  --cert and --key present a client
+certificate.  A failed handshake is one line naming the cause (a CA not
+trusted, another name, expired, our certificate refused...), status 7.
+Material that cannot be used (no certificate in the file, the key of another
+certificate, an encrypted key) is status 2; a file that cannot be read, 10.
+Pre-shared keys (--psk-identity with --psk) are for DTLS, not supported yet:
+with coaps+tcp or coaps+ws they are refused (status 2).  Security options
+given for a URI without TLS are ignored, with a warning.
+
+--credentials FILE: aiocoap's credentials format, a JSON object that maps URI
+patterns (* matches anything) and :labels to entries, e.g.
+  {"coaps+tcp://device.example/*": {"tlscert": {"certfile": "ca.pem"}},
+   "coaps+tcp://*": ":lab",
+   ":lab": {"tls": {"cert": "me.pem", "key": "me-key.pem", "ca": "lab-ca.pem"}}}
+The longest pattern that matches the URI applies (a :label refers to another
+entry); options on the command line override what it gives.  Entries of
+aiocoap's "tlscert" kind (certfile: the CAs that verify the server) and of
+coapkit's "tls" kind (cert, key, ca, insecure) are used; others (dtls,
+oscore, edhoc-oscore, any-of, all-of) are refused in one line naming the
+entry (status 2).  File names are relative to the current directory, as in
+aiocoap.
+"""
+
+LISTEN_EPILOG = """
+--listen URI (repeatable): serve the same resources on each URI, coap://
+(UDP), coap+tcp://, coaps+tcp:// (TLS), coap+ws:// and coaps+ws://
+(WebSocket at /.well-known/coap; the ws extra: pip install 'coapkit[ws]').
+Port 0 picks a free port; the start-up line names every bound URI (serving
+CoAP on coap://127.0.0.1:5683, coap+tcp://127.0.0.1:5683).  Without
+--listen, --bind and --port mean --listen coap://BIND:PORT.  coaps:// (DTLS)
+is not supported yet (status 6).
+
+TLS listeners (coaps+tcp, coaps+ws) need --cert and --key (status 2 without).
+--ca makes client certificates mandatory: a client must present one issued
+by those CAs.  A failed handshake is logged in one line per client and cause
+(at most once a minute), never as a stack trace.  Pre-shared keys
+(--psk-identity, --psk) are for DTLS, not supported yet: refused with a TLS
+listener (status 2).  --credentials FILE (aiocoap's JSON format): the "tls"
+entry (cert, key, ca) whose pattern matches the TLS listeners' URIs, e.g.
+  {"coaps+tcp://*": {"tls": {"cert": "server.pem", "key": "server-key.pem"}}}
+Options on the command line override it; entries of other kinds (dtls,
+oscore, edhoc-oscore, any-of, all-of; tlscert, which is a client's) are
+refused in one line naming the entry (status 2).
+"""
 
 SERVER_EPILOG = """
 Amplification defence (RFC 7252 §11.3, RFC 9175 §2.4), on by default: to
@@ -275,7 +336,12 @@ def _parse_hex(text: str) -> bytes:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("uri", metavar="URI", help="coap://host[:port]/path[?query]")
+    parser.add_argument(
+        "uri",
+        metavar="URI",
+        help="SCHEME://host[:port]/path[?query]; SCHEME is coap (UDP), coap+tcp, "
+        "coaps+tcp (TLS), coap+ws or coaps+ws (WebSockets)",
+    )
     parser.add_argument(
         "--timeout",
         type=timeout_type,
@@ -290,6 +356,57 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "retransmissions); a traceback on internal errors",
     )
     _add_loop(parser)
+    _add_security(parser, server=False)
+
+
+def _add_security(parser: argparse.ArgumentParser, *, server: bool) -> None:
+    """The security flags (docs/transports.md), the same on clients and servers where they
+    mean the same; read by :mod:`coapkit.cli.security`."""
+    if server:
+        cert_help = (
+            "the server's certificate (PEM; may hold its chain, and its key): needed by "
+            "coaps+tcp:// and coaps+ws:// listeners"
+        )
+        ca_help = (
+            "require a client certificate issued by these CAs (a PEM file, or a directory "
+            "of them); clients without one are refused"
+        )
+    else:
+        cert_help = "a client certificate (PEM) to present to coaps+tcp:// and coaps+ws:// servers"
+        ca_help = (
+            "trust server certificates issued by these CAs (a PEM file, or a directory of "
+            "them) instead of the system's trust store"
+        )
+    parser.add_argument("--cert", metavar="PEM", help=cert_help)
+    parser.add_argument(
+        "--key",
+        metavar="PEM",
+        help="the private key of --cert (PEM, unencrypted; not needed when the --cert file "
+        "holds it)",
+    )
+    parser.add_argument("--ca", metavar="PEM", help=ca_help)
+    if not server:
+        parser.add_argument(
+            "--insecure",
+            action="store_true",
+            help="do not check that the server's certificate names the URI's host (its chain "
+            "is still verified); says so on stderr",
+        )
+    parser.add_argument(
+        "--psk-identity",
+        metavar="ID",
+        help="pre-shared key identity, with --psk (for DTLS, which is not supported yet)",
+    )
+    parser.add_argument(
+        "--psk",
+        metavar="KEY",
+        help="pre-shared key: text, or hex after 0x (for DTLS, which is not supported yet)",
+    )
+    parser.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help="security material per URI pattern, in aiocoap's JSON credentials format (see below)",
+    )
 
 
 def _add_loop(parser: argparse.ArgumentParser) -> None:
@@ -323,7 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
                 m=method
             )
             + REQUEST_EPILOG
-            + (OBSERVE_EPILOG.format(m=method) if method in ("get", "fetch") else ""),
+            + (OBSERVE_EPILOG.format(m=method) if method in ("get", "fetch") else "")
+            + SECURITY_EPILOG,
             formatter_class=formatter,
         )
         _add_common(request)
@@ -375,10 +493,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     ping = sub.add_parser(
         "ping",
-        help="check that a CoAP endpoint answers (empty CON, expects RST)",
-        description="Send a CoAP ping (an empty CON message) and report the RST's round trip.",
+        help="check that a CoAP endpoint answers (empty CON, expects RST; Ping, expects Pong)",
+        description="Send a CoAP ping (an empty CON message; over coap+tcp and coap+ws a "
+        "Ping signal) and report the round trip of the RST (or Pong).",
         epilog="examples:\n  coapkit ping coap://127.0.0.1\n  coapkit ping coap://[::1]:5684 "
-        "--timeout 2 -v\n\nThe path of URI is ignored: a ping goes to an endpoint.",
+        "--timeout 2 -v\n  coapkit ping coap+tcp://127.0.0.1\n\n"
+        "The path of URI is ignored: a ping goes to an endpoint.  Over coap+tcp,\n"
+        "coaps+tcp, coap+ws and coaps+ws it is a Ping signal (RFC 8323 §5.4) that the\n"
+        "server answers with a Pong; nothing is retransmitted there, so without\n"
+        "--timeout the wait ends after 20 s.\n" + SECURITY_EPILOG,
         formatter_class=formatter,
     )
     _add_common(ping)
@@ -392,8 +515,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  coapkit discover coap://127.0.0.1\n"
         "  coapkit discover coap://127.0.0.1 --rt 'Type*' --if If1\n"
         "  coapkit discover coap://127.0.0.1 --json\n\n"
+        "  coapkit discover coap+tcp://127.0.0.1\n\n"
         "--rt and --if are sent as RFC 6690 query filters (a trailing * matches a "
-        "prefix) and applied again to the answer, for servers that ignore them.",
+        "prefix) and applied again to the answer, for servers that ignore them.\n"
+        + SECURITY_EPILOG,
         formatter_class=formatter,
     )
     _add_common(discover)
@@ -415,9 +540,16 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n  coapkit server\n  coapkit server --plugtest --port 5683\n"
             "  coapkit server --bind 127.0.0.1 --port 0 -v   (port 0: any free port)\n"
             "  coapkit server --workers 4                    (4 processes, one port)\n"
+            "  coapkit server --plugtest --listen coap://[::]:5683 \\\n"
+            "                 --listen coap+tcp://[::]:5683 --listen coap+ws://[::]:8080\n"
+            "  coapkit server --listen coaps+tcp://[::]:5684 \\\n"
+            "                 --cert server.pem --key server-key.pem\n"
             + SERVER_EPILOG
-            + "\n--workers N: N worker processes share the port (SO_REUSEPORT; the kernel\n"
-            "spreads clients over them, each client always reaching the same worker).\n"
+            + LISTEN_EPILOG
+            + "\n--workers N: N worker processes share the port, or each --listen URI's port\n"
+            "(SO_REUSEPORT, for TCP and WebSocket listeners too; the kernel spreads\n"
+            "clients over them, each client, or connection, always reaching the same\n"
+            "worker).\n"
             "The parent supervises: Ctrl-C or SIGTERM stops them all (exit status 0);\n"
             "if one ends by itself, the others are stopped.  Each worker has its own\n"
             "resource state (counters, stored values).\n",
@@ -431,7 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
             "DELETE.  Nothing outside DIR is ever served.",
             "examples:\n  coapkit fileserver ./public\n"
             "  coapkit fileserver /srv/coap --port 5683 --write\n"
-            "  coapkit get coap://127.0.0.1/notes.txt\n" + SERVER_EPILOG,
+            "  coapkit fileserver ./public --listen coap://[::]:5683 --listen coap+tcp://[::]:5683\n"
+            "  coapkit get coap://127.0.0.1/notes.txt\n" + SERVER_EPILOG + LISTEN_EPILOG,
         ),
     ):
         server = sub.add_parser(
@@ -460,14 +593,25 @@ def build_parser() -> argparse.ArgumentParser:
                 help="how often the observable resources change (default: /time 1 s; "
                 "with --plugtest /obs, /obs-non and /obs-large 5 s)",
             )
+            add_register_options(server)  # --register RD-URI (coapkit.cli.rd)
         server.add_argument(
-            "--bind",
-            default="::",
-            metavar="ADDR",
-            help="address to listen on (default: :: = every IPv6 and IPv4 address)",
+            "--listen",
+            action="append",
+            metavar="URI",
+            help="serve on this URI (repeatable): coap://ADDR:PORT, coap+tcp://, coaps+tcp://, "
+            "coap+ws:// or coaps+ws://; port 0 picks a free port (see below)",
         )
         server.add_argument(
-            "--port", type=port_type, default=5683, metavar="N", help="UDP port (default: 5683)"
+            "--bind",
+            metavar="ADDR",
+            help="without --listen: address to listen on (default: :: = every IPv6 and IPv4 "
+            "address)",
+        )
+        server.add_argument(
+            "--port",
+            type=port_type,
+            metavar="N",
+            help="without --listen: UDP port (default: 5683)",
         )
         server.add_argument(
             "--no-amplification-limit",
@@ -478,10 +622,15 @@ def build_parser() -> argparse.ArgumentParser:
             "-v", "--verbose", action="store_true", help="trace every datagram; debug logging"
         )
         _add_loop(server)
+        _add_security(server, server=True)
         server.set_defaults(
             func=command("serve", "cmd_fileserver" if name == "fileserver" else "cmd_server"),
             interrupt_status=EXIT_OK,
         )
+
+    add_rd_parser(sub, formatter).set_defaults(  # coapkit rd (coapkit.cli.rd)
+        func=command("rd", "cmd_rd"), interrupt_status=EXIT_OK
+    )
 
     from coapkit.cli.proxy import add_parser as add_proxy_parser
 

@@ -67,6 +67,7 @@ from coapkit.cli.render import (
     render_payload,
     response_json,
 )
+from coapkit.cli.security import client_tls
 from coapkit.client import Client, Observation
 from coapkit.codec.codes import METHODS_BY_NAME, Code, code_name
 from coapkit.codec.content_formats import TEXT_PLAIN, parse_content_format
@@ -79,8 +80,11 @@ from coapkit.codec.option_registry import (
 )
 from coapkit.codec.options import encode_value
 from coapkit.codec.uri import CoapUri, parse_uri, quote_query, quote_segment
+from coapkit.connections import StreamConfig
 from coapkit.errors import LinkFormatError, OptionValueError, UriError
 from coapkit.resources.response import Response
+from coapkit.security.tls import TlsCredentials
+from coapkit.transports import MissingExtra, require_websockets
 
 #: Called with (bytes done, total bytes or None) while a block-wise transfer runs.
 ProgressHook = Callable[[int, int | None], None]
@@ -171,10 +175,17 @@ def read_payload(spec: str | None) -> tuple[bytes, int | None]:
 
 
 def check_uri(text: str) -> CoapUri:
-    """Parse a URI given on the command line; UriError (status 6) if it cannot be used."""
+    """Parse a URI given on the command line; UriError (status 6) if it cannot be used:
+    ``coaps://`` (DTLS, not there yet), or a WebSocket scheme without the ``ws`` extra
+    (the line names it)."""
     uri = parse_uri(text)
-    if uri.scheme != "coap":
-        raise UriError(f"the {uri.scheme} scheme is not supported yet; use coap://")
+    if uri.scheme == "coaps":
+        raise UriError("coaps:// (CoAP over DTLS) is not supported yet")
+    if uri.transport == "ws":
+        try:
+            require_websockets()
+        except MissingExtra as exc:
+            raise UriError(f"{uri.scheme}:// cannot be used: {exc}") from None
     return uri
 
 
@@ -262,18 +273,25 @@ def cmd_request(args: argparse.Namespace) -> int:
     if content_format is None and args.payload is not None:
         content_format = implied_format
     loop = loops.choose_loop(args.loop)
+    tls = client_tls(args, uri)
     trace = _tracer(args)
     if args.observe:
         return loops.run(
             observe(
-                args, uri, payload, content_format=content_format, options=options, trace=trace
+                args,
+                uri,
+                payload,
+                content_format=content_format,
+                options=options,
+                trace=trace,
+                tls=tls,
             ),
             loop,
         )
     progress = progress_hook(args, payload)
 
     async def run() -> Response:
-        async with Client(tracer=trace) as client:
+        async with Client(tracer=trace, tls=tls) as client:
             return await send_request(
                 client,
                 args.method,
@@ -302,6 +320,7 @@ async def observe(
     content_format: int | None,
     options: list[tuple[int, bytes]],
     trace: Trace | None,
+    tls: TlsCredentials | None = None,
 ) -> int:
     """``--observe``: print the first response and each notification until one of these ends it.
 
@@ -334,7 +353,7 @@ async def observe(
     closed = asyncio.Event()
     unwatch = watch_stdout(loop, closed.set)
     try:
-        async with Client(tracer=trace) as client:
+        async with Client(tracer=trace, tls=tls) as client:
             observation = client.observe(
                 uri,
                 method=METHODS_BY_NAME[args.method.upper()],
@@ -506,17 +525,26 @@ def _show_payload(response: Response) -> None:
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
-    """``coapkit ping URI``: an empty CON; the peer's RST proves a CoAP endpoint is there."""
+    """``coapkit ping URI``: an empty CON; the peer's RST proves a CoAP endpoint is there.
+    Over a connection (coap+tcp, coap+ws...) a Ping signal, answered by a Pong; nothing
+    is retransmitted there, so the wait is bounded by the connection layer's own limit
+    for a Pong (``StreamConfig.ping_timeout``, 20 s) unless ``--timeout`` says otherwise."""
     uri = check_uri(args.uri)
     loop = loops.choose_loop(args.loop)
+    tls = client_tls(args, uri)
     trace = _tracer(args)
 
+    timeout = args.timeout
+    if timeout is None and uri.transport != "udp":  # no retransmissions to run out of
+        timeout = StreamConfig().ping_timeout
+
     async def run() -> float:
-        async with Client(tracer=trace) as client:
-            return await client.ping(uri, timeout=args.timeout)
+        async with Client(tracer=trace, tls=tls) as client:
+            return await client.ping(uri, timeout=timeout)
 
     rtt = loops.run(run(), loop)
-    output.text(f"RST from {uri.host_string}:{uri.port}: round trip {rtt * 1000:.2f} ms")
+    answer = "RST" if uri.transport == "udp" else "Pong"
+    output.text(f"{answer} from {uri.host_string}:{uri.port}: round trip {rtt * 1000:.2f} ms")
     return EXIT_OK
 
 
@@ -534,11 +562,12 @@ def cmd_discover(args: argparse.Namespace) -> int:
     """``coapkit discover URI``: the server's resources as a table (or JSON)."""
     target = discovery_uri(check_uri(args.uri), args.rt, args.if_)
     loop = loops.choose_loop(args.loop)
+    tls = client_tls(args, target)
     trace = _tracer(args)
     progress = progress_hook(args)
 
     async def run() -> Response:
-        async with Client(tracer=trace) as client:
+        async with Client(tracer=trace, tls=tls) as client:
             return await send_request(
                 client,
                 "GET",

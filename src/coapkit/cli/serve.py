@@ -5,6 +5,13 @@ Both log one line per request to stderr (``Server(log_requests=True)``; with
 the format of the client commands' ``-v``) and stop
 cleanly, with exit status 0, on Ctrl-C (SIGINT) or SIGTERM.
 
+* Listeners (:func:`listen_uris`): each ``--listen URI`` (``coap://``,
+  ``coap+tcp://``, ``coaps+tcp://``, ``coap+ws://``, ``coaps+ws://``), all
+  serving the same site; without any, ``--bind``/``--port`` mean
+  ``--listen coap://BIND:PORT``.  They are checked before anything is bound
+  (a URI that cannot be served: status 6; TLS listeners without a
+  certificate, :mod:`coapkit.cli.security`: status 2), and a port that cannot
+  be bound is named by its URI (status 7).
 * The amplification defence (RFC 7252 §11.3, RFC 9175 §2.4) is on: a
   response more than three times the size of its request (and over 136
   bytes) goes to a source that has not proved its address only after an
@@ -15,9 +22,11 @@ cleanly, with exit status 0, on Ctrl-C (SIGINT) or SIGTERM.
   ``/obs*``) get their clocks started once the server listens and stopped
   before it closes (:mod:`coapkit.cli.ticking`).
 * ``coapkit server --workers N`` runs N worker processes that share the
-  port (SO_REUSEPORT: the kernel spreads clients over them, one client
+  port of every listener (SO_REUSEPORT, for TCP and WebSocket listeners too:
+  the kernel spreads clients over them, one client, or one connection,
   always reaching the same worker, so block-wise transfers and observations
-  stay with one process).  The parent only supervises: it starts them,
+  stay with one process).  The first worker binds (port 0 resolved), the
+  others bind the URIs it reports.  The parent only supervises: it starts them,
   stops them all with SIGTERM on SIGINT or SIGTERM (exit 0), and stops the
   others if one ends by itself (exiting with that one's status).  The state
   of the resources (a counter, a stored value) is per worker.
@@ -37,6 +46,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -47,12 +57,16 @@ from typing import Any
 from coapkit.blockwise.server import BlockwiseConfig
 from coapkit.cli import loops
 from coapkit.cli.console import DiagnosticHandler, diagnostics, settle
-from coapkit.cli.exits import EXIT_INTERNAL, EXIT_OK, LocalFileError, exit_status
+from coapkit.cli.exits import EXIT_INTERNAL, EXIT_OK, LocalFileError, UsageError, exit_status
+from coapkit.cli.rd import start_registering, stop_registering
+from coapkit.cli.security import server_tls
 from coapkit.cli.ticking import start_ticking, stop_ticking
-from coapkit.errors import NetworkError
+from coapkit.codec.uri import CoapUri, parse_uri
+from coapkit.errors import NetworkError, UriError
 from coapkit.exchanges.amplification import AmplificationConfig
 from coapkit.resources.site import Site
-from coapkit.server import Server
+from coapkit.server import DEFAULT_PORT, Server
+from coapkit.transports import MissingExtra, require_websockets
 
 logger = logging.getLogger("coapkit.server")
 
@@ -77,6 +91,63 @@ def configure_logging(verbose: bool, prefix: str = "") -> None:
     root.propagate = False
 
 
+def listen_uris(args: argparse.Namespace) -> list[CoapUri]:
+    """The URIs to serve on: each ``--listen``, or ``coap://BIND:PORT`` (``--bind`` and
+    ``--port``, by default ``[::]:5683``).  UriError (status 6) for one that cannot be
+    served: a path or query, ``coaps://`` (DTLS, not there yet), a WebSocket scheme
+    without the ``ws`` extra."""
+    if not args.listen:
+        host = "::" if args.bind is None else args.bind
+        port = DEFAULT_PORT if args.port is None else args.port
+        return [CoapUri("coap", host, port)]
+    if args.bind is not None or args.port is not None:
+        raise UsageError(
+            "--listen replaces --bind and --port: give the address and port in the URI "
+            "(--listen coap://ADDR:PORT)"
+        )
+    uris = []
+    for text in args.listen:
+        uri = parse_uri(text)
+        if uri.path or uri.query:
+            raise UriError(f"--listen {text}: a listener takes no path nor query")
+        if uri.scheme == "coaps":
+            raise UriError("coaps:// (CoAP over DTLS) is not supported yet")
+        if uri.transport == "ws":
+            try:
+                require_websockets()
+            except MissingExtra as exc:
+                raise UriError(f"--listen {text}: {exc}") from None
+        uris.append(uri)
+    return uris
+
+
+def _where(args: argparse.Namespace, uris: Sequence[CoapUri]) -> list[str]:
+    """How the listeners are named in messages: host:port for --bind/--port (as before
+    --listen), the URI for each --listen."""
+    scheme = "{}://" if args.listen else ""
+    return [f"{scheme.format(uri.scheme)}{uri.host_string}:{uri.port}" for uri in uris]
+
+
+def _cannot_listen(args: argparse.Namespace, uris: Sequence[CoapUri], exc: OSError) -> NetworkError:
+    """The error for a server that could not bind: the listener that failed (found by
+    binding each address again, as its transport would) and the reason."""
+    reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+    names = _where(args, uris)
+    culprit = ", ".join(names)
+    for uri, name in zip(uris, names, strict=True):
+        kind = socket.SOCK_DGRAM if uri.transport == "udp" else socket.SOCK_STREAM
+        try:
+            infos = socket.getaddrinfo(uri.host, uri.port, type=kind, flags=socket.AI_PASSIVE)
+            with socket.socket(infos[0][0], kind) as probe:
+                if kind == socket.SOCK_STREAM:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(infos[0][4])
+        except OSError:
+            culprit = name
+            break
+    return NetworkError(f"cannot listen on {culprit}: {reason}")
+
+
 def serve(
     site: Site,
     args: argparse.Namespace,
@@ -88,41 +159,45 @@ def serve(
     reuse_port: bool = False,
     log_prefix: str = "",
 ) -> int:
-    """Serve ``site`` on ``--bind``/``--port`` until one of ``stop_signals``; 0 when stopped so.
+    """Serve ``site`` on its listeners (:func:`listen_uris`) until one of ``stop_signals``;
+    0 when stopped so.
 
-    ``ready`` (a worker's connection to its supervisor) is sent the port once
-    the server listens; while serving, the connection closing (the supervisor
-    is gone) stops the server too.
+    ``ready`` (a worker's connection to its supervisor) is sent the bound
+    URIs once the server listens; while serving, the connection closing (the
+    supervisor is gone) stops the server too.
     """
     loop_name = loops.choose_loop(getattr(args, "loop", None))
+    uris = listen_uris(args)
+    ssl_context = server_tls(args, uris)
     configure_logging(args.verbose, log_prefix)  # -v: the datagram trace is on coapkit.trace
     amplification = None if args.no_amplification_limit else AmplificationConfig()
 
     async def run() -> None:
         server = Server(
             site,
-            bind=(args.bind, args.port),
+            listen=[str(uri) for uri in uris],
             log_requests=True,
             amplification=amplification,
             blockwise=blockwise,
             reuse_port=reuse_port,
+            ssl_context=ssl_context,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for number in stop_signals:  # before "serving CoAP on ...": a signal always stops cleanly
             loop.add_signal_handler(number, stop.set)
         ticking = []
+        registrant = None
         watching = False
         try:
             try:
                 await server.start()
             except OSError as exc:
-                host = f"[{args.bind}]" if ":" in args.bind else args.bind
-                reason = exc.strerror or str(exc)
-                raise NetworkError(f"cannot listen on {host}:{args.port}: {reason}") from None
+                raise _cannot_listen(args, uris, exc) from None
             ticking = start_ticking(site, loop)
+            registrant = await start_registering(server, args)  # --register (cli/rd.py)
             if ready is not None:
-                ready.send(server.port)
+                ready.send([listener.uri for listener in server.listeners])
                 loop.add_reader(ready.fileno(), stop.set)  # EOF: the supervisor is gone
                 watching = True
             limit = "" if amplification else "; no amplification limit"
@@ -134,6 +209,7 @@ def serve(
             for number in stop_signals:
                 loop.remove_signal_handler(number)
             stop_ticking(ticking)
+            await stop_registering(registrant)
             await server.close()
         logger.info("stopped")
 
@@ -161,6 +237,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     """``coapkit server``: the demo resources, or the plugtest set with ``--plugtest``."""
     loops.choose_loop(args.loop)  # a usage error before anything starts
     if args.workers > 1:
+        server_tls(args, listen_uris(args))  # the same: mistakes, warnings, said once
         return supervise(args)
     site, description = server_site(args)
     return serve(site, args, description)
@@ -198,13 +275,19 @@ class _Failed(Exception):
         self.message = message
 
 
-def _worker(argv: list[str], port: int, connection: multiprocessing.connection.Connection) -> None:
-    """One worker process: ``coapkit server`` on the shared port, reporting to ``connection``."""
+def _worker(
+    argv: list[str], bound: list[str] | None, connection: multiprocessing.connection.Connection
+) -> None:
+    """One worker process: ``coapkit server`` on the shared ports (``bound``: the first
+    worker's listeners, their ports resolved; None for the first), reporting to
+    ``connection``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     from coapkit.cli.main import build_parser
 
     args = build_parser().parse_args(argv)
-    args.port = port
+    args.warned = True  # by the supervisor, about security options without effect
+    if bound is not None:
+        args.listen, args.bind, args.port = bound, None, None
     site, description = server_site(args)
     try:
         status = serve(
@@ -230,16 +313,18 @@ def supervise(args: argparse.Namespace) -> int:
     argv = list(args.argv)
     workers: list[tuple[Any, multiprocessing.connection.Connection]] = []
 
-    def start(port: int) -> None:
+    def start(bound: list[str] | None) -> None:
         mine, theirs = context.Pipe()
-        process = context.Process(target=_worker, args=(argv, port, theirs), daemon=True)
+        process = context.Process(target=_worker, args=(argv, bound, theirs), daemon=True)
         process.start()
         theirs.close()
         workers.append((process, mine))
 
-    def await_ready(pending: list[tuple[Any, multiprocessing.connection.Connection]]) -> int:
-        """The port the workers report; raises _Failed when one of them ends instead."""
-        port = 0
+    def await_ready(
+        pending: list[tuple[Any, multiprocessing.connection.Connection]],
+    ) -> list[str]:
+        """The URIs the workers report; raises _Failed when one of them ends instead."""
+        bound: list[str] = []
         deadline = time.monotonic() + WORKER_START_TIMEOUT
         waiting = {connection: process for process, connection in pending}
         while waiting:
@@ -251,24 +336,24 @@ def supervise(args: argparse.Namespace) -> int:
                 assert isinstance(item, multiprocessing.connection.Connection)
                 process = waiting.pop(item)
                 try:
-                    port = int(item.recv())
+                    bound = [str(uri) for uri in item.recv()]
                 except EOFError:
                     process.join()
                     raise _Failed(_exit_code(process.exitcode) or EXIT_INTERNAL, None) from None
-        return port
+        return bound
 
     previous = {
         number: signal.signal(number, _raise_stop) for number in (signal.SIGINT, signal.SIGTERM)
     }
     status = EXIT_OK
     try:
-        start(args.port)
-        port = await_ready(workers)
+        start(None)
+        bound = await_ready(workers)
         for _ in range(args.workers - 1):
-            start(port)
+            start(bound)
         await_ready(workers[1:])
-        host = f"[{args.bind}]" if ":" in args.bind else args.bind
-        logger.info("%d workers serving on %s:%d; Ctrl-C stops", len(workers), host, port)
+        where = _where(args, [parse_uri(uri) for uri in bound])
+        logger.info("%d workers serving on %s; Ctrl-C stops", len(workers), ", ".join(where))
         sentinels = {process.sentinel: process for process, _ in workers}
         ended = multiprocessing.connection.wait(list(sentinels))
         process = sentinels[ended[0]]

@@ -51,8 +51,11 @@ _CONTENT_FORMAT_OPTIONS = frozenset({int(OptionNumber.CONTENT_FORMAT), int(Optio
 class BlockValue(NamedTuple):
     """A Block1 or Block2 option value (RFC 7959 §2.2): block number, more flag, size exponent.
 
-    The block size is ``2 ** (szx + 4)`` bytes: 16 to 1024 for szx 0 to 6.
-    szx 7 is reserved over UDP (BERT on reliable transports, RFC 8323 §6).
+    The block size is ``2 ** (szx + 4)`` bytes: 16 to 1024 for szx 0 to 6.  szx 7 is
+    reserved over UDP; over reliable transports it is BERT (RFC 8323 §6): blocks of 1024
+    bytes as with szx 6, of which one message may carry several.  So ``size`` and
+    ``offset`` count in 1024-byte units for szx 7 too: a BERT block numbered *n* starts
+    at byte ``n * 1024``, whatever it carries.
     """
 
     num: int
@@ -61,12 +64,18 @@ class BlockValue(NamedTuple):
 
     @property
     def size(self) -> int:
-        return 1 << (self.szx + 4)
+        """Bytes per block (1024 for BERT: the unit NUM counts, not what a message carries)."""
+        return 1024 if self.szx == 7 else 1 << (self.szx + 4)
 
     @property
     def offset(self) -> int:
         """Byte offset of this block in the whole body."""
-        return self.num << (self.szx + 4)
+        return self.num * self.size
+
+    @property
+    def bert(self) -> bool:
+        """Whether this is a BERT option (szx 7, RFC 8323 §6)."""
+        return self.szx == 7
 
     def to_uint(self) -> int:
         return (self.num << 4) | (8 if self.more else 0) | self.szx
@@ -83,7 +92,8 @@ class BlockValue(NamedTuple):
         return size.bit_length() - 5
 
     def __repr__(self) -> str:
-        return f"BlockValue(num={self.num}, more={self.more}, size={self.size})"
+        size = "BERT" if self.szx == 7 else self.size
+        return f"BlockValue(num={self.num}, more={self.more}, size={size})"
 
 
 # Values that a repeatable option's keyword takes as one value, not a sequence of

@@ -91,8 +91,11 @@ class StreamConfig:
     """Largest message we read, announced in our CSM (Max-Message-Size, §5.3.1).  The
     default takes a 64 KiB body in one message; every connection may buffer this much."""
 
-    block_wise: bool = False
-    """Announce Block-Wise-Transfer in our CSM (§5.3.2)."""
+    block_wise: bool = True
+    """Announce Block-Wise-Transfer in our CSM (§5.3.2).  With a ``max_message_size``
+    above 1152 bytes it also tells the peer that we take BERT (§6), so that it may send
+    large bodies in few large blocks.  Whatever this says, block-wise transfers and BERT
+    are accepted from the peer; this only decides what the peer is told."""
 
     csm_timeout: float = 10.0
     """How long the peer may take to send its CSM before the connection is aborted."""
@@ -135,7 +138,7 @@ class IdleConnection:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionReady:
-    """The peer's CSM arrived: what it can take."""
+    """The peer's CSM arrived: what it can take (again when a later CSM changes it)."""
 
     remote: Remote
     max_message_size: int
@@ -242,6 +245,10 @@ class ConnectionLayer:
 
     def connection(self, remote: Remote) -> Connection | None:
         return self._connections.get(remote)
+
+    def ending(self, remote: Remote) -> CoapError | None:
+        """Why the last connection to ``remote`` ended, while no new one is open."""
+        return self._endings.get(remote)
 
     def is_connected(self, remote: Remote) -> bool:
         connection = self._connections.get(remote)
@@ -392,8 +399,9 @@ class ConnectionLayer:
                 bad if code == signals.CSM else None,
             )
         if code == signals.CSM:
+            first = not connection.peer_csm
             events = self._csm_received(connection, message)
-            if events:  # the first: keep-alive and idle timers start now, not at the CSM deadline
+            if first:  # keep-alive and idle timers start now, not at the CSM deadline
                 self._schedule(connection, now)
             return events
         if not connection.peer_csm:
@@ -407,6 +415,13 @@ class ConnectionLayer:
         if code == signals.PONG:
             connection.ping_sent_at = None
             outgoing = self._pings.pop((connection.remote, message.token), None)
+            if outgoing is None and not message.token:
+                # PEER DEVIATION (libcoap 4.3.1): its Pong carries no token, whatever the
+                # Ping's (RFC 8323 §5.4 says it echoes it).  With one ping of ours waiting
+                # on this connection, there is no doubt which it answers.
+                mine = [key for key in self._pings if key[0] == connection.remote]
+                if len(mine) == 1:
+                    outgoing = self._pings.pop(mine[0])
             if outgoing is not None:  # the answer to a CoAP ping, as an RST is over UDP
                 outgoing.state = OutgoingState.RESET
                 return [ResetReceived(outgoing)]
@@ -424,7 +439,10 @@ class ConnectionLayer:
 
     def _csm_received(self, connection: Connection, message: Message) -> LayerEvents:
         """The peer's capabilities (§5.3); a later CSM updates them (§5.3: "may send
-        more CSMs"); an option it leaves out keeps its value."""
+        more CSMs"); an option it leaves out keeps its value.  The first CSM, and a later
+        one that changes what the peer takes, are reported as :class:`ConnectionReady`
+        (a smaller Max-Message-Size withdraws BERT, §5.3.2)."""
+        before = (connection.peer_max_size, connection.peer_block_wise)
         size = message.options.get(signals.MAX_MESSAGE_SIZE)
         if size is not None:
             connection.peer_max_size = max(signals.read_uint(size), 0)
@@ -432,7 +450,7 @@ class ConnectionLayer:
             connection.peer_block_wise = True
         first = not connection.peer_csm
         connection.peer_csm = True
-        if not first:
+        if not first and (connection.peer_max_size, connection.peer_block_wise) == before:
             return []
         return [
             ConnectionReady(connection.remote, connection.peer_max_size, connection.peer_block_wise)

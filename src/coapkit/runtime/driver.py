@@ -211,6 +211,8 @@ class Driver:
         #: timeout is one constant, so insertion order is deadline order)
         self._tasks: dict[asyncio.Task[Any], tuple[float, Inbound, Remote]] = {}
         self._trace_failed = False
+        #: callers waiting for a connection's CSM from the peer (see connection_ready)
+        self._ready_waiters: dict[Remote, list[asyncio.Future[None]]] = {}
         #: (remote, cause) pairs of connections aborted, logged once each (bounded)
         self._abort_logged: set[tuple[Remote, str]] = set()
         self._progress: dict[Transfer, ProgressCallback] = {}
@@ -274,6 +276,9 @@ class Driver:
 
     def connection_lost(self, remote: Remote, error: NetworkError) -> None:
         """A connection closed: its exchanges fail, its observations end."""
+        for waiter in self._ready_waiters.pop(remote, ()):
+            if not waiter.done():
+                waiter.set_exception(error)
         if self._closed:
             return
         try:
@@ -402,6 +407,9 @@ class Driver:
         elif cls is CloseConnection:
             self._close_connection(event)
         elif cls is ConnectionReady:
+            for waiter in self._ready_waiters.pop(event.remote, ()):
+                if not waiter.done():
+                    waiter.set_result(None)
             logger.debug(
                 "%s: CSM received (Max-Message-Size %d%s)",
                 show_remote(event.remote),
@@ -430,6 +438,33 @@ class Driver:
             layer_loggers["exchanges"].debug(
                 "response to %s not acknowledged: %s", show_remote(event.remote), event.error
             )
+
+    async def connection_ready(self, remote: Remote) -> None:
+        """Wait until the peer's CSM has arrived on the connection to ``remote`` (RFC 8323
+        §5.3): then its Max-Message-Size and Block-Wise-Transfer are known, and a first
+        large request goes out as the peer can take it.  Raises the connection's error
+        if it closes first; the connection layer's CSM timeout bounds the wait."""
+        layer = self.endpoint.connections
+        if layer is None:
+            return
+        connection = layer.connection(remote)
+        if connection is not None and connection.peer_csm:
+            return
+        if connection is None or connection.closed:
+            ending = layer.ending(remote)
+            if isinstance(ending, NetworkError):  # closed already: say why
+                raise NetworkError(str(ending), errno=ending.errno)
+            raise NetworkError(f"no open connection to {show_remote(remote)}")
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        self._ready_waiters.setdefault(remote, []).append(waiter)
+        try:
+            await waiter
+        finally:
+            waiters = self._ready_waiters.get(remote)
+            if waiters is not None and waiter in waiters:
+                waiters.remove(waiter)
+                if not waiters:
+                    del self._ready_waiters[remote]
 
     def _close_connection(self, event: CloseConnection) -> None:
         """The connection layer released or aborted a connection: close it, and say why
