@@ -157,3 +157,33 @@ def test_help_has_examples() -> None:
     result = run("proxy", "--help")
     assert result.returncode == 0 and "examples:" in result.stdout
     assert "coapkit proxy --forward --allow" in result.stdout
+
+
+def test_tls_and_websocket_listeners_with_the_server_flags(
+    origin: ServerProcess, tmp_path: Path
+) -> None:
+    pytest.importorskip("cryptography")
+    from tests.security.certs import make_pki
+
+    pki = make_pki(tmp_path)
+    proxy = ProxyProcess(
+        "--reverse", f"/up={origin.url}",
+        "--listen", "coaps+tcp://127.0.0.1:0",
+        "--listen", "coap+ws://127.0.0.1:0",
+        "--cert", str(pki.server.cert),
+        "--key", str(pki.server.key),
+    )  # fmt: skip
+    try:
+        tls, ws = proxy.uris
+        assert tls.startswith("coaps+tcp://") and ws.startswith("coap+ws://")
+        result = run("get", f"{tls}/up/hello", "--ca", str(pki.ca))
+        assert (result.returncode, result.stdout) == (0, "Hello, CoAP!\n"), result.stderr
+        result = run("get", f"{ws}/up/hello")
+        assert (result.returncode, result.stdout) == (0, "Hello, CoAP!\n"), result.stderr
+    finally:
+        assert proxy.stop() == 0
+
+
+def test_listen_and_bind_do_not_go_together() -> None:
+    result = run("proxy", "--forward", "--listen", "coap://127.0.0.1:0", "--port", "5683")
+    assert result.returncode == 2 and "--listen replaces --bind and --port" in result.stderr

@@ -1,7 +1,9 @@
 """``coapkit proxy``: a forward, reverse and HTTP cross proxy (docs/proxy.md).
 
-The shape is /work/shared/TRANSPORTS.md's: ``--listen URI`` as often as
-needed (without it, ``--bind``/``--port`` mean ``--listen coap://BIND:PORT``),
+The shape is the one every coapkit service has (docs/transports.md): ``--listen
+URI`` as often as needed, read by :func:`coapkit.cli.serve.listen_uris` (without it,
+``--bind``/``--port`` mean ``--listen coap://BIND:PORT``), with the server's security
+flags for TLS listeners (``--cert``, ``--key``, ``--ca``, ``--credentials``);
 ``--forward`` to forward Proxy-Uri and Proxy-Scheme requests to any host and
 port, ``--allow HOST[:PORT]`` to forward to those only, ``--reverse
 PREFIX=URI`` for reverse rules and ``--http HOST:PORT`` for the RFC 8075 cross
@@ -41,6 +43,7 @@ EPILOG = """\
 examples:
   coapkit proxy --forward --allow '*.example.com' --allow 127.0.0.1:5683
   coapkit proxy --listen coap://[::]:5683 --listen coap+tcp://[::]:5683 --forward
+  coapkit proxy --listen coaps+tcp://[::]:5684 --cert proxy.pem --key proxy-key.pem --forward
   coapkit proxy --reverse /sensors=coap+tcp://10.0.0.5/s --http 127.0.0.1:8080
   coapkit get coap://127.0.0.1/x --option Proxy-Uri=coap://sensor.example.com/temp
   curl http://127.0.0.1:8080/hc/coap://sensor.example.com/temp
@@ -73,7 +76,7 @@ failures are 5.02 (unreachable, reset) or 5.04 (no answer within --timeout).
 
 def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> argparse.ArgumentParser:
     """The ``proxy`` command's options, on the tool's subcommand parser ``sub``."""
-    from coapkit.cli.main import command
+    from coapkit.cli.main import _add_security, command
 
     parser: argparse.ArgumentParser = sub.add_parser(
         "proxy",
@@ -85,21 +88,18 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> argparse.Ar
     parser.add_argument(
         "--listen",
         action="append",
-        default=[],
         metavar="URI",
-        help="serve on this URI: coap://ADDR:PORT, coap+tcp://, coap+ws:// (repeatable; port "
-        "0: any free port)",
+        help="serve on this URI: coap://ADDR:PORT, coap+tcp://, coaps+tcp://, coap+ws://, "
+        "coaps+ws:// (repeatable; port 0: any free port)",
     )
     parser.add_argument(
         "--bind",
-        default="::",
         metavar="ADDR",
         help="without --listen: address to listen on (default: :: = every address)",
     )
     parser.add_argument(
         "--port",
         type=port_type,
-        default=5683,
         metavar="N",
         help="without --listen: UDP port (default: 5683)",
     )
@@ -155,6 +155,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> argparse.Ar
         default="auto",
         help="event loop: uvloop when installed (auto, the default), or force one",
     )
+    _add_security(parser, server=True)  # --cert, --key, --ca... for TLS listeners
     parser.set_defaults(func=command("proxy", "cmd_proxy"), interrupt_status=0)
     return parser
 
@@ -174,8 +175,8 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     from coapkit.cache import CacheConfig
     from coapkit.cli import loops
     from coapkit.cli.exits import EXIT_OK, UsageError
-    from coapkit.cli.serve import configure_logging
-    from coapkit.codec.uri import parse_uri
+    from coapkit.cli.security import server_tls
+    from coapkit.cli.serve import _cannot_listen, configure_logging, listen_uris
     from coapkit.errors import NetworkError
     from coapkit.exchanges.amplification import AmplificationConfig
     from coapkit.proxy import AllowList, ProxyConfig, ProxySite, parse_reverse_rule
@@ -192,12 +193,8 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.cache_entries < 0:
         raise UsageError("--cache-entries cannot be negative")
-    listen = list(args.listen)
-    if not listen:
-        host = f"[{args.bind}]" if ":" in args.bind else args.bind
-        listen = [f"coap://{host}:{args.port}"]
-    for text in listen:
-        parse_uri(text)  # a bad URI: status 6 before anything starts
+    uris = listen_uris(args)  # a bad URI: status 6 before anything starts
+    ssl_context = server_tls(args, uris)  # unusable material: status 2, before binding
     http_address = _http_address(args.http) if args.http else None
     if http_address is not None:
         from coapkit.proxy.extra import require_aiohttp
@@ -212,7 +209,13 @@ def cmd_proxy(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         site = ProxySite(forward=args.forward, allow=allow, reverse=rules, config=config)
-        server = Server(site, listen=listen, log_requests=True, amplification=amplification)
+        server = Server(
+            site,
+            listen=[str(uri) for uri in uris],
+            log_requests=True,
+            amplification=amplification,
+            ssl_context=ssl_context,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for number in (signal.SIGINT, signal.SIGTERM):
@@ -222,8 +225,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
             try:
                 await server.start()
             except OSError as exc:
-                reason = exc.strerror or str(exc)
-                raise NetworkError(f"cannot listen on {', '.join(listen)}: {reason}") from None
+                raise _cannot_listen(args, uris, exc) from None
             site.name = server.listeners[0].uri.partition("://")[2]
             if http_address is not None:
                 from coapkit.proxy.http import HttpCrossProxy
