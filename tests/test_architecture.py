@@ -30,6 +30,7 @@ LAYERS: dict[str, float] = {
     "blockwise": 5.5,  # the client's block-wise layer orders notifications by observe's rule
     "endpoint": 6,
     "resources": 7,
+    "cache": 7.5,  # a proxy's response cache: built on resources' Response
     "trace": 7,
     "oscore": 7.5,  # wraps a site of resources; protects what the client and server send
     "security": 8,
@@ -38,6 +39,7 @@ LAYERS: dict[str, float] = {
     "client": 10,
     "server": 10,
     "rd": 10.5,  # the resource directory: a service on the client and the server
+    "proxy": 10.5,  # built on the client and the server's site
     "cli": 11,
     "__init__": 12,
     "__main__": 12,
@@ -51,6 +53,7 @@ CORE = {
     "reliability",
     "exchanges",
     "blockwise",
+    "cache",
     "observe",
     "resources",
     "endpoint",

@@ -34,7 +34,7 @@ from coapkit.codec.uri import CoapUri, parse_uri, quote_segment
 from coapkit.connections import ConnectionLayer, StreamConfig
 from coapkit.dtls import DtlsConfig, DtlsLayer
 from coapkit.endpoint import Endpoint
-from coapkit.errors import CoapError, NotStarted, UriError
+from coapkit.errors import NotStarted, UriError
 from coapkit.exchanges.amplification import AmplificationConfig
 from coapkit.exchanges.events import IncomingRequest
 from coapkit.exchanges.server import UNDERSTOOD_OPTIONS
@@ -494,11 +494,7 @@ class Server:
         if self.oscore is not None and OptionNumber.OSCORE in request.message.options:
             resource = self.oscore.observed_resource(request)
         else:
-            try:
-                found = self.site.match(request.path)
-            except CoapError:  # a path that is not UTF-8: the site has answered 4.00 already
-                found = None
-            resource = found[0] if found is not None and found[0].observable else None
+            resource = self.site.observable_resource(request)
         observe = listener.endpoint.observe
         before = observe.registry.find(request._remote, request.message.token)
         message = observe.on_response(
@@ -523,6 +519,13 @@ class Server:
         count = sum(item.endpoint.observe.registry.count_of(key) for item in self._listeners)
         if self._observation_counts.get(key, 0) != count:
             self._tell_count(key, count)
+        if not count and key in self._observed:
+            # Nobody observes it here any more: keep nothing about it (a proxy's resources
+            # come and go with their upstream observations), its sequence number included.
+            self._observed.discard(key)
+            key.remove_update_listener(self._updated)
+            for listener in self._listeners:
+                listener.endpoint.observe.registry.remove_key(key)
 
     def _tell_count(self, resource: Resource, count: int) -> None:
         if count:
@@ -570,7 +573,11 @@ class Server:
         request = Request(observer.request, observer.remote, None)
         if listener.security is not None:
             request.security = listener.security.identity(observer.remote)
-        result = self._dispatch(listener, request)
+        result: Response | Awaitable[Response]
+        if self.oscore is not None and OptionNumber.OSCORE in observer.request.options:
+            result = self._dispatch(listener, request)  # rendered inside, then protected
+        else:
+            result = self.site.render_notification(request, resource)
         if isinstance(result, Response):
             self._send_notification(listener, observer, resource, result, sequence)
             return

@@ -69,7 +69,7 @@ def test_bash_completes_the_subcommands(bash_file: Path) -> None:
     assert complete(bash_file, "coapkit ") == [*SUBCOMMANDS, "-h", "--help", "--version"]
     assert "completion" in SUBCOMMANDS and "get" in SUBCOMMANDS
     assert complete(bash_file, "coapkit g") == ["get"]
-    assert complete(bash_file, "coapkit p") == ["post", "put", "patch", "ping"]
+    assert complete(bash_file, "coapkit p") == ["post", "put", "patch", "ping", "proxy"]
     assert complete(bash_file, "coapkit --") == ["--help", "--version"]
 
 

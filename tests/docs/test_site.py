@@ -120,6 +120,7 @@ def test_limits_page_includes_the_security_table():
 
 def _classes() -> dict[str, type]:
     from coapkit.blockwise.server import BlockwiseConfig
+    from coapkit.cache import CacheConfig
     from coapkit.client import Client
     from coapkit.connections import StreamConfig
     from coapkit.dtls import DtlsConfig
@@ -129,6 +130,8 @@ def _classes() -> dict[str, type]:
     from coapkit.observe.registry import ObserveConfig
     from coapkit.oscore.context import ContextParameters, SequencePolicy
     from coapkit.oscore.server import OscoreServer
+    from coapkit.proxy import ProxyConfig
+    from coapkit.proxy.http import HttpCrossProxy
     from coapkit.rd.model import RDConfig
     from coapkit.server import Server
     from coapkit.transports.tcp import StreamLimits
@@ -150,6 +153,9 @@ def _classes() -> dict[str, type]:
         "ContextParameters": ContextParameters,
         "SequencePolicy": SequencePolicy,
         "OscoreServer": OscoreServer,
+        "CacheConfig": CacheConfig,
+        "ProxyConfig": ProxyConfig,
+        "HttpCrossProxy": HttpCrossProxy,
     }
 
 

@@ -133,6 +133,7 @@ examples:
   coapkit server --plugtest --port 5683
   coapkit server --listen coap://[::]:5683 --listen coap+tcp://[::]:5683
   coapkit fileserver ./public --write
+  coapkit proxy --forward --allow '*.example.com' --http 127.0.0.1:8080
   coapkit decode 44017d34 0a1b2c3d bb74656d7065726174757265
   eval "$(coapkit completion bash)"
 
@@ -675,6 +676,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_rd_parser(sub, formatter).set_defaults(  # coapkit rd (coapkit.cli.rd)
         func=command("rd", "cmd_rd"), interrupt_status=EXIT_OK
     )
+
+    from coapkit.cli.proxy import add_parser as add_proxy_parser
+
+    add_proxy_parser(sub, formatter)
 
     decode = sub.add_parser(
         "decode",

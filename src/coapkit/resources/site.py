@@ -42,7 +42,7 @@ from coapkit.codec.codes import Code, code_name
 from coapkit.codec.link_format import Link
 from coapkit.codec.message import Message
 from coapkit.codec.option_registry import OptionNumber
-from coapkit.errors import BadRequest, OptionValueError, RespondWith
+from coapkit.errors import BadRequest, CoapError, OptionValueError, RespondWith
 from coapkit.resources.request import Request
 from coapkit.resources.resource import (
     FunctionResource,
@@ -195,6 +195,27 @@ class Site:
             return None
         route, params = found
         return route.value, params
+
+    def observable_resource(self, request: Request) -> Resource | None:
+        """The resource an Observe registration in ``request`` is for, or None when it
+        cannot be observed (RFC 7641 §3.1); the server asks this after answering it.
+
+        By default the resource at the request's path, if it is ``observable``.  A site
+        that serves more than its routes (a proxy) may answer for its other requests."""
+        try:
+            found = self._routes.match(request.path)
+        except CoapError:  # a path that is not UTF-8: the site has answered 4.00 already
+            return None
+        if found is None or not found[0].value.observable:
+            return None
+        return found[0].value
+
+    def render_notification(
+        self, request: Request, resource: Resource
+    ) -> Response | Awaitable[Response]:
+        """The notification of ``resource``'s new state to the observer that registered with
+        ``request`` (RFC 7641 §4.2); by default the answer to that request again."""
+        return self.dispatch(request)
 
     def links(self) -> list[Link]:
         """The links ``/.well-known/core`` lists: every resource not hidden nor parameterised."""
