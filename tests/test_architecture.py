@@ -33,6 +33,7 @@ LAYERS: dict[str, float] = {
     "security": 8,
     "transports": 8,
     "runtime": 9,
+    "bus": 9.5,  # notifications across processes (asyncio; Redis when installed)
     "client": 10,
     "server": 10,
     "cli": 11,
