@@ -178,6 +178,14 @@ class Endpoint:
             return None
         return self.messaging.peer_statistics(remote, now)
 
+    def every_peer_statistics(self, now: float) -> list[PeerStatistics]:
+        """:meth:`peer_statistics` of every remote the message layer knows now."""
+        layer = self.messaging
+        if not isinstance(layer, MessageLayer):
+            return []
+        found = (layer.peer_statistics(remote, now) for remote in layer.remotes)
+        return [statistics for statistics in found if statistics is not None]
+
     # -- inputs from the network and the clock ------------------------------------------------
 
     def datagram_received(

@@ -238,7 +238,7 @@ def test_statistics_show_the_estimates() -> None:
     assert (stats.strong_rtt, stats.strong_samples, stats.weak_samples) == (0.4, 1, 0)
     assert stats.rto == pytest.approx(1.6)
     assert stats.describe() == (
-        "192.0.2.1:5683: RTO 1.600 s (cocoa; strong RTT 0.400 s +- 0.200 (1 samples))"
+        "192.0.2.1:5683: RTO 1.600 s (cocoa; strong RTT 0.400 s +- 0.200, 1 sample)"
     )
     assert d.layer.peer_statistics(("192.0.2.99", 1), d.now) is None
     assert d.layer.remotes == [A]

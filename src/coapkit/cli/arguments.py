@@ -10,6 +10,8 @@ from coapkit.codec.content_formats import parse_content_format
 
 METHODS = ("get", "post", "put", "delete", "fetch", "patch", "ipatch")
 LOOP_CHOICES = ("auto", "asyncio", "uvloop")
+#: ``--congestion``: the names of coapkit.messaging.congestion.CONGESTION_CONTROLS
+CONGESTION_CHOICES = ("fixed", "cocoa")
 
 
 def timeout_type(text: str) -> float:

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from coapkit import __version__
 from coapkit.cli.arguments import (
+    CONGESTION_CHOICES,
     LOOP_CHOICES,
     METHODS,
     content_format_type,
@@ -286,9 +287,22 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--verbose",
         action="store_true",
         help="trace every datagram on stderr (type, code, MID, token, options, payload size, "
-        "retransmissions); a traceback on internal errors",
+        "retransmissions), and at the end the round-trip estimate of the server; a "
+        "traceback on internal errors",
     )
+    _add_congestion(parser)
     _add_loop(parser)
+
+
+def _add_congestion(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--congestion",
+        choices=CONGESTION_CHOICES,
+        default="fixed",
+        help="retransmission timing: RFC 7252's fixed timers (fixed, the default) or cocoa: "
+        "adaptive, from round-trip estimates per peer, with PROBING_RATE towards peers "
+        "that do not answer",
+    )
 
 
 def _add_loop(parser: argparse.ArgumentParser) -> None:
@@ -474,7 +488,19 @@ def build_parser() -> argparse.ArgumentParser:
             help="send large responses to any source at once, without the Echo check (see below)",
         )
         server.add_argument(
-            "-v", "--verbose", action="store_true", help="trace every datagram; debug logging"
+            "--echo-key-file",
+            metavar="FILE",
+            help="make Echo values with the key in FILE (16 bytes or more), so that every "
+            "process behind one load balancer accepts the others' (with --workers: one "
+            "random key for all of them unless given)",
+        )
+        _add_congestion(server)
+        server.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            help="trace every datagram; debug logging; when stopping, the peers' round-trip "
+            "estimates",
         )
         _add_loop(server)
         server.set_defaults(

@@ -37,8 +37,8 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,8 @@ from coapkit.codec.option_registry import (
 from coapkit.codec.options import encode_value
 from coapkit.codec.uri import CoapUri, parse_uri, quote_query, quote_segment
 from coapkit.errors import LinkFormatError, OptionValueError, UriError
+from coapkit.messaging.congestion import CONGESTION_CONTROLS
+from coapkit.messaging.layer import MessagingConfig
 from coapkit.resources.response import Response
 
 #: Called with (bytes done, total bytes or None) while a block-wise transfer runs.
@@ -200,6 +202,21 @@ def progress_hook(args: argparse.Namespace, payload: bytes = b"") -> ProgressBar
 # -- running a request ------------------------------------------------------------------------
 
 
+@asynccontextmanager
+async def _client(args: argparse.Namespace, trace: Trace | None) -> AsyncIterator[Client]:
+    """The command's client (``--congestion``); with ``-v``, what it learnt of each server's
+    round trip is noted at the end (its per-peer statistics)."""
+    congestion = CONGESTION_CONTROLS[getattr(args, "congestion", "fixed")]
+    async with Client(tracer=trace, messaging=MessagingConfig(congestion=congestion)) as client:
+        try:
+            yield client
+        finally:
+            if trace is not None:
+                driver = client.driver
+                for statistics in driver.endpoint.every_peer_statistics(driver.loop.time()):
+                    trace.note(f"peer {statistics.describe()}")
+
+
 def _tracer(args: argparse.Namespace) -> Trace | None:
     """``-v``: the datagram trace on stderr; it stops, never raises, once stderr is gone."""
     if not getattr(args, "verbose", False):
@@ -273,7 +290,7 @@ def cmd_request(args: argparse.Namespace) -> int:
     progress = progress_hook(args, payload)
 
     async def run() -> Response:
-        async with Client(tracer=trace) as client:
+        async with _client(args, trace) as client:
             return await send_request(
                 client,
                 args.method,
@@ -334,7 +351,7 @@ async def observe(
     closed = asyncio.Event()
     unwatch = watch_stdout(loop, closed.set)
     try:
-        async with Client(tracer=trace) as client:
+        async with _client(args, trace) as client:
             observation = client.observe(
                 uri,
                 method=METHODS_BY_NAME[args.method.upper()],
@@ -512,7 +529,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
     trace = _tracer(args)
 
     async def run() -> float:
-        async with Client(tracer=trace) as client:
+        async with _client(args, trace) as client:
             return await client.ping(uri, timeout=args.timeout)
 
     rtt = loops.run(run(), loop)
@@ -538,7 +555,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
     progress = progress_hook(args)
 
     async def run() -> Response:
-        async with Client(tracer=trace) as client:
+        async with _client(args, trace) as client:
             return await send_request(
                 client,
                 "GET",

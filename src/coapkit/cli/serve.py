@@ -21,6 +21,13 @@ cleanly, with exit status 0, on Ctrl-C (SIGINT) or SIGTERM.
   stops them all with SIGTERM on SIGINT or SIGTERM (exit 0), and stops the
   others if one ends by itself (exiting with that one's status).  The state
   of the resources (a counter, a stored value) is per worker.
+* Behind a load balancer (docs/deployment.md): Observe numbers come from the
+  clock (``ObserveConfig(clock_sequence=True)``), so that a client moved to
+  another process takes its notifications as newer; ``--echo-key-file``
+  gives every process the same Echo key (``--workers`` draws one for all of
+  its workers unless given).
+* ``--congestion cocoa``: adaptive retransmission; with ``-v`` the peers'
+  round-trip estimates are logged when the server stops.
 * ``--loop``: uvloop when installed, unless told otherwise (:mod:`coapkit.cli.loops`).
 * The log goes to stderr best effort (:mod:`coapkit.cli.console`): once
   stderr is closed, the server stops logging and goes on serving; an error
@@ -36,6 +43,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import secrets
 import signal
 import sys
 import time
@@ -51,6 +59,9 @@ from coapkit.cli.exits import EXIT_INTERNAL, EXIT_OK, LocalFileError, exit_statu
 from coapkit.cli.ticking import start_ticking, stop_ticking
 from coapkit.errors import NetworkError
 from coapkit.exchanges.amplification import AmplificationConfig
+from coapkit.messaging.congestion import CONGESTION_CONTROLS
+from coapkit.messaging.layer import MessagingConfig
+from coapkit.observe.registry import ObserveConfig
 from coapkit.resources.site import Site
 from coapkit.server import Server
 
@@ -87,16 +98,20 @@ def serve(
     stop_signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM),
     reuse_port: bool = False,
     log_prefix: str = "",
+    echo_key: bytes | None = None,
 ) -> int:
     """Serve ``site`` on ``--bind``/``--port`` until one of ``stop_signals``; 0 when stopped so.
 
     ``ready`` (a worker's connection to its supervisor) is sent the port once
     the server listens; while serving, the connection closing (the supervisor
-    is gone) stops the server too.
+    is gone) stops the server too.  ``echo_key``: the Echo key (else ``--echo-key-file``'s).
     """
     loop_name = loops.choose_loop(getattr(args, "loop", None))
     configure_logging(args.verbose, log_prefix)  # -v: the datagram trace is on coapkit.trace
-    amplification = None if args.no_amplification_limit else AmplificationConfig()
+    if echo_key is None:
+        echo_key = read_echo_key(args)
+    amplification = None if args.no_amplification_limit else AmplificationConfig(secret=echo_key)
+    congestion = CONGESTION_CONTROLS[getattr(args, "congestion", "fixed")]
 
     async def run() -> None:
         server = Server(
@@ -106,6 +121,8 @@ def serve(
             amplification=amplification,
             blockwise=blockwise,
             reuse_port=reuse_port,
+            messaging=MessagingConfig(congestion=congestion),
+            observe=ObserveConfig(clock_sequence=True),
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -134,11 +151,41 @@ def serve(
             for number in stop_signals:
                 loop.remove_signal_handler(number)
             stop_ticking(ticking)
+            if args.verbose and server.listeners:
+                log_estimates(server)
             await server.close()
         logger.info("stopped")
 
     loops.run(run(), loop_name)
     return EXIT_OK
+
+
+def read_echo_key(args: argparse.Namespace) -> bytes | None:
+    """``--echo-key-file``'s key, or None."""
+    name = getattr(args, "echo_key_file", None)
+    if name is None:
+        return None
+    try:
+        key = Path(name).read_bytes()
+    except OSError as exc:
+        raise LocalFileError(f"cannot read the Echo key from {name}: {exc.strerror}") from None
+    if len(key) < 16:
+        raise LocalFileError(f"{name} holds {len(key)} bytes; an Echo key needs 16 or more")
+    return key
+
+
+#: the most peers whose estimates ``-v`` logs when the server stops
+LOGGED_PEERS = 20
+
+
+def log_estimates(server: Server) -> None:
+    """``-v``: the round-trip estimates of the peers the server knows (the first few)."""
+    driver = server.driver
+    known = driver.endpoint.every_peer_statistics(driver.loop.time())
+    for statistics in known[:LOGGED_PEERS]:
+        logger.debug("peer %s", statistics.describe())
+    if len(known) > LOGGED_PEERS:
+        logger.debug("... and %d peers more", len(known) - LOGGED_PEERS)
 
 
 # -- the commands --------------------------------------------------------------------------
@@ -198,8 +245,14 @@ class _Failed(Exception):
         self.message = message
 
 
-def _worker(argv: list[str], port: int, connection: multiprocessing.connection.Connection) -> None:
-    """One worker process: ``coapkit server`` on the shared port, reporting to ``connection``."""
+def _worker(
+    argv: list[str],
+    port: int,
+    connection: multiprocessing.connection.Connection,
+    echo_key: bytes | None = None,
+) -> None:
+    """One worker process: ``coapkit server`` on the shared port, reporting to ``connection``;
+    ``echo_key``: the one every worker uses."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     from coapkit.cli.main import build_parser
 
@@ -215,6 +268,7 @@ def _worker(argv: list[str], port: int, connection: multiprocessing.connection.C
             ready=connection,
             stop_signals=(signal.SIGTERM,),
             reuse_port=True,
+            echo_key=echo_key,
         )
     except Exception as exc:
         status, message = exit_status(exc)
@@ -228,11 +282,13 @@ def supervise(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
     context = multiprocessing.get_context("spawn")
     argv = list(args.argv)
+    # One Echo key for every worker: a client may answer a challenge to another one.
+    echo_key = read_echo_key(args) or secrets.token_bytes(32)
     workers: list[tuple[Any, multiprocessing.connection.Connection]] = []
 
     def start(port: int) -> None:
         mine, theirs = context.Pipe()
-        process = context.Process(target=_worker, args=(argv, port, theirs), daemon=True)
+        process = context.Process(target=_worker, args=(argv, port, theirs, echo_key), daemon=True)
         process.start()
         theirs.close()
         workers.append((process, mine))

@@ -67,14 +67,18 @@ class PeerStatistics:
             parts.append("no RTT sample yet")
         if self.strong_samples:
             parts.append(
-                f"strong RTT {self.strong_rtt:.3f} s +- {self.strong_rttvar:.3f} "
-                f"({self.strong_samples} samples)"
+                f"strong RTT {self.strong_rtt:.3f} s +- {self.strong_rttvar:.3f}, "
+                f"{_count(self.strong_samples)}"
             )
         if self.weak_samples:
             parts.append(
-                f"weak RTT {self.weak_rtt:.3f} s +- {self.weak_rttvar:.3f} "
-                f"({self.weak_samples} samples)"
+                f"weak RTT {self.weak_rtt:.3f} s +- {self.weak_rttvar:.3f}, "
+                f"{_count(self.weak_samples)}"
             )
         if self.quiet_since is not None:
             parts.append(f"{self.quiet_bytes} bytes unanswered")
         return f"{describe_remote(self.remote)}: RTO {self.rto:.3f} s ({'; '.join(parts)})"
+
+
+def _count(samples: int) -> str:
+    return "1 sample" if samples == 1 else f"{samples} samples"
