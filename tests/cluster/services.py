@@ -183,3 +183,87 @@ def coapkit_server(directory: Path, name: str, port: int, *args: str) -> Process
     )  # fmt: skip
     process.wait_log(r"serving CoAP on")
     return process
+
+
+#: the configuration the documentation shows (docs/deployment.md)
+NGINX_EXAMPLE = HERE.parents[1] / "examples" / "cluster" / "nginx-coap.conf"
+_SESSION_CLIENT = re.compile(r"\*(\d+) udp client ([\d.]+):(\d+) connected to")
+_SESSION_UPSTREAM = re.compile(r"\*(\d+) udp proxy [\d.]+:(\d+) connected to [\d.]+:(\d+)")
+
+
+class Nginx:
+    """nginx with the example's stream block, its ports changed: listening on ``port``, in
+    front of ``backends`` (ports on 127.0.0.1).  Its error log (level info) names every
+    session: which client, which backend."""
+
+    def __init__(
+        self, directory: Path, port: int, backends: list[int], *, workers: int = 1
+    ) -> None:
+        self.binary = require("nginx")
+        if not STREAM_MODULE.exists():
+            message = f"{STREAM_MODULE} is missing: apt install libnginx-mod-stream"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        self.directory = directory
+        self.port = port
+        self.backends = backends
+        stream = NGINX_EXAMPLE.read_text()
+        stream = stream.replace("listen 5683 udp", f"listen 127.0.0.1:{port} udp")
+        lines = [
+            f"        server 127.0.0.1:{backend} max_fails=1 fail_timeout=30s;"
+            for backend in backends
+        ]
+        example = re.compile(r"^ *server 127\.0\.0\.1:57\d\d .*;\n", re.MULTILINE)
+        first = example.search(stream)
+        assert first is not None, "the example's upstream servers moved"
+        stream = example.sub("", stream)
+        stream = stream[: first.start()] + "\n".join(lines) + "\n" + stream[first.start() :]
+        self.config = directory / "nginx.conf"
+        self.error_log = directory / "nginx-error.log"
+        self.config.write_text(
+            f"load_module {STREAM_MODULE};\n"
+            f"worker_processes {workers};\n"
+            f"pid {directory / 'nginx.pid'};\n"
+            f"error_log {self.error_log} info;\n"
+            "daemon off;\n"
+            "events { worker_connections 16384; }\n" + stream
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(self.config), "-p", str(self.directory),
+             "-e", str(self.directory / "nginx-startup.log")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(self._listening, 10, "nginx to listen")
+
+    def _listening(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            startup = self.directory / "nginx-startup.log"
+            raise AssertionError(f"nginx ended: {startup.read_text() if startup.exists() else ''}")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", self.port))
+            except OSError:
+                return True
+        return False
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            process.wait(10)
+
+    def sessions(self) -> dict[str, list[int]]:
+        """Client address -> the backend port of each of its sessions, in order."""
+        text = self.error_log.read_text(errors="replace")
+        clients = {m.group(1): m.group(2) for m in _SESSION_CLIENT.finditer(text)}
+        found: dict[str, list[int]] = {}
+        for match in _SESSION_UPSTREAM.finditer(text):
+            client = clients.get(match.group(1))
+            if client is not None:
+                found.setdefault(client, []).append(int(match.group(3)))
+        return found
