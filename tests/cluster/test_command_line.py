@@ -62,10 +62,7 @@ def test_verbose_shows_the_round_trip_estimates() -> None:
     server = ServerProcess("server", "-v", "--congestion", "cocoa")
     try:
         fixed = run("get", f"{server.url}/hello", "-v")
-        assert fixed.returncode == 0
-        assert f"* peer 127.0.0.1:{server.port}: RTO 2.000 s (fixed; no RTT sample yet)" in (
-            fixed.stderr
-        )
+        assert fixed.returncode == 0 and "* peer " not in fixed.stderr  # nothing learnt
         adaptive = run("get", f"{server.url}/hello", "-v", "--congestion", "cocoa")
         assert adaptive.returncode == 0
         assert f"* peer 127.0.0.1:{server.port}: RTO " in adaptive.stderr

@@ -287,8 +287,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--verbose",
         action="store_true",
         help="trace every datagram on stderr (type, code, MID, token, options, payload size, "
-        "retransmissions), and at the end the round-trip estimate of the server; a "
-        "traceback on internal errors",
+        "retransmissions), and with --congestion cocoa the server's round-trip estimate at "
+        "the end; a traceback on internal errors",
     )
     _add_congestion(parser)
     _add_loop(parser)
@@ -499,8 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
             "-v",
             "--verbose",
             action="store_true",
-            help="trace every datagram; debug logging; when stopping, the peers' round-trip "
-            "estimates",
+            help="trace every datagram; debug logging; with --congestion cocoa, the peers' "
+            "round-trip estimates when stopping",
         )
         _add_loop(server)
         server.set_defaults(

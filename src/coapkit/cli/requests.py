@@ -204,14 +204,15 @@ def progress_hook(args: argparse.Namespace, payload: bytes = b"") -> ProgressBar
 
 @asynccontextmanager
 async def _client(args: argparse.Namespace, trace: Trace | None) -> AsyncIterator[Client]:
-    """The command's client (``--congestion``); with ``-v``, what it learnt of each server's
-    round trip is noted at the end (its per-peer statistics)."""
-    congestion = CONGESTION_CONTROLS[getattr(args, "congestion", "fixed")]
+    """The command's client (``--congestion``); with ``-v`` and adaptive retransmission, what
+    it learnt of each server's round trip is noted at the end (its per-peer statistics)."""
+    name = getattr(args, "congestion", "fixed")
+    congestion = CONGESTION_CONTROLS[name]
     async with Client(tracer=trace, messaging=MessagingConfig(congestion=congestion)) as client:
         try:
             yield client
         finally:
-            if trace is not None:
+            if trace is not None and name != "fixed":
                 driver = client.driver
                 for statistics in driver.endpoint.every_peer_statistics(driver.loop.time()):
                     trace.note(f"peer {statistics.describe()}")

@@ -151,7 +151,7 @@ def serve(
             for number in stop_signals:
                 loop.remove_signal_handler(number)
             stop_ticking(ticking)
-            if args.verbose and server.listeners:
+            if args.verbose and server.listeners and congestion is not CONGESTION_CONTROLS["fixed"]:
                 log_estimates(server)
             await server.close()
         logger.info("stopped")
