@@ -387,10 +387,10 @@ def main() -> None:
     through = results["1 process behind nginx"]
     lines += [
         "",
-        f"Requests per core (one coapkit process, CPU time per request): {per_core:.0f}/s",
-        f"nginx per request: {through['nginx_us']:.1f} us of CPU "
+        f"- Requests per core (one coapkit process, CPU time per request): {per_core:.0f}/s",
+        f"- nginx per request: {through['nginx_us']:.1f} us of CPU "
         f"({through['nginx_us'] / through['coapkit_us']:.2f} x the coapkit process's)",
-        f"nginx per UDP session: {session:.0f} bytes of RSS",
+        f"- nginx per UDP session: {session:.0f} bytes of RSS",
         "",
         "| in one coapkit process (tracemalloc) | bytes |",
         "|---|---:|",
