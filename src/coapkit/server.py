@@ -192,8 +192,9 @@ class Server:
         self._render_next: dict[Observer, int] = {}
         self._bus = bus
         self._bus_connection: BusConnection | None = None
-        #: the site's path of each resource, for the bus (filled as they change)
+        #: the site's path of each resource and the other way round, for the bus
         self._paths: dict[Resource, str] = {}
+        self._resources: dict[str, Resource] = {}
 
     # -- the site -------------------------------------------------------------------------------
 
@@ -529,11 +530,14 @@ class Server:
             for resource in list(self._observed):
                 self._notify_here(resource)
             return
-        for pattern, resource in self.site.resources():
-            if pattern == path:
-                self._notify_here(resource)
-                return
-        logger.debug("notification bus: no resource at %s here", path)
+        found = self._resources.get(path)
+        if found is None or self._path_of(found) != path:  # new, or moved since
+            self._resources = dict(self.site.resources())
+            found = self._resources.get(path)
+        if found is None:
+            logger.debug("notification bus: no resource at %s here", path)
+            return
+        self._notify_here(found)
 
     def _path_of(self, resource: Resource) -> str | None:
         path = self._paths.get(resource)
