@@ -36,6 +36,7 @@ LAYERS: dict[str, float] = {
     "security": 8,
     "transports": 8,
     "runtime": 9,
+    "bus": 9.5,  # notifications across processes (asyncio; Redis when installed)
     "client": 10,
     "server": 10,
     "rd": 10.5,  # the resource directory: a service on the client and the server

@@ -89,6 +89,7 @@ from coapkit.messaging.events import (
 from coapkit.messaging.layer import Datagrams, MessageLayer, MessagingConfig
 from coapkit.messaging.parameters import DEFAULT_PARAMETERS, TransmissionParameters
 from coapkit.messaging.records import Inbound, Outgoing, Remote
+from coapkit.messaging.stats import PeerStatistics
 from coapkit.observe.registry import Observer, ObserveRegistry
 from coapkit.observe.server import ObserveServer
 from coapkit.randomness import RandomSource
@@ -206,6 +207,22 @@ class Endpoint:
     @property
     def closed(self) -> bool:
         return self.messaging.closed
+
+    def peer_statistics(self, remote: Remote, now: float) -> PeerStatistics | None:
+        """What the message layer knows about ``remote`` at ``now``: its round-trip estimates
+        (with adaptive retransmission, ``MessagingConfig(congestion=CoCoA())``) and the state
+        it holds; None for a remote it knows nothing about, and over connections."""
+        if not isinstance(self.messaging, MessageLayer):
+            return None
+        return self.messaging.peer_statistics(remote, now)
+
+    def every_peer_statistics(self, now: float) -> list[PeerStatistics]:
+        """:meth:`peer_statistics` of every remote the message layer knows now."""
+        layer = self.messaging
+        if not isinstance(layer, MessageLayer):
+            return []
+        found = (layer.peer_statistics(remote, now) for remote in layer.remotes)
+        return [statistics for statistics in found if statistics is not None]
 
     # -- inputs from the network and the clock ------------------------------------------------
 

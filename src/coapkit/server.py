@@ -20,13 +20,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import suppress
+from dataclasses import replace
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from coapkit.blockwise.server import BlockwiseConfig
+from coapkit.bus import BusConnection, NotificationBus
 from coapkit.codec.codes import Code, code_name
 from coapkit.codec.message import Message, ResponseParts
 from coapkit.codec.option_registry import OptionNumber
@@ -135,6 +138,7 @@ class Server:
         dtls: DtlsServerCredentials | None = None,
         dtls_config: DtlsConfig | None = None,
         oscore: OscoreServer | None = None,
+        bus: NotificationBus | None = None,
     ) -> None:
         """``transmission``: RFC 7252 §4.8 transmission parameters (ACK_TIMEOUT,
         MAX_RETRANSMIT...) of the CON messages it sends (separate responses,
@@ -163,7 +167,21 @@ class Server:
         ``log_requests``: one line per answered request (:func:`request_line`), to the
         ``coapkit.server`` logger at INFO, or to ``request_log`` when given: a function
         taking the line, for a program that writes its access log itself (``coapkit
-        server`` does, more cheaply than a logging record per request)."""
+        server`` does, more cheaply than a logging record per request).
+
+        ``bus``: where changes are shared with the other processes of a cluster
+        (:mod:`coapkit.bus`, e.g. :class:`~coapkit.bus.redis.RedisBus`): a change here
+        (``resource.changed()``, :meth:`notify`) is published, and a change published
+        elsewhere notifies the observers held here.  Behind a load balancer, also give
+        every process the same ``AmplificationConfig(secret=...)`` and
+        ``ObserveConfig(clock_sequence=True)`` (docs/deployment.md); their clock offsets
+        are set here, from this host's wall clock."""
+        offset = time.time() - time.monotonic()  # the loop's clock is the monotonic one
+        if amplification is not None and amplification.secret is not None:
+            if not amplification.clock_offset:
+                amplification = replace(amplification, clock_offset=offset)
+        if observe is not None and observe.clock_sequence and not observe.clock_offset:
+            observe = replace(observe, clock_offset=offset)
         self.site = site if site is not None else Site()
         #: the OSCORE layer between the listeners and the site, if any
         self.oscore = oscore
@@ -205,6 +223,11 @@ class Server:
         #: beyond waits as the one next sequence number to render (coalesced)
         self._render_tasks: dict[Observer, list[asyncio.Task[Any]]] = {}
         self._render_next: dict[Observer, int] = {}
+        self._bus = bus
+        self._bus_connection: BusConnection | None = None
+        #: the site's path of each resource and the other way round, for the bus
+        self._paths: dict[Resource, str] = {}
+        self._resources: dict[str, Resource] = {}
 
     # -- the site -------------------------------------------------------------------------------
 
@@ -256,6 +279,12 @@ class Server:
         self._driver, self._transport = primary.driver, primary.transport
         self._address = primary.transport.local_address
         self._stopped = asyncio.Event()
+        if self._bus is not None:
+            # Every change is published, observed here or not: others may observe it.
+            for _, resource in self.site.resources():
+                resource.add_update_listener(self._updated)
+                self._observed.add(resource)
+            self._bus_connection = await self._bus.connect(self._changed_elsewhere)
         with suppress(Exception):  # a raising log filter must not leave a half-started server
             logger.info("serving CoAP on %s", ", ".join(item.uri for item in listeners))
         return self
@@ -369,6 +398,9 @@ class Server:
                 self._tell_count(resource, 0)
         self._observation_counts.clear()
         self._driver = None
+        connection, self._bus_connection = self._bus_connection, None
+        if connection is not None:
+            await connection.close()
         listeners, self._listeners = self._listeners, []
         for resource in self._observed:
             resource.remove_update_listener(self._updated)
@@ -551,10 +583,47 @@ class Server:
         self._updated(resource)
 
     def _updated(self, resource: Resource) -> None:
+        """``resource`` changed here: notify the observers held here, and publish it."""
         if self._driver is None:
             return
+        self._notify_here(resource)
+        connection = self._bus_connection
+        if connection is not None:
+            path = self._path_of(resource)
+            if path is not None:
+                connection.publish(path)
+
+    def _changed_elsewhere(self, path: str | None) -> None:
+        """The bus says the resource at ``path`` changed in another process (None: any may
+        have changed): notify the observers held here."""
+        if self._driver is None:
+            return
+        if path is None:
+            for resource in list(self._observed):
+                self._notify_here(resource)
+            return
+        found = self._resources.get(path)
+        if found is None or self._path_of(found) != path:  # new, or moved since
+            self._resources = dict(self.site.resources())
+            found = self._resources.get(path)
+        if found is None:
+            logger.debug("notification bus: no resource at %s here", path)
+            return
+        self._notify_here(found)
+
+    def _path_of(self, resource: Resource) -> str | None:
+        path = self._paths.get(resource)
+        if path is None:
+            for pattern, candidate in self.site.resources():
+                if candidate is resource:
+                    path = self._paths[resource] = pattern
+                    break
+        return path
+
+    def _notify_here(self, resource: Resource) -> None:
         for listener in self._listeners:
-            sequence, observers = listener.endpoint.observe.updated(resource)
+            now = listener.driver.loop.time()
+            sequence, observers = listener.endpoint.observe.updated(resource, now)
             for observer in observers:
                 running = self._render_tasks.get(observer)
                 if running is not None and len(running) >= self.renders_per_observer:

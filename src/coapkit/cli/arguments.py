@@ -13,6 +13,8 @@ LOOP_CHOICES = ("auto", "asyncio", "uvloop")
 #: the URI schemes the commands take (coaps://, DTLS, is not there yet); shell completion
 #: offers them for a URI and --listen
 SCHEMES = ("coap", "coap+tcp", "coaps+tcp", "coap+ws", "coaps+ws")
+#: ``--congestion``: the names of coapkit.messaging.congestion.CONGESTION_CONTROLS
+CONGESTION_CHOICES = ("fixed", "cocoa")
 
 
 def timeout_type(text: str) -> float:

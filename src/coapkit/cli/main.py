@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, NoReturn
 from coapkit import __version__
 from coapkit.cli import oscore
 from coapkit.cli.arguments import (
+    CONGESTION_CHOICES,
     LOOP_CHOICES,
     METHODS,
     content_format_type,
@@ -373,8 +374,10 @@ def _add_common(parser: argparse.ArgumentParser, *, non: bool = False) -> None:
         "--verbose",
         action="store_true",
         help="trace every datagram on stderr (type, code, MID, token, options, payload size, "
-        "retransmissions); a traceback on internal errors",
+        "retransmissions), and with --congestion cocoa the server's round-trip estimate at "
+        "the end; a traceback on internal errors",
     )
+    _add_congestion(parser)
     _add_loop(parser)
     _add_security(parser, server=False)
     oscore.add_client_arguments(parser)  # --credentials is _add_security's: nothing added
@@ -428,6 +431,17 @@ def _add_security(parser: argparse.ArgumentParser, *, server: bool) -> None:
         metavar="FILE",
         help="security material per URI pattern or client label, in aiocoap's JSON "
         "credentials format: TLS material, OSCORE contexts (see below)",
+    )
+
+
+def _add_congestion(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--congestion",
+        choices=CONGESTION_CHOICES,
+        default="fixed",
+        help="retransmission timing: RFC 7252's fixed timers (fixed, the default) or cocoa: "
+        "adaptive, from round-trip estimates per peer, with PROBING_RATE towards peers "
+        "that do not answer",
     )
 
 
@@ -656,7 +670,19 @@ def build_parser() -> argparse.ArgumentParser:
             help="send large responses to any source at once, without the Echo check (see below)",
         )
         server.add_argument(
-            "-v", "--verbose", action="store_true", help="trace every datagram; debug logging"
+            "--echo-key-file",
+            metavar="FILE",
+            help="make Echo values with the key in FILE (16 bytes or more), so that every "
+            "process behind one load balancer accepts the others' (with --workers: one "
+            "random key for all of them unless given)",
+        )
+        _add_congestion(server)
+        server.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            help="trace every datagram; debug logging; with --congestion cocoa, the peers' "
+            "round-trip estimates when stopping",
         )
         server.add_argument(
             "-q",

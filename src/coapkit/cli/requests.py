@@ -37,8 +37,8 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +83,8 @@ from coapkit.codec.options import encode_value
 from coapkit.codec.uri import CoapUri, parse_uri, quote_query, quote_segment
 from coapkit.connections import StreamConfig
 from coapkit.errors import EncodeError, LinkFormatError, OptionValueError, UriError
+from coapkit.messaging.congestion import CONGESTION_CONTROLS
+from coapkit.messaging.layer import MessagingConfig
 from coapkit.resources.response import Response
 from coapkit.security.tls import TlsCredentials
 from coapkit.transports import MissingExtra, require_websockets
@@ -215,6 +217,34 @@ def progress_hook(args: argparse.Namespace, payload: bytes = b"") -> ProgressBar
 # -- running a request ------------------------------------------------------------------------
 
 
+@asynccontextmanager
+async def _client(
+    args: argparse.Namespace,
+    trace: Trace | None,
+    *,
+    tls: TlsCredentials | None = None,
+    oscore: CredentialsMap | None = None,
+) -> AsyncIterator[Client]:
+    """The command's client (``--congestion``, the security material); with ``-v`` and
+    adaptive retransmission, what it learnt of each server's round trip is noted at the
+    end (its per-peer statistics)."""
+    name = getattr(args, "congestion", "fixed")
+    congestion = CONGESTION_CONTROLS[name]
+    async with Client(
+        tracer=trace,
+        tls=tls,
+        oscore=oscore,
+        messaging=MessagingConfig(congestion=congestion),
+    ) as client:
+        try:
+            yield client
+        finally:
+            if trace is not None and name != "fixed":
+                driver = client.driver
+                for statistics in driver.endpoint.every_peer_statistics(driver.loop.time()):
+                    trace.note(f"peer {statistics.describe()}")
+
+
 def _tracer(args: argparse.Namespace) -> Trace | None:
     """``-v``: the datagram trace on stderr; it stops, never raises, once stderr is gone."""
     if not getattr(args, "verbose", False):
@@ -312,7 +342,7 @@ def _request(
     progress = progress_hook(args, payload)
 
     async def run() -> Response:
-        async with Client(tracer=trace, tls=tls, oscore=credentials) as client:
+        async with _client(args, trace, tls=tls, oscore=credentials) as client:
             return await send_request(
                 client,
                 args.method,
@@ -396,7 +426,7 @@ async def observe(
     closed = asyncio.Event()
     unwatch = watch_stdout(loop, closed.set)
     try:
-        async with Client(tracer=trace, tls=tls, oscore=credentials) as client:
+        async with _client(args, trace, tls=tls, oscore=credentials) as client:
             observation = client.observe(
                 uri,
                 method=METHODS_BY_NAME[args.method.upper()],
@@ -594,7 +624,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
         timeout = StreamConfig().ping_timeout
 
     async def run() -> float:
-        async with Client(tracer=trace, tls=tls) as client:
+        async with _client(args, trace, tls=tls) as client:
             return await client.ping(uri, timeout=timeout)
 
     rtt = loops.run(run(), loop)
@@ -625,7 +655,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
     async def run() -> Response:
         with client_credentials(args) as credentials:
-            async with Client(tracer=trace, tls=tls, oscore=credentials) as client:
+            async with _client(args, trace, tls=tls, oscore=credentials) as client:
                 return await send_request(
                     client,
                     "GET",

@@ -39,6 +39,13 @@ cleanly, with exit status 0, on Ctrl-C (SIGINT) or SIGTERM.
   stops them all with SIGTERM on SIGINT or SIGTERM (exit 0), and stops the
   others if one ends by itself (exiting with that one's status).  The state
   of the resources (a counter, a stored value) is per worker.
+* Behind a load balancer (docs/deployment.md): Observe numbers come from the
+  clock (``ObserveConfig(clock_sequence=True)``), so that a client moved to
+  another process takes its notifications as newer; ``--echo-key-file``
+  gives every process the same Echo key (``--workers`` draws one for all of
+  its workers unless given).
+* ``--congestion cocoa``: adaptive retransmission; with ``-v`` the peers'
+  round-trip estimates are logged when the server stops.
 * ``--loop``: uvloop when installed, unless told otherwise (:mod:`coapkit.cli.loops`).
 * The log goes to stderr best effort (:mod:`coapkit.cli.console`): once
   stderr is closed, the server stops logging and goes on serving; an error
@@ -55,6 +62,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import secrets
 import signal
 import socket
 import ssl
@@ -77,6 +85,9 @@ from coapkit.cli.ticking import start_ticking, stop_ticking
 from coapkit.codec.uri import CoapUri, parse_uri
 from coapkit.errors import NetworkError, UriError
 from coapkit.exchanges.amplification import AmplificationConfig
+from coapkit.messaging.congestion import CONGESTION_CONTROLS
+from coapkit.messaging.layer import MessagingConfig
+from coapkit.observe.registry import ObserveConfig
 from coapkit.resources.site import Site
 from coapkit.server import DEFAULT_PORT, Server
 from coapkit.transports import MissingExtra, require_websockets
@@ -176,19 +187,23 @@ def serve(
     stop_signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM),
     reuse_port: bool = False,
     log_prefix: str = "",
+    echo_key: bytes | None = None,
 ) -> int:
     """Serve ``site`` on its listeners (:func:`listen_uris`) until one of ``stop_signals``;
     0 when stopped so.
 
     ``ready`` (a worker's connection to its supervisor) is sent the bound
     URIs once the server listens; while serving, the connection closing (the
-    supervisor is gone) stops the server too.
+    supervisor is gone) stops the server too.  ``echo_key``: the Echo key (else
+    ``--echo-key-file``'s).
     """
     loop_name = loops.choose_loop(getattr(args, "loop", None))
     uris = listen_uris(args)
     ssl_context = server_tls(args, uris)
     handler = configure_logging(args.verbose, log_prefix)  # -v: the trace is on coapkit.trace
-    amplification = None if args.no_amplification_limit else AmplificationConfig()
+    if echo_key is None:
+        echo_key = read_echo_key(args)
+    amplification = None if args.no_amplification_limit else AmplificationConfig(secret=echo_key)
 
     with server_oscore(args) as oscore:
         return _serve(
@@ -226,6 +241,8 @@ def _serve(
     handler: DiagnosticHandler,
     log_prefix: str,
 ) -> int:
+    congestion = CONGESTION_CONTROLS[getattr(args, "congestion", "fixed")]
+
     async def run() -> None:
         loop = asyncio.get_running_loop()
 
@@ -243,6 +260,8 @@ def _serve(
             reuse_port=reuse_port,
             ssl_context=ssl_context,
             oscore=oscore,
+            messaging=MessagingConfig(congestion=congestion),
+            observe=ObserveConfig(clock_sequence=True),
         )
         handler.before = request_log.flush
         stop = asyncio.Event()
@@ -273,6 +292,8 @@ def _serve(
             for number in stop_signals:
                 loop.remove_signal_handler(number)
             stop_ticking(ticking)
+            if args.verbose and server.listeners and congestion is not CONGESTION_CONTROLS["fixed"]:
+                log_estimates(server)
             await stop_registering(registrant)
             await server.close()
             request_log.flush()
@@ -281,6 +302,34 @@ def _serve(
 
     loops.run(run(), loop_name)
     return EXIT_OK
+
+
+def read_echo_key(args: argparse.Namespace) -> bytes | None:
+    """``--echo-key-file``'s key, or None."""
+    name = getattr(args, "echo_key_file", None)
+    if name is None:
+        return None
+    try:
+        key = Path(name).read_bytes()
+    except OSError as exc:
+        raise LocalFileError(f"cannot read the Echo key from {name}: {exc.strerror}") from None
+    if len(key) < 16:
+        raise LocalFileError(f"{name} holds {len(key)} bytes; an Echo key needs 16 or more")
+    return key
+
+
+#: the most peers whose estimates ``-v`` logs when the server stops
+LOGGED_PEERS = 20
+
+
+def log_estimates(server: Server) -> None:
+    """``-v``: the round-trip estimates of the peers the server knows (the first few)."""
+    driver = server.driver
+    known = driver.endpoint.every_peer_statistics(driver.loop.time())
+    for statistics in known[:LOGGED_PEERS]:
+        logger.debug("peer %s", statistics.describe())
+    if len(known) > LOGGED_PEERS:
+        logger.debug("... and %d peers more", len(known) - LOGGED_PEERS)
 
 
 # -- the commands --------------------------------------------------------------------------
@@ -347,10 +396,14 @@ class _Failed(Exception):
 
 
 def _worker(
-    argv: list[str], bound: list[str], connection: multiprocessing.connection.Connection
+    argv: list[str],
+    bound: list[str],
+    connection: multiprocessing.connection.Connection,
+    echo_key: bytes | None = None,
 ) -> None:
     """One worker process: ``coapkit server`` on the shared ports (``bound``: the
-    listeners the supervisor claimed, their ports resolved), reporting to ``connection``."""
+    listeners the supervisor claimed, their ports resolved), reporting to
+    ``connection``; ``echo_key``: the one every worker uses."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     from coapkit.cli.main import build_parser
 
@@ -367,6 +420,7 @@ def _worker(
             ready=connection,
             stop_signals=(signal.SIGTERM,),
             reuse_port=True,
+            echo_key=echo_key,
         )
     except Exception as exc:
         status, message = exit_status(exc)
@@ -464,11 +518,13 @@ def supervise(args: argparse.Namespace) -> int:
 def _supervise(args: argparse.Namespace, bound: list[str]) -> int:
     context = multiprocessing.get_context("spawn")
     argv = list(args.argv)
+    # One Echo key for every worker: a client may answer a challenge to another one.
+    echo_key = read_echo_key(args) or secrets.token_bytes(32)
     workers: list[tuple[Any, multiprocessing.connection.Connection]] = []
 
     def start(bound: list[str]) -> None:
         mine, theirs = context.Pipe()
-        process = context.Process(target=_worker, args=(argv, bound, theirs), daemon=True)
+        process = context.Process(target=_worker, args=(argv, bound, theirs, echo_key), daemon=True)
         process.start()
         theirs.close()
         workers.append((process, mine))

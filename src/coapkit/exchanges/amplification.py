@@ -13,6 +13,14 @@ The Echo value is stateless: 4 bytes of issue time (deciseconds) and 8
 bytes of an HMAC over the remote and that time, with a secret drawn once
 from the endpoint's random source.  Nothing is stored until a source proves
 itself; the verified sources are a bounded, oldest-first table.
+
+Behind a load balancer the client that answers a challenge may reach another
+process than the one that issued it.  Processes that share
+``AmplificationConfig.secret`` accept each other's Echo values, so that one
+answer is enough; their issue times are read on the clock they share, the
+endpoint's time plus ``clock_offset`` (the :class:`~coapkit.server.Server` sets
+it to wall-clock time minus its loop's clock when a secret is given; the
+monotonic clock alone is the same for every process of one machine only).
 """
 
 from __future__ import annotations
@@ -23,6 +31,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from coapkit.messaging.records import Remote
+
+#: deciseconds by which another process's clock may be ahead and its Echo values still count
+_CLOCK_SKEW = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +50,24 @@ class AmplificationConfig:
     verified_lifetime: float = 600.0
     """A source that answered an Echo challenge is trusted this long."""
     max_verified: int = 10_000
+    secret: bytes | None = None
+    """The HMAC key of Echo values, at least 16 bytes; None: 16 random bytes per endpoint.
+    Give every process behind one load balancer the same one (see the module doc)."""
+    clock_offset: float = 0.0
+    """Added to the endpoint's time to stamp and check Echo values (see the module doc)."""
 
     def __post_init__(self) -> None:
         if self.factor < 1 or self.allowance < 0:
             raise ValueError("factor must be >= 1 and allowance >= 0")
+        if self.secret is not None and len(self.secret) < 16:
+            raise ValueError("an Echo secret of at least 16 bytes is needed")
+
+    def __repr__(self) -> str:  # the secret stays out of logs and tracebacks
+        secret = "None" if self.secret is None else "<secret>"
+        return (
+            f"AmplificationConfig(enabled={self.enabled}, factor={self.factor}, "
+            f"allowance={self.allowance}, secret={secret}, clock_offset={self.clock_offset})"
+        )
 
 
 @dataclass(slots=True)
@@ -56,9 +81,11 @@ class AmplificationGuard:
     """Decides whether a response may go to its source, and checks Echo values."""
 
     def __init__(self, config: AmplificationConfig, secret: bytes) -> None:
+        """``secret``: the HMAC key, unless the configuration names one."""
         self.config = config
         self.stats = AmplificationStats()
-        self._secret = secret
+        self._secret = config.secret if config.secret is not None else secret
+        self._offset = config.clock_offset
         self._verified: OrderedDict[Remote, float] = OrderedDict()
 
     def limit(self, request_size: int) -> int:
@@ -80,7 +107,7 @@ class AmplificationGuard:
     def challenge(self, remote: Remote, now: float) -> bytes:
         """A fresh Echo value for ``remote``."""
         self.stats.challenges += 1
-        stamp = (int(now * 10) & 0xFFFFFFFF).to_bytes(4, "big")
+        stamp = (int((now + self._offset) * 10) & 0xFFFFFFFF).to_bytes(4, "big")
         return stamp + self._mac(remote, stamp)
 
     def verify(self, remote: Remote, echo: bytes | None, now: float) -> bool:
@@ -91,7 +118,9 @@ class AmplificationGuard:
             self.stats.rejected_echoes += 1
             return False
         issued = int.from_bytes(echo[:4], "big")
-        age = ((int(now * 10) & 0xFFFFFFFF) - issued) & 0xFFFFFFFF
+        age = ((int((now + self._offset) * 10) & 0xFFFFFFFF) - issued) & 0xFFFFFFFF
+        if age >= 1 << 31:  # issued "later" than now: by another process whose clock is ahead
+            age = (1 << 32) - age if (1 << 32) - age <= _CLOCK_SKEW else age
         if age > self.config.echo_lifetime * 10:
             self.stats.rejected_echoes += 1
             return False

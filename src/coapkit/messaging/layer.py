@@ -95,6 +95,7 @@ from coapkit.errors import (
     RetransmissionsExceeded,
 )
 from coapkit.messaging.addresses import describe_remote, remote_is_multicast
+from coapkit.messaging.congestion import FIXED_TIMERS, CongestionControl
 from coapkit.messaging.dedup import DedupTable
 from coapkit.messaging.events import (
     DeliveryFailed,
@@ -116,7 +117,7 @@ from coapkit.messaging.records import (
     OutgoingState,
     Remote,
 )
-from coapkit.messaging.stats import MessagingStats
+from coapkit.messaging.stats import MessagingStats, PeerStatistics
 from coapkit.randomness import RandomSource
 
 CON = MessageType.CON
@@ -184,6 +185,11 @@ class MessagingConfig:
     refusal_max_age: int = 5
     """Max-Age of the 5.03 that a CON request from a refused new remote gets."""
 
+    congestion: CongestionControl = FIXED_TIMERS
+    """How CONs are timed and new messages paced: RFC 7252's fixed timers (the default),
+    or :class:`~coapkit.messaging.congestion.CoCoA` (per-peer round-trip estimates,
+    PROBING_RATE towards peers that do not respond); see :mod:`coapkit.messaging.congestion`."""
+
     def __post_init__(self) -> None:
         if self.max_message_size < 64:
             raise ValueError("max_message_size must be at least 64 bytes")
@@ -235,6 +241,10 @@ class MessageLayer:
         self._evictable: OrderedDict[Remote, Peer] = OrderedDict()
         self._refusal_options = Options.build(max_age=config.refusal_max_age)
         self._retransmissions: list[tuple[float, int, Outgoing]] = []
+        #: the retransmission policy (docs/architecture.md rule 10: chosen by configuration)
+        self._timers = config.congestion.policy(rng)
+        #: peers whose backlog waits for their policy's release time (PROBING_RATE)
+        self._held: list[tuple[float, int, Peer]] = []
         self._empty_acks: deque[tuple[float, Inbound]] = deque()
         #: CON requests received since the timers were last looked at; most are answered
         #: before that (piggybacked), and only those still unanswered then get an empty-ACK
@@ -261,6 +271,34 @@ class MessageLayer:
     def peer(self, remote: Remote) -> Peer | None:
         """The state kept about ``remote``, if any (for tests and diagnostics)."""
         return self._peers.get(remote)
+
+    @property
+    def remotes(self) -> list[Remote]:
+        """The remotes the layer keeps state about now."""
+        return list(self._peers)
+
+    def peer_statistics(self, remote: Remote, now: float) -> PeerStatistics | None:
+        """What the layer knows about ``remote`` at ``now`` (its round-trip estimates with
+        :class:`~coapkit.messaging.congestion.CoCoA`), or None if nothing."""
+        peer = self._peers.get(remote)
+        if peer is None:
+            return None
+        if peer.timing is None:
+            estimates: dict[str, Any] = {
+                "congestion": self._timers.name,
+                "rto": peer.params.ack_timeout,
+                "blind": True,
+            }
+        else:
+            estimates = peer.timing.statistics(now)
+        return PeerStatistics(
+            remote,
+            outstanding=len(peer.outstanding),
+            backlog=len(peer.backlog),
+            dedup_entries=peer.dedup_entries,
+            mids_in_use=peer.mids_in_use,
+            **estimates,
+        )
 
     def outstanding(self, remote: Remote) -> int:
         peer = self._peers.get(remote)
@@ -304,6 +342,7 @@ class MessageLayer:
         peer = self._peers[remote] = Peer(
             remote, self.peer_params.get(remote, self.params), self._mids.start_for_new_peer()
         )
+        peer.timing = self._timers.new_peer(peer.params)
         self._evictable[remote] = peer
         return peer
 
@@ -394,6 +433,8 @@ class MessageLayer:
             peer = self._peers.get(remote) or self._admit(remote, mtype is CON)
             if peer is None:
                 return self._refuse(message, remote, data, out)
+            if peer.timing is not None:
+                peer.timing.heard(now)
             mid = message.mid
             stream = peer.con_stream if mtype is CON else peer.non_stream
             if stream is not None and mid in stream.seen:
@@ -425,6 +466,8 @@ class MessageLayer:
         if multicast:
             return self._ignore(remote, f"{mtype.name} sent to a multicast address", data)
         peer_or_none = self._peers.get(remote)
+        if peer_or_none is not None and peer_or_none.timing is not None:
+            peer_or_none.timing.heard(now)
         if mtype is ACK:
             if is_request(code):
                 return self._ignore(remote, "request carried in an ACK", data)
@@ -442,6 +485,8 @@ class MessageLayer:
                 return self._ignore(remote, "ACK matches no outstanding CON", data)
             outgoing.state = OutgoingState.ACKNOWLEDGED
             assert peer_or_none is not None
+            if peer_or_none.timing is not None:
+                self._timers.acknowledged(outgoing, now)
             if peer_or_none.backlog:
                 self._drain(peer_or_none, now, out)
             if code == 0:
@@ -458,6 +503,8 @@ class MessageLayer:
                 outgoing = peer_or_none.recent_non.pop(message.mid, None)
         if outgoing is None:
             return self._ignore(remote, "RST matches no message sent", data)
+        if outgoing.state is _AWAITING and outgoing.peer.timing is not None:
+            self._timers.acknowledged(outgoing, now)
         outgoing.state = OutgoingState.RESET
         stats.resets_received += 1
         assert peer_or_none is not None
@@ -502,6 +549,8 @@ class MessageLayer:
         if not within_bounds(message.options.items, options):
             return None
         self.stats.received += 1
+        if peer.timing is not None:
+            peer.timing.heard(now)
         params = peer.params
         lifetime = params.exchange_lifetime if confirmable else params.non_lifetime
         evicted = self._dedup.remember(peer, mid, confirmable, now, lifetime)
@@ -802,7 +851,12 @@ class MessageLayer:
             track_reset = mtype is NON and is_request(message.code)
         outgoing = Outgoing(message, peer, mtype, params, owner, track_reset)
         outgoing.data = data
-        if peer.backlog or len(peer.outstanding) >= params.nstart or not self._mids.available(peer):
+        if (
+            peer.backlog
+            or len(peer.outstanding) >= params.nstart
+            or not self._mids.available(peer)
+            or (peer.timing is not None and self._must_wait(peer, outgoing, now))
+        ):
             if len(peer.backlog) >= self.config.backlog_limit:
                 raise BacklogFull(
                     f"{len(peer.backlog)} messages already wait for {remote!r} (NSTART="
@@ -827,12 +881,13 @@ class MessageLayer:
         outgoing.mid = mid
         outgoing.data = data
         outgoing.attempts = 1
+        outgoing.sent_at = now
         out.append((data, outgoing.remote))
         self.stats.sent += 1
+        if peer.timing is not None:
+            peer.timing.transmitted(outgoing, len(data), now)
         if outgoing.mtype is CON:
-            timeout = params.ack_timeout * (
-                1.0 + self.rng.random() * (params.ack_random_factor - 1.0)
-            )
+            timeout = self._timers.first_timeout(outgoing, now)
             outgoing.state = _AWAITING
             outgoing.timeout = timeout
             outgoing.due = due = now + timeout
@@ -854,8 +909,22 @@ class MessageLayer:
             head = backlog[0]
             if len(peer.outstanding) >= head.params.nstart or not self._mids.available(peer):
                 return
+            if peer.timing is not None and self._must_wait(peer, head, now):
+                return
             backlog.popleft()
             self._transmit(head, now, out)
+
+    def _must_wait(self, peer: Peer, outgoing: Outgoing, now: float) -> bool:
+        """Whether the policy holds ``outgoing`` back (PROBING_RATE); if so, the peer's
+        backlog is looked at again when it may go."""
+        assert peer.timing is not None
+        due = peer.timing.release_time(outgoing, now)
+        if due <= now:
+            return False
+        self.stats.probing_holds += 1
+        self._seq += 1
+        heapq.heappush(self._held, (due, self._seq, peer))
+        return True
 
     def cancel(self, outgoing: Outgoing, now: float, out: Datagrams) -> None:
         """Stop retransmitting (or never send) a message; frees its NSTART slot."""
@@ -915,7 +984,11 @@ class MessageLayer:
                     deadline = due
                 break
             acks.popleft()
+        held = self._held
+        while held and not held[0][2].backlog:
+            heapq.heappop(held)  # that backlog went (or was cancelled) meanwhile
         for candidate in (
+            held[0][0] if held else None,
             self._delayed[0][0] if self._delayed else None,
             self._dedup.next_expiry(),
             self._mids.next_expiry(),
@@ -963,7 +1036,9 @@ class MessageLayer:
             out.append((outgoing.data, outgoing.remote))
             self.stats.retransmissions += 1
             outgoing.attempts += 1
-            outgoing.timeout *= 2
+            outgoing.timeout = self._timers.next_timeout(outgoing)
+            if outgoing.peer.timing is not None:
+                outgoing.peer.timing.transmitted(outgoing, len(outgoing.data), now)
             outgoing.due = due = now + outgoing.timeout
             self._seq += 1
             heapq.heappush(heap, (due, self._seq, outgoing))
@@ -980,6 +1055,12 @@ class MessageLayer:
         while delayed and delayed[0][0] <= now:
             _, _, data, remote = heapq.heappop(delayed)
             out.append((data, remote))
+
+        held = self._held
+        while held and held[0][0] <= now:
+            _, _, peer = heapq.heappop(held)
+            if peer.backlog and self._peers.get(peer.remote) is peer:
+                self._drain(peer, now, out)
 
         self._expire(now, out)
         return events
@@ -1067,6 +1148,7 @@ class MessageLayer:
             peer.outstanding.clear()
             peer.backlog.clear()
         self._retransmissions.clear()
+        self._held.clear()
         self._empty_acks.clear()
         self._fresh = []
         self._delayed.clear()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from coapkit.messaging.records import Remote
 
 if TYPE_CHECKING:
+    from coapkit.messaging.congestion import PeerTiming
     from coapkit.messaging.parameters import TransmissionParameters
     from coapkit.messaging.records import Outgoing
 
@@ -56,6 +57,7 @@ class Peer:
         "params",
         "recent_non",
         "remote",
+        "timing",
     )
 
     def __init__(self, remote: Remote, params: TransmissionParameters, first_mid: int) -> None:
@@ -72,6 +74,9 @@ class Peer:
         self.outstanding: dict[int, Outgoing] = {}  #: CONs awaiting ACK, by message ID
         self.backlog: deque[Outgoing] = deque()  #: waiting for NSTART or a free message ID
         self.recent_non: dict[int, Outgoing] = {}  #: tracked NONs an RST may still answer
+        #: what the retransmission policy keeps about the peer (None: nothing, the default;
+        #: see :mod:`coapkit.messaging.congestion`)
+        self.timing: PeerTiming | None = None
 
     @property
     def dedup_entries(self) -> int:

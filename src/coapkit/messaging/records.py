@@ -85,6 +85,7 @@ class Outgoing:
 
     __slots__ = (
         "attempts",
+        "backoff",
         "data",
         "due",
         "message",
@@ -94,6 +95,7 @@ class Outgoing:
         "params",
         "peer",
         "remote",
+        "sent_at",
         "state",
         "timeout",
         "track_reset",
@@ -121,6 +123,8 @@ class Outgoing:
         self.attempts = 0  #: transmissions so far (1 after the first send)
         self.timeout = 0.0  #: the current retransmission interval
         self.due = 0.0  #: when the next retransmission (or give-up) is due
+        self.sent_at = 0.0  #: when it was first transmitted (round-trip samples)
+        self.backoff = 2.0  #: what each retransmission multiplies the timeout by
 
     @property
     def confirmable(self) -> bool:

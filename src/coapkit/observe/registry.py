@@ -11,7 +11,13 @@ observation of a client that cannot be reached any more costs only its own.
 
 Each resource has its own Observe sequence number: 24 bits, increasing by
 one per new state and wrapping, which the client's ordering rule (§3.4,
-:mod:`coapkit.observe.ordering`) handles.
+:mod:`coapkit.observe.ordering`) handles.  With ``clock_sequence`` the
+numbers come from the clock instead, as §4.4's implementation note suggests
+(ticks of 2**-16 s, so that they advance by less than 2**23 in 128 s): every
+process behind a load balancer then numbers its states alike, and a client
+that another process takes over after its own went away (the registration
+sent again reaches the new one) takes the new process's numbers as newer;
+with per-process counters they would look stale to it for up to 128 s.
 
 A notification sent as CON stays *in flight* until acknowledged.  A newer
 state that arrives meanwhile replaces the one waiting (§4.5.2: only the
@@ -39,7 +45,10 @@ from typing import Any
 from coapkit.codec.message import Message
 from coapkit.codec.types import MessageType
 from coapkit.messaging.records import Remote
-from coapkit.observe.ordering import next_sequence
+from coapkit.observe.ordering import FRESHNESS_WINDOW, MAX_SEQUENCE, follows, next_sequence
+
+#: clock ticks per second of clock-based sequence numbers: 2**23 ticks in 128 s (§4.4)
+TICKS_PER_SECOND = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +62,12 @@ class ObserveConfig:
     con_interval: float = 30.0
     """A CON notification at least this often (RFC 7641 §4.5 requires 24 h at most; a
     short interval finds a vanished observer sooner, see the module doc)."""
+    clock_sequence: bool = False
+    """Number states by the clock, so that processes behind a load balancer number them
+    alike (see the module doc); their clocks must agree to well under a second."""
+    clock_offset: float = 0.0
+    """Added to the endpoint's time to read that clock (the :class:`~coapkit.server.Server`
+    sets it to wall-clock time minus its loop's clock)."""
 
 
 class Observer:
@@ -102,6 +117,8 @@ class ObserveRegistry:
         self._by_client: dict[tuple[Remote, bytes], Observer] = {}
         self._by_remote: dict[Remote, dict[bytes, Observer]] = {}
         self._sequences: dict[Any, int] = {}
+        #: when each clock-based number was given (clock_sequence)
+        self._stamped: dict[Any, float] = {}
 
     def __len__(self) -> int:
         return len(self._by_client)
@@ -180,6 +197,7 @@ class ObserveRegistry:
         for observer in observers:
             self.remove(observer)
         self._sequences.pop(key, None)
+        self._stamped.pop(key, None)
         return observers
 
     def is_registered(self, observer: Observer) -> bool:
@@ -187,16 +205,37 @@ class ObserveRegistry:
 
     # -- sequence numbers and message types --------------------------------------------
 
-    def current_sequence(self, key: Any) -> int:
-        """The sequence number of the current state of ``key`` (for a registration response)."""
+    def current_sequence(self, key: Any, now: float | None = None) -> int:
+        """The sequence number of the current state of ``key`` (for a registration response).
+
+        With ``clock_sequence`` and ``now``, a fresh number from the clock: the client
+        may have numbers from another process, and the state it registers for is the
+        newest there is."""
+        if now is not None and self.config.clock_sequence:
+            return self.advance(key, now)
         sequence = self._sequences.get(key)
         if sequence is None:
             sequence = self._sequences[key] = 2  # 0 and 1 look like register/deregister
         return sequence
 
-    def advance(self, key: Any) -> int:
-        """A new state of ``key``: its next sequence number (24 bits, wrapping)."""
-        sequence = next_sequence(self.current_sequence(key))
+    def advance(self, key: Any, now: float | None = None) -> int:
+        """A new state of ``key``: its next sequence number (24 bits, wrapping); with
+        ``clock_sequence`` and ``now``, the clock's, unless that would not come after the
+        number given last (twice within one tick)."""
+        previous = self._sequences.get(key)
+        if now is not None and self.config.clock_sequence:
+            clock = int((now + self.config.clock_offset) * TICKS_PER_SECOND) % MAX_SEQUENCE
+            if (
+                previous is None
+                or follows(previous, clock)
+                or now - self._stamped.get(key, now) > FRESHNESS_WINDOW
+            ):
+                sequence = clock
+            else:
+                sequence = next_sequence(previous)
+            self._stamped[key] = now
+        else:
+            sequence = next_sequence(2 if previous is None else previous)
         self._sequences[key] = sequence
         return sequence
 

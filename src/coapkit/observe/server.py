@@ -110,18 +110,19 @@ class ObserveServer:
         observer = registry.register(key, remote, token, request, now)
         if observer is None:
             return response  # full: answered without Observe (§4.1)
-        sequence = observer.sequence = registry.current_sequence(key)
+        sequence = observer.sequence = registry.current_sequence(key, now)
         return response.replace(options=response.options.replace(observe=sequence))
 
     # -- notifications (§4.2-§4.5) ---------------------------------------------------------------
 
-    def updated(self, key: Any) -> tuple[int, list[Observer]]:
-        """A new state of ``key``: its sequence number and the observers to notify."""
+    def updated(self, key: Any, now: float | None = None) -> tuple[int, list[Observer]]:
+        """A new state of ``key``: its sequence number and the observers to notify
+        (``now``: for numbers from the clock, ``ObserveConfig.clock_sequence``)."""
         registry = self.registry
         observers = registry.observers(key)
         if not observers:
             return registry.current_sequence(key), []
-        return registry.advance(key), observers
+        return registry.advance(key, now), observers
 
     def notify(
         self,

@@ -171,9 +171,15 @@ class Resource:
         """Signal a new state: every server serving this resource notifies its observers.
 
         Call it from application code whenever the representation changes (RFC 7641 §4.2).
+        A server with a notification bus (``Server(bus=...)``) also publishes the change,
+        and the servers of the other processes notify theirs (:mod:`coapkit.bus`).
         """
         for listener in list(getattr(self, "_update_listeners", ())):
             listener(self)
+
+    def changed(self) -> None:
+        """The same as :meth:`updated`: the resource has a new state."""
+        self.updated()
 
     def update_observation_count(self, count: int) -> None:
         """Called by a server whenever the number of clients observing this resource there
