@@ -32,6 +32,7 @@ LAYERS: dict[str, float] = {
     "resources": 7,
     "trace": 7,
     "oscore": 7.5,  # wraps a site of resources; protects what the client and server send
+    "edhoc": 7.6,  # sets up OSCORE contexts; its resource lives on a site
     "security": 8,
     "transports": 8,
     "runtime": 9,
@@ -55,6 +56,7 @@ CORE = {
     "resources",
     "endpoint",
     "oscore",
+    "edhoc",
 }
 FORBIDDEN_IN_CORE = {
     "asyncio",
