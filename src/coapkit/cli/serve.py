@@ -190,7 +190,7 @@ def serve(
     handler = configure_logging(args.verbose, log_prefix)  # -v: the trace is on coapkit.trace
     amplification = None if args.no_amplification_limit else AmplificationConfig()
 
-    with server_oscore(args) as oscore:
+    with server_oscore(args, site) as oscore:
         return _serve(
             site,
             args,
