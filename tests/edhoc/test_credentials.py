@@ -94,7 +94,7 @@ async def test_client_sets_oscore_up_with_edhoc_from_credentials(tmp_path: Path)
     client_data, server_data = files(tmp_path)
     client_credentials = load_credentials(client_data)
     server_credentials = load_credentials(server_data)
-    setup = server_setup(server_credentials.edhoc)  # type: ignore[arg-type]
+    setup = server_setup(server_credentials.edhoc)
     assert setup is not None
     identity, peers = setup
     app = App()

@@ -187,7 +187,7 @@ async def test_aiocoap_client_against_coapkit_server(
     extra = {} if combined else {"use_combined_edhoc": False}
     client_file.write_bytes(cbor2.dumps(client_credentials(port, **extra)))
     loaded = load_credentials(server_credentials(port))
-    setup = server_setup(loaded.edhoc)  # type: ignore[arg-type]
+    setup = server_setup(loaded.edhoc)
     assert setup is not None
     identity, peers = setup
     app = CoapkitSite()

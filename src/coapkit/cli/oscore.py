@@ -176,7 +176,7 @@ def server_oscore(
             from coapkit.edhoc.coap import EdhocResource
             from coapkit.edhoc.config import server_setup
 
-            setup = server_setup(credentials.edhoc)  # type: ignore[arg-type]
+            setup = server_setup(credentials.edhoc)
             if setup is not None:
                 identity, peers = setup
                 suites = sorted({entry.suite for entry in credentials.edhoc.values()})

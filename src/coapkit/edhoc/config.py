@@ -185,12 +185,14 @@ def _own(
     return Identity(credential, parse_private_key(key))
 
 
-def server_setup(entries: Mapping[str, EdhocEntry]) -> tuple[Identity, TrustedPeers] | None:
+def server_setup(entries: Mapping[str, object]) -> tuple[Identity, TrustedPeers] | None:
     """A server's EDHOC identity (the entry with an own credential; the first of them)
-    and the peers of every entry; None without an own credential."""
-    identity = next((e.identity for e in entries.values() if e.identity is not None), None)
+    and the peers of every entry (``CredentialsMap.edhoc``); None without an own
+    credential."""
+    found = [e for e in entries.values() if isinstance(e, EdhocEntry)]
+    identity = next((e.identity for e in found if e.identity is not None), None)
     if identity is None:
         return None
-    peers = [e.peer for e in entries.values() if e.peer is not None]
-    unauthenticated = any(e.unauthenticated for e in entries.values())
+    peers = [e.peer for e in found if e.peer is not None]
+    unauthenticated = any(e.unauthenticated for e in found)
     return identity, TrustedPeers(peers, accept_unknown=unauthenticated)
