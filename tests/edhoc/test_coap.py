@@ -37,7 +37,7 @@ def clock() -> float:
 
 
 def edhoc_server(app: App, **options: object) -> tuple[OscoreServer, EdhocResource]:
-    oscore = OscoreServer([], require=["/secret"])
+    oscore = OscoreServer([], require=["/"])  # everything but EDHOC itself
     resource = EdhocResource(
         SERVER,
         TrustedPeers([CLIENT.credential]),
@@ -66,10 +66,15 @@ async def test_client_establishes_oscore_with_edhoc() -> None:
         client.oscore.contexts["coap://server/*"] = context
         response = await client.get("coap://server/secret/door")
         assert response.payload == b"open"
+        async with net.client() as plain:
+            refused = await plain.get("coap://server/hello")
+            assert refused.code == Code.UNAUTHORIZED
     identity_seen = app.calls[-1][1]
     assert isinstance(identity_seen, OscoreIdentity) and identity_seen.label == ":client1"
     sent = [decode(entry.data) for entry in net.trace if entry.event == "sent"]
-    edhoc_requests = [m for m in sent if m.is_request and m.options.uri_path]
+    edhoc_requests = [
+        m for m in sent if m.is_request and m.options.uri_path == (".well-known", "edhoc")
+    ]
     assert [m.options.content_format for m in edhoc_requests] == [65, 65]
     assert edhoc_requests[0].payload[:1] == b"\xf5"  # message_1 after CBOR true
 

@@ -274,7 +274,10 @@ class OscoreServer:
                     path = request.path
                 except Exception as exc:
                     return error_response(exc, request)
-                if self.requires_oscore(path):
+                # EDHOC, which sets OSCORE up, is reachable without it (RFC 9528 A.2)
+                if self.requires_oscore(path) and not (
+                    self.edhoc is not None and path == (".well-known", "edhoc")
+                ):
                     return self._refuse(Response(Code.UNAUTHORIZED, b"OSCORE required"))
             return site.dispatch(request)
         if request.handle is None:
