@@ -140,3 +140,53 @@ async def test_established_contexts_are_bounded() -> None:
                 "coap://server/", CLIENT, TrustedPeers([SERVER.credential])
             )
     assert len(resource.established) == 2 and len(oscore.contexts) == 2
+
+
+async def test_combined_request_of_rfc_9668() -> None:
+    """RFC 9668 §3.2-3.3: message_3 in front of the first OSCORE request, with the EDHOC
+    option; the server verifies message_3, makes the context and serves the request
+    (no message_4).  Built by hand: coapkit's client sends message_3 on its own."""
+    from coapkit.codec.message import Message
+    from coapkit.codec.option_registry import OptionNumber
+    from coapkit.codec.options import Options
+    from coapkit.codec.types import MessageType
+    from coapkit.edhoc.coap import InitiatorExchange
+    from coapkit.oscore.protection import protect_request, unprotect_response
+
+    app = App()
+    oscore, resource = edhoc_server(app)
+    net = VirtualNetwork(seed=6)
+    async with (
+        net.server(app.site, oscore=oscore),
+        net.client(oscore=CredentialsMap({}, {})) as client,
+    ):
+        exchange = InitiatorExchange(CLIENT, TrustedPeers([SERVER.credential]), c_i=b"\x07")
+        answer = await client.post(
+            "coap://server/.well-known/edhoc", exchange.request_1(), content_format=65
+        )
+        exchange.session.process_message_2(answer.payload)
+        message_3 = exchange.session.message_3()
+        context = exchange.security_context()
+        inner = Message(
+            MessageType.CON, Code.GET, options=Options.build(uri_path=("secret", "door"))
+        )
+        outer, binding = protect_request(context, inner)
+        combined = outer.replace(
+            payload=message_3 + outer.payload,
+            options=outer.options.replace(edhoc=True),
+        )
+        assert OptionNumber.EDHOC in combined.options
+        reply = await client.request(combined, "coap://server/")
+        verified = unprotect_response(binding, reply.to_message())
+        assert verified.message.payload == b"open"
+        # a second combined request with the same message_3: the session is gone
+        again, _ = protect_request(context, inner)
+        refused = await client.request(
+            again.replace(
+                payload=message_3 + again.payload, options=again.options.replace(edhoc=True)
+            ),
+            "coap://server/",
+        )
+        assert refused.code == Code.BAD_REQUEST
+    assert resource.counts["completed"] == 1
+    assert app.calls[-1][1].label == ":client1"  # type: ignore[union-attr]
