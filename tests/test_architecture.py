@@ -33,6 +33,7 @@ LAYERS: dict[str, float] = {
     "cache": 7.5,  # a proxy's response cache: built on resources' Response
     "trace": 7,
     "oscore": 7.5,  # wraps a site of resources; protects what the client and server send
+    "edhoc": 7.6,  # sets up OSCORE contexts; its resource lives on a site
     "security": 8,
     "transports": 8,
     "runtime": 9,
@@ -59,6 +60,7 @@ CORE = {
     "resources",
     "endpoint",
     "oscore",
+    "edhoc",
 }
 FORBIDDEN_IN_CORE = {
     "asyncio",

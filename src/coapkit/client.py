@@ -62,6 +62,7 @@ from coapkit.transports.tcp import StreamTransport, remote_key
 from coapkit.transports.udp import resolve_bind_host
 
 if TYPE_CHECKING:
+    from coapkit.edhoc.credentials import Identity, PeerLookup
     from coapkit.oscore.context import SecurityContext
     from coapkit.oscore.credentials import CredentialsMap
 
@@ -183,6 +184,11 @@ class Client:
         self.oscore = oscore
         self._understood = UNDERSTOOD_OPTIONS if oscore is None else _WITH_OSCORE
         self._oscore_contexts: dict[CoapUri, SecurityContext | None] = {}
+        #: OSCORE contexts EDHOC established, by credentials entry and origin, and the
+        #: runs under way (one per origin at a time)
+        self._edhoc_contexts: dict[tuple[str, str], SecurityContext] = {}
+        self._edhoc_runs: dict[tuple[str, str], asyncio.Future[SecurityContext]] = {}
+        self._edhoc_c_i = 0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -532,7 +538,7 @@ class Client:
         mtype = MessageType.NON if non else MessageType.CON
         if timeout is None:
             timeout = self.timeout
-        context = self._oscore_context(parsed)
+        context = await self._security_context(parsed)
         last_error: NetworkError | None = None
         for remote in remotes:
             try:
@@ -575,6 +581,85 @@ class Client:
         if len(cache) > 256:
             del cache[next(iter(cache))]
         return context
+
+    async def _security_context(self, uri: CoapUri) -> SecurityContext | None:
+        """The OSCORE context for a request to ``uri``: a static one from the credentials,
+        or one EDHOC establishes with the origin first (an ``edhoc-oscore`` entry; once
+        per origin, reused until the client closes).  EDHOC's own requests are never
+        protected (RFC 9528 Appendix A.2)."""
+        if self.oscore is None or uri.path == (".well-known", "edhoc"):
+            return None
+        context = self._oscore_context(uri)
+        if context is not None:
+            return context
+        found = self.oscore.edhoc_for_uri(str(uri))
+        if found is None:
+            return None
+        key, entry = found
+        origin = str(uri.with_path())
+        cache_key = (key, origin)
+        context = self._edhoc_contexts.get(cache_key)
+        if context is not None:
+            return context
+        running = self._edhoc_runs.get(cache_key)
+        if running is None:
+            running = self._edhoc_runs[cache_key] = asyncio.ensure_future(
+                self.establish_edhoc(
+                    origin,
+                    entry.identity,
+                    entry.peers,
+                    method=entry.method,
+                    suites=(entry.suite,),
+                    label=key,
+                )
+            )
+            running.add_done_callback(lambda _: self._edhoc_runs.pop(cache_key, None))
+        context = await asyncio.shield(running)
+        self._edhoc_contexts[cache_key] = context
+        return context
+
+    async def establish_edhoc(
+        self,
+        uri: str | CoapUri,
+        identity: Identity,
+        peers: PeerLookup,
+        *,
+        method: int = 3,
+        suites: Sequence[int] = (2,),
+        label: str | None = None,
+        timeout: float | None = None,
+    ) -> SecurityContext:
+        """Run EDHOC (RFC 9528, over CoAP as its Appendix A.2 says) with the server of
+        ``uri`` and return the OSCORE security context it yields (Appendix A.1), in
+        memory.  ``identity``: this client's credential and private key; ``peers``: the
+        server credentials it accepts (:class:`~coapkit.edhoc.TrustedPeers`).  Raises
+        :class:`~coapkit.edhoc.EdhocError` when the server refuses or does not prove
+        its credential."""
+        from coapkit.edhoc.coap import CONTENT_FORMAT_CID_EDHOC, InitiatorExchange
+
+        parsed, _ = await self.resolve(uri)
+        target = parsed.with_path(".well-known", "edhoc")
+        # C_I: a one-byte integer (the shortest OSCORE Recipient ID), a new one each run
+        values = (*range(0x18), *range(0x20, 0x38))
+        c_i = bytes((values[self._edhoc_c_i % len(values)],))
+        self._edhoc_c_i += 1
+        exchange = InitiatorExchange(identity, peers, c_i=c_i, method=method, suites=suites)
+        first = await self.request(
+            "POST",
+            target,
+            exchange.request_1(),
+            content_format=CONTENT_FORMAT_CID_EDHOC,
+            timeout=timeout,
+        )
+        second = await self.request(
+            "POST",
+            target,
+            exchange.on_response_2(first.code, first.payload),
+            content_format=CONTENT_FORMAT_CID_EDHOC,
+            timeout=timeout,
+        )
+        exchange.on_response_4(second.code, second.payload)
+        return exchange.security_context(label)
 
     def _inner_block_size(self) -> int:
         """Inner blocks of at most 512 bytes: protected, they fit in one 1024-byte payload."""
@@ -1060,7 +1145,9 @@ class Observation:
                 return self  # started or cancelled by another task while resolving
             timeout = self._timeout if self._timeout is not None else client.timeout
             self._driver = driver
-            context = client._oscore_context(parsed)
+            context = await client._security_context(parsed)
+            if self._settled():
+                return self
             if context is not None:
                 from coapkit.runtime.oscore import OscoreStream
 

@@ -73,6 +73,8 @@ _OBSERVE = int(OptionNumber.OBSERVE)
 _URI_PATH = int(OptionNumber.URI_PATH)
 #: the options a server with OSCORE understands (the OSCORE option itself, RFC 8613 §2)
 _WITH_OSCORE = UNDERSTOOD_OPTIONS | {int(OptionNumber.OSCORE)}
+#: and, with an EDHOC resource, the EDHOC option of a combined request (RFC 9668 §3.1)
+_WITH_EDHOC = _WITH_OSCORE | {int(OptionNumber.EDHOC)}
 
 DEFAULT_PORT = 5683
 #: async renderings of one observer's notifications that may run at once (see _render)
@@ -485,7 +487,9 @@ class Server:
 
     @property
     def _understood(self) -> frozenset[int]:
-        return UNDERSTOOD_OPTIONS if self.oscore is None else _WITH_OSCORE
+        if self.oscore is None:
+            return UNDERSTOOD_OPTIONS
+        return _WITH_OSCORE if self.oscore.edhoc is None else _WITH_EDHOC
 
     def _dispatch(self, listener: Listener, request: Request) -> Response | Awaitable[Response]:
         """The site's answer, through the OSCORE layer when there is one."""

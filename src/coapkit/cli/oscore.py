@@ -31,6 +31,7 @@ from coapkit.cli.exits import LocalFileError, MissingExtraError, UsageError
 if TYPE_CHECKING:
     from coapkit.oscore.credentials import CredentialsMap
     from coapkit.oscore.server import OscoreServer
+    from coapkit.resources.site import Site
 
 __all__ = [
     "CLIENT_HELP",
@@ -119,7 +120,8 @@ def uses_oscore(args: argparse.Namespace) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and any(
-        isinstance(value, dict) and "oscore" in value for value in data.values()
+        isinstance(value, dict) and ("oscore" in value or "edhoc-oscore" in value)
+        for value in data.values()
     )
 
 
@@ -139,9 +141,13 @@ def client_credentials(args: argparse.Namespace) -> Iterator[CredentialsMap | No
 
 
 @contextmanager
-def server_oscore(args: argparse.Namespace) -> Iterator[OscoreServer | None]:
+def server_oscore(
+    args: argparse.Namespace, site: Site | None = None
+) -> Iterator[OscoreServer | None]:
     """The OSCORE layer of a server command (None without ``--credentials`` and
-    ``--require-oscore``), its contexts closed when the server stops."""
+    ``--require-oscore``), its contexts closed when the server stops.  With
+    ``edhoc-oscore`` entries (one with the server's own credential), ``site`` gets
+    ``/.well-known/edhoc``: clients set OSCORE contexts up with EDHOC (RFC 9528)."""
     path = getattr(args, "credentials", None)
     require = list(getattr(args, "require_oscore", []) or [])
     if path is None or not uses_oscore(args):
@@ -164,6 +170,20 @@ def server_oscore(args: argparse.Namespace) -> Iterator[OscoreServer | None]:
             layer = OscoreServer(credentials.server_contexts(), require=require)
         except ValueError as exc:
             raise UsageError(f"--credentials {path}: {exc}") from None
+        if site is not None and credentials.edhoc:
+            import time
+
+            from coapkit.edhoc.coap import EdhocResource
+            from coapkit.edhoc.config import server_setup
+
+            setup = server_setup(credentials.edhoc)
+            if setup is not None:
+                identity, peers = setup
+                suites = sorted({entry.suite for entry in credentials.edhoc.values()})
+                resource = EdhocResource(
+                    identity, peers, layer, clock=time.monotonic, suites=suites
+                )
+                site.add("/.well-known/edhoc", resource)
         yield layer
     finally:
         credentials.close()

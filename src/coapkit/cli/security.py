@@ -77,7 +77,6 @@ __all__ = [
 #: the kinds of aiocoap's credentials entries coapkit does not have yet, and why
 UNSUPPORTED_KINDS = {
     "dtls": "DTLS (coaps://) is not supported yet",
-    "edhoc-oscore": "EDHOC and OSCORE are not supported yet",
     "any-of": "alternatives (any-of) are not supported",
     "any": "alternatives (any) are not supported",
     "all-of": "combinations (all-of) are not supported",
@@ -178,7 +177,7 @@ def _entry(where: str, key: str, value: Any) -> TlsEntry | str:
     ((kind, body),) = value.items()
     if kind in UNSUPPORTED_KINDS:
         raise UsageError(f"{here}: {kind}: {UNSUPPORTED_KINDS[kind]}")
-    if kind == "oscore":  # a security context: read by coapkit.cli.oscore, no TLS material
+    if kind in ("oscore", "edhoc-oscore"):  # read by coapkit.cli.oscore, no TLS material
         return TlsEntry(kind="oscore")
     if kind not in ("tls", "tlscert"):
         raise UsageError(

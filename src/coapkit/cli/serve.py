@@ -205,7 +205,7 @@ def serve(
         echo_key = read_echo_key(args)
     amplification = None if args.no_amplification_limit else AmplificationConfig(secret=echo_key)
 
-    with server_oscore(args) as oscore:
+    with server_oscore(args, site) as oscore:
         return _serve(
             site,
             args,

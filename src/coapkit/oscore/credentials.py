@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from coapkit.oscore.context import SecurityContext
 from coapkit.oscore.errors import OscoreConfigError
@@ -67,6 +67,23 @@ class OtherEntry:
 
 
 Entry = OscoreEntry | Reference | OtherEntry
+
+
+class EdhocSetup(Protocol):
+    """What an ``edhoc-oscore`` entry becomes (:class:`coapkit.edhoc.config.EdhocEntry`):
+    the party's identity, the peers it accepts, the method and the cipher suite."""
+
+    @property
+    def identity(self) -> Any: ...
+
+    @property
+    def peers(self) -> Any: ...
+
+    @property
+    def method(self) -> int: ...
+
+    @property
+    def suite(self) -> int: ...
 
 
 def _entry(key: str, value: object) -> Entry:
@@ -131,10 +148,15 @@ class CredentialsMap:
     """
 
     def __init__(
-        self, entries: Mapping[str, Entry], contexts: Mapping[str, SecurityContext]
+        self,
+        entries: Mapping[str, Entry],
+        contexts: Mapping[str, SecurityContext],
+        edhoc: Mapping[str, EdhocSetup] | None = None,
     ) -> None:
         self.entries = dict(entries)
         self.contexts = dict(contexts)
+        #: the ``edhoc-oscore`` entries, made by the runtime (:mod:`coapkit.edhoc.config`)
+        self.edhoc = dict(edhoc or {})
         self._patterns = sorted(
             ((key, _pattern(key)) for key in self.entries if not key.startswith(":")),
             key=lambda item: len(item[0]),
@@ -173,6 +195,14 @@ class CredentialsMap:
         if found is None:
             return None
         return self.contexts.get(found[0])
+
+    def edhoc_for_uri(self, uri: str) -> tuple[str, EdhocSetup] | None:
+        """The ``edhoc-oscore`` entry (and its key) a request to ``uri`` sets OSCORE up
+        with, or None."""
+        found = self.entry_for_uri(uri)
+        if found is None or found[0] not in self.edhoc:
+            return None
+        return found[0], self.edhoc[found[0]]
 
     def server_contexts(self) -> list[SecurityContext]:
         """Every OSCORE context, for a server: each labelled with its entry's key."""

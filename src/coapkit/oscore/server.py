@@ -43,7 +43,7 @@ into outer blocks.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from coapkit.blockwise.server import BlockwiseConfig, BlockwiseServer
@@ -63,7 +63,7 @@ from coapkit.exchanges.server import UNDERSTOOD_OPTIONS, unrecognised_options
 from coapkit.messaging.records import Remote
 from coapkit.oscore.context import SecurityContext
 from coapkit.oscore.errors import OscoreConfigError, Rejection, context_not_found
-from coapkit.oscore.option import OscoreOption
+from coapkit.oscore.option import OscoreDecodeError, OscoreOption, decode_option
 from coapkit.oscore.protection import (
     RequestBinding,
     protect_response,
@@ -80,6 +80,7 @@ __all__ = ["OscoreIdentity", "OscoreServer"]
 
 N = OptionNumber
 _OSCORE = int(N.OSCORE)
+_EDHOC = int(N.EDHOC)
 _OBSERVE = int(N.OBSERVE)
 _BLOCK_OPTIONS = frozenset(int(n) for n in (N.BLOCK1, N.BLOCK2, N.SIZE2))
 #: what an inner request may carry and be understood (Observe and block-wise are this
@@ -92,6 +93,22 @@ _INNER_BOUNDS: OptionBounds = {
     for number in _INNER_UNDERSTOOD
     if (spec := REGISTRY.get(number)) is not None
 }
+
+
+def _cbor_bstr_end(data: bytes) -> int | None:
+    """Where the CBOR byte string at the start of ``data`` ends (None: there is none)."""
+    if not data or data[0] >> 5 != 2:
+        return None
+    info = data[0] & 0x1F
+    if info < 24:
+        length, start = info, 1
+    elif info <= 27:
+        start = 1 + (1 << (info - 24))
+        length = int.from_bytes(data[1:start], "big")
+    else:
+        return None
+    end = start + length
+    return end if end <= len(data) and start <= len(data) else None
 
 
 def _has_block_option(message: Message) -> bool:
@@ -174,6 +191,10 @@ class OscoreServer:
         self._described: OrderedDict[object, tuple[Request | str, int]] = OrderedDict()
         #: the identity requests verified with each context show their handlers
         self._identities: dict[SecurityContext, OscoreIdentity] = {}
+        #: RFC 9668's combined request: ``edhoc(c_r, message_3)`` verifies message_3 and
+        #: adds the context it makes (None), or gives the answer to a failure; set by an
+        #: :class:`~coapkit.edhoc.coap.EdhocResource`
+        self.edhoc: Callable[[bytes, bytes], Response | None] | None = None
 
     # -- configuration --------------------------------------------------------------------------
 
@@ -195,6 +216,23 @@ class OscoreServer:
                 " and the same ID Context: a request could not tell them apart"
             )
         self._contexts[key] = context
+
+    def remove(self, context: SecurityContext) -> None:
+        """Forget a context added before (an EDHOC context replaced or expired); its
+        observations end with it."""
+        key = (context.recipient_id, context.id_context)
+        if self._contexts.get(key) is context:
+            del self._contexts[key]
+        self._identities.pop(context, None)
+        for registration_key in [
+            k for k, r in self._registrations.items() if r.binding.context is context
+        ]:
+            del self._registrations[registration_key]
+
+    def has_recipient_id(self, recipient_id: bytes) -> bool:
+        """Whether a context (without ID Context) or a template has this Recipient ID:
+        an EDHOC Responder picks a C_R that is not (RFC 9528 Appendix A.1)."""
+        return (recipient_id, None) in self._contexts or recipient_id in self._templates
 
     @property
     def contexts(self) -> list[SecurityContext]:
@@ -236,11 +274,19 @@ class OscoreServer:
                     path = request.path
                 except Exception as exc:
                     return error_response(exc, request)
-                if self.requires_oscore(path):
+                # EDHOC, which sets OSCORE up, is reachable without it (RFC 9528 A.2)
+                if self.requires_oscore(path) and not (
+                    self.edhoc is not None and path == (".well-known", "edhoc")
+                ):
                     return self._refuse(Response(Code.UNAUTHORIZED, b"OSCORE required"))
             return site.dispatch(request)
         if request.handle is None:
             return self._notification(site, request, now)
+        if _EDHOC in message.options:
+            combined = self._combined(message)
+            if isinstance(combined, Response):
+                return combined
+            message = combined
         self.blockwise.expire(now)
         try:
             try:
@@ -290,6 +336,26 @@ class OscoreServer:
             )
         return self._answer_later(
             site, key, message, inner_request, block_request, binding, result, now
+        )
+
+    def _combined(self, message: Message) -> Message | Response:
+        """RFC 9668 §3.3.1: take EDHOC message_3 off the front of the payload, have it
+        verified (the OSCORE option's kid is C_R), and go on with the OSCORE request
+        that remains, without the EDHOC option."""
+        if self.edhoc is None:
+            return self._refuse(Response(Code.BAD_OPTION, b"EDHOC not supported here"))
+        try:
+            kid = decode_option(message.options.get(_OSCORE) or b"").kid
+        except OscoreDecodeError:
+            kid = None
+        end = _cbor_bstr_end(message.payload)
+        if kid is None or end is None:
+            return self._refuse(Response(Code.BAD_REQUEST, b"EDHOC: no message_3"))
+        answer = self.edhoc(kid, message.payload[:end])
+        if answer is not None:
+            return answer
+        return message.replace(
+            payload=message.payload[end:], options=message.options.remove(_EDHOC)
         )
 
     async def _answer_later(

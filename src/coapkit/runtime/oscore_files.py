@@ -263,11 +263,52 @@ def load_credentials(
         return context
 
     try:
-        return CredentialsMap.from_data(data, load)
+        credentials = CredentialsMap.from_data(data, load)
+        credentials.edhoc.update(_edhoc_entries(credentials))
+        return credentials
     except BaseException:
         for context in loaded:
             context.close()
         raise
+
+
+def read_key_file(path: str) -> object:
+    """A COSE private key file (CBOR, as ``aiocoap-keygen`` writes it, or JSON), refused
+    when others than its owner may read it (as aiocoap refuses it)."""
+    where = Path(path)
+    try:
+        if where.stat().st_mode & 0o077:
+            raise OscoreConfigError(
+                f"private key file {path} may be read by others than its owner (chmod 600)"
+            )
+        raw = where.read_bytes()
+    except OSError as exc:
+        raise OscoreConfigError(f"private key file {path} cannot be read: {exc.strerror}") from None
+    if raw[:1] in (b"{", b" ", b"\n"):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            pass
+    try:
+        import cbor2
+    except ImportError:
+        raise OscoreConfigError("reading a CBOR key file needs cbor2 (the oscore extra)") from None
+    try:
+        return cbor2.loads(raw)
+    except Exception:
+        raise OscoreConfigError(f"private key file {path} is neither CBOR nor JSON") from None
+
+
+def _edhoc_entries(credentials: CredentialsMap) -> dict[str, Any]:
+    """The ``edhoc-oscore`` entries, parsed (their key files read)."""
+    from coapkit.edhoc.config import parse_edhoc_entry
+    from coapkit.oscore.credentials import OtherEntry
+
+    return {
+        key: parse_edhoc_entry(key, entry.value, read_key_file)
+        for key, entry in credentials.entries.items()
+        if isinstance(entry, OtherEntry) and entry.kind == "edhoc-oscore"
+    }
 
 
 def write_context(
