@@ -130,20 +130,24 @@ def listen_uris(args: argparse.Namespace) -> list[CoapUri]:
             "--listen replaces --bind and --port: give the address and port in the URI "
             "(--listen coap://ADDR:PORT)"
         )
-    uris = []
-    for text in args.listen:
-        uri = parse_uri(text)
-        if uri.path or uri.query:
-            raise UriError(f"--listen {text}: a listener takes no path nor query")
-        try:
-            if uri.scheme == "coaps":
-                require_dtls()
-            if uri.transport == "ws":
-                require_websockets()
-        except MissingExtra as exc:
-            raise UriError(f"--listen {text}: {exc}") from None
-        uris.append(uri)
-    return uris
+    return [listener_uri(text) for text in args.listen]
+
+
+def listener_uri(text: str) -> CoapUri:
+    """One ``--listen URI``, checked: UriError (status 6) for a path or query, or for a
+    scheme whose extra is missing (``coaps://``: ``dtls``; WebSockets: ``ws``), the line
+    naming the extra."""
+    uri = parse_uri(text)
+    if uri.path or uri.query:
+        raise UriError(f"--listen {text}: a listener takes no path nor query")
+    try:
+        if uri.scheme == "coaps":
+            require_dtls()
+        if uri.transport == "ws":
+            require_websockets()
+    except MissingExtra as exc:
+        raise UriError(f"--listen {text}: {exc}") from None
+    return uri
 
 
 def _where(args: argparse.Namespace, uris: Sequence[CoapUri]) -> list[str]:
