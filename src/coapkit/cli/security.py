@@ -484,6 +484,8 @@ def server_security(
     for the ``coaps+tcp://`` and ``coaps+ws://`` ones, :func:`server_dtls` for the
     ``coaps://`` ones); flags that none of them uses are ignored with one warning."""
     _check_pairs(args)
+    if args.credentials is not None:  # a broken file fails whatever the listeners
+        load_credentials(args.credentials)
     tls_uris = [uri for uri in uris if uri.secure and uri.scheme != "coaps"]
     dtls_uris = [uri for uri in uris if uri.scheme == "coaps"]
     if not tls_uris and not dtls_uris:
