@@ -501,3 +501,24 @@ def test_our_client_against_libcoap_coaps_server() -> None:
         # record it cannot decrypt without an alert, as RFC 6347 §4.1.2.7 allows for a
         # record whose MAC fails, so the client learns of it only when its handshake
         # times out, after 60 s; that line names the likely cause, different keys)
+
+
+def test_help_shows_coaps_and_its_options() -> None:
+    from tests.cli.helpers import run_in_process
+
+    for command in ("get", "ping", "discover"):
+        shown = run_in_process(command, "--help").stdout
+        assert "coaps:// (DTLS, 5684)" in shown
+        assert "pip\ninstall 'coapkit[dtls]'" in shown
+        assert "coapkit get coaps://127.0.0.1/hello --psk-identity dev1 --psk secretkey" in shown
+        assert '"client-identity": {"ascii": "dev1"}' in shown
+        assert "not supported yet" not in shown
+    for command in ("server", "fileserver", "rd"):
+        shown = run_in_process(command, "--help").stdout
+        assert "--psk-identity ID" in shown and "--psk KEY" in shown, command
+        assert "coaps://" in shown, command
+        assert "not supported yet" not in shown, command
+    assert (
+        "DTLS listeners (coaps://) need a pre-shared key"
+        in run_in_process("server", "--help").stdout
+    )

@@ -36,7 +36,7 @@ examples:
   coapkit rd
   coapkit rd --listen coap://[::]:5683 --listen coap+tcp://[::]:5683 --store /var/lib/rd.sqlite
   coapkit rd --store redis://127.0.0.1:6379/0        (several processes, one directory)
-  coapkit rd --listen coaps://[::]:5684 --credentials clients.json   (DTLS, several PSKs)
+  coapkit rd --listen coaps://[::]:5684 --credentials clients.json   (DTLS)
   coapkit server --register coap://rd.example --ep kitchen-lamp --lt 600
   coapkit get 'coap://127.0.0.1/rd-lookup/res?rt=temperature*'
 
@@ -52,13 +52,14 @@ restarts and expired by their lifetime; redis://HOST:PORT/N: Redis (pip install
 'coapkit[redis]'), which several coapkit rd processes behind one address can share.
 
 --policy: who may register which names (RFC 9176 §7): open (anyone, anything; the
-default), first-come (a live name stays with whoever registered it: its TLS or DTLS
-identity, else its source address), authenticated (TLS or DTLS client certificates and
-DTLS PSK identities only, each for the endpoint name its identity gives).
+default), first-come (a live name stays with whoever registered it: its TLS or
+DTLS identity, else its source address), authenticated (TLS or DTLS client
+certificates and DTLS PSK identities only, each for the endpoint name its
+identity gives).
 
-Listeners: coaps:// (DTLS), coaps+tcp:// and coaps+ws:// (TLS) take --psk-identity
-and --psk, --cert, --key, --ca and --credentials as coapkit server does (see
-coapkit server --help).
+Listeners: coaps:// (DTLS), coaps+tcp:// and coaps+ws:// (TLS) take
+--psk-identity and --psk, --cert, --key, --ca and --credentials as coapkit
+server does (see coapkit server --help).
 """
 
 
