@@ -217,6 +217,19 @@ def test_the_verbose_trace_shows_records_and_the_messages_inside(server: Listeni
     assert '<   payload: 12 bytes "Hello, CoAP!"' in trace
 
 
+def test_a_timeout_during_the_handshake_says_so(silent_port: int) -> None:
+    uri = f"coaps://127.0.0.1:{silent_port}"
+    for command in (["get", f"{uri}/hello"], ["ping", uri]):
+        result = run(*command, *DEV1, "--timeout", "1")
+        assert result.returncode == 8
+        line = one_error_line(result)
+        assert line.endswith(
+            f": the DTLS handshake with 127.0.0.1:{silent_port} had not completed; is a DTLS "
+            "server running there? with a pre-shared key, the two sides may hold different "
+            "keys (-v shows the handshake)"
+        ), line
+
+
 def test_security_flags_for_a_uri_without_dtls_are_ignored(server: Listening) -> None:
     result = run("get", f"{server.uri['coap']}/hello", *DEV1)
     assert (result.returncode, result.stdout) == (0, "Hello, CoAP!\n")
@@ -497,10 +510,17 @@ def test_our_client_against_libcoap_coaps_server() -> None:
         assert observed.returncode == 0 and len(observed.stdout.splitlines()) == 2
         ping = run("ping", base, *DEV1)
         assert ping.returncode == 0 and ping.stdout.startswith(f"RST from 127.0.0.1:{port}")
-        # (a wrong key is not tried here: libcoap 4.3.1 with OpenSSL discards the Finished
-        # record it cannot decrypt without an alert, as RFC 6347 §4.1.2.7 allows for a
-        # record whose MAC fails, so the client learns of it only when its handshake
-        # times out, after 60 s; that line names the likely cause, different keys)
+        # a wrong key: libcoap 4.3.1 with OpenSSL discards the Finished record it cannot
+        # decrypt without an alert, as RFC 6347 §4.1.2.7 allows for a record whose MAC
+        # fails, so the handshake would time out after 60 s; a --timeout before that
+        # ends with status 8, the line saying the handshake had not completed
+        wrong = run("get", f"{base}/", "--psk-identity", "dev1", "--psk", "wrong", "--timeout", "2")
+        assert wrong.returncode == 8
+        assert one_error_line(wrong) == (
+            f"coapkit: no response from 127.0.0.1:{port} in time: the DTLS handshake with "
+            f"127.0.0.1:{port} had not completed; is a DTLS server running there? with a "
+            "pre-shared key, the two sides may hold different keys (-v shows the handshake)"
+        )
 
 
 def test_help_shows_coaps_and_its_options() -> None:
