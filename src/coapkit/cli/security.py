@@ -455,7 +455,7 @@ def client_dtls(args: argparse.Namespace, uri: CoapUri) -> DtlsCredentials | Non
             ca=args.ca if args.ca is not None else entry.ca,
             insecure=bool(args.insecure or entry.insecure),
         )
-    except SecurityConfigError as exc:
+    except SecurityConfigError as exc:  # the flags were checked: the entry's doing
         raise UsageError(f"--credentials {args.credentials}: {exc}") from None
     if dtls == DtlsCredentials():
         return None
