@@ -217,6 +217,20 @@ def test_the_verbose_trace_shows_records_and_the_messages_inside(server: Listeni
     assert '<   payload: 12 bytes "Hello, CoAP!"' in trace
 
 
+def test_no_mode_in_common() -> None:
+    psk_only = Listening("server", "--listen", "coaps://127.0.0.1:0", *DEV1)
+    try:  # a client with neither key nor certificate offers certificate suites only
+        result = run("get", f"{psk_only.uri['coaps']}/hello")
+    finally:
+        assert psk_only.stop() == 0
+    assert result.returncode == 7
+    assert one_error_line(result).endswith(
+        "; the two sides need a mode in common: a pre-shared key (--psk-identity, --psk) or "
+        "certificates (--cert, --key, --ca)"
+    )
+    assert "DTLS handshake failed: no cipher suite in common with the client" in psk_only.log()
+
+
 def test_a_timeout_during_the_handshake_says_so(silent_port: int) -> None:
     uri = f"coaps://127.0.0.1:{silent_port}"
     for command in (["get", f"{uri}/hello"], ["ping", uri]):
@@ -264,7 +278,8 @@ def test_client_certificates_required_with_ca(pki: Pki) -> None:
         assert without.returncode == 7
         assert one_error_line(without) == (
             "coapkit: DTLS handshake failed: the server refused the handshake (it may require "
-            "a client certificate)"
+            "a client certificate); the two sides need a mode in common: a pre-shared key "
+            "(--psk-identity, --psk) or certificates (--cert, --key, --ca)"
         )
         stranger = run(
             "get", uri, "--ca", str(pki.ca), "--cert", str(pki.stranger_client.cert),
