@@ -312,14 +312,13 @@ def _bytes_value(here: str, name: str, value: Any) -> bytes:
 # -- the flags --------------------------------------------------------------------------------
 
 
-def _given(args: argparse.Namespace, names: tuple[str, ...] | None = None) -> list[str]:
+def _given(args: argparse.Namespace) -> list[str]:
     """The security flags given on the command line, as typed (``--cert``...), for the
     warning that they have no effect: none when it was given already (``args.warned``:
     a server's supervisor warns once for its workers)."""
     if getattr(args, "warned", False):
         return []
-    if names is None:
-        names = ("cert", "key", "ca", "insecure", "psk_identity", "psk")
+    names = ("cert", "key", "ca", "insecure", "psk_identity", "psk")
     return ["--" + name.replace("_", "-") for name in names if getattr(args, name, None)]
 
 
