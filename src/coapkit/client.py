@@ -401,6 +401,24 @@ class Client:
         self._channels["coaps"] = driver
         return driver
 
+    def _in_handshake(self, parsed: CoapUri, remote: Remote, exc: RequestTimeout) -> RequestTimeout:
+        """A timeout that struck while the DTLS handshake with ``remote`` was still going:
+        it says so, since no CoAP message could even be sent (a peer that silently drops
+        records it cannot decrypt, RFC 6347 §4.1.2.7, looks like this with a wrong key
+        until the handshake itself times out).  Any other timeout is ``exc`` itself."""
+        channel = self._channels.get("coaps") if parsed.scheme == "coaps" else None
+        security = None if channel is None else channel.endpoint.security
+        if security is None or security.session(remote) is None or security.established(remote):
+            return exc
+        error = RequestTimeout(
+            f"{exc}: the DTLS handshake with {describe_remote(remote)} had not completed"
+        )
+        error.hint = (
+            "is a DTLS server running there? with a pre-shared key, the two sides may hold "
+            "different keys (-v shows the handshake)"
+        )
+        return error
+
     def _secure_route(self, parsed: CoapUri, remote: Remote) -> Driver:
         """The coaps:// driver, told which host and credentials a handshake with ``remote``
         is for (the material is read now: a bad file fails this request, not later)."""
@@ -560,6 +578,8 @@ class Client:
                 logger.debug("%s: %s", describe_remote(remote), exc)
                 last_error = exc
                 continue
+            except RequestTimeout as exc:
+                raise self._in_handshake(parsed, remote, exc) from None
             response = Response.from_message(reply, remote=source)
             if raise_for_status:
                 response.raise_for_status()
@@ -950,11 +970,11 @@ class Client:
                 logger.debug("%s: %s", describe_remote(remote), exc)
                 last_error = exc
             except TimeoutError as exc:
-                if isinstance(exc, RequestTimeout):
-                    raise
-                where = describe_remote(remote)
-                answer = "RST" if parsed.transport == "udp" else "Pong"
-                raise RequestTimeout(f"no {answer} from {where} within {timeout:g} s") from None
+                if not isinstance(exc, RequestTimeout):
+                    where = describe_remote(remote)
+                    answer = "RST" if parsed.transport == "udp" else "Pong"
+                    exc = RequestTimeout(f"no {answer} from {where} within {timeout:g} s")
+                raise self._in_handshake(parsed, remote, exc) from None
         assert last_error is not None
         raise last_error
 

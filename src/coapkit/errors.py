@@ -189,6 +189,8 @@ _DTLS_HINTS = {
     "psk_mismatch": "check the pre-shared key (--psk) of this identity",
     "bad_certificate": "check the CA (--ca) and the name in the URI",
     "certificate_refused": "the server may require a client certificate (--cert, --key)",
+    "handshake_failure": "the two sides need a mode in common: a pre-shared key (--psk-identity, "
+    "--psk) or certificates (--cert, --key, --ca)",
     "timeout": "is a DTLS server running on that port (coaps:// defaults to 5684)?",
 }
 

@@ -165,7 +165,9 @@ class DatagramTrace:
         self._start = clock()
         #: how the bytes are framed: ``"udp"`` (RFC 7252 datagrams), ``"tcp"`` (a stream
         #: of RFC 8323 §3.2 frames, cut anywhere), ``"ws"`` (one RFC 8323 §4.2 message
-        #: per WebSocket message) or ``"dtls"`` (DTLS records: their types and sizes)
+        #: per WebSocket message), ``"dtls"`` (DTLS records: their types and sizes) or
+        #: ``"decrypted"`` (the CoAP datagrams inside DTLS records: shown as ``"udp"``
+        #: ones are, their size marked "in DTLS")
         self.framing = framing
         self._sent: dict[bytes, int] = {}
         self._received: dict[bytes, int] = {}
@@ -194,7 +196,7 @@ class DatagramTrace:
                 f"{arrow} DTLS {describe_records(data)}  {where}  ({len(data)} bytes, "
                 f"+{elapsed:.3f} s)"
             ]
-        if self.framing != "udp":
+        if self.framing not in ("udp", "decrypted"):
             return self._stream_lines(direction, data, remote)
         sending = direction == "send"
         arrow = ">" if sending else "<"
@@ -206,6 +208,8 @@ class DatagramTrace:
         elapsed = self._clock() - self._start
         where = f"{'to' if sending else 'from'} {show_remote(remote)}"
         size = f"{len(data)} byte{'' if len(data) == 1 else 's'}"
+        if self.framing == "decrypted":
+            size += " in DTLS"
         mark = ""
         if repeat:
             mark = f"  [retransmission {repeat}]" if sending else f"  [duplicate {repeat}]"

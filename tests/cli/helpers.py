@@ -147,6 +147,36 @@ class ServerProcess:
         return self.process.returncode
 
 
+_LISTENING = re.compile(r"serving CoAP on (.+)$", re.MULTILINE)
+
+
+class Listening(ServerProcess):
+    """``coapkit server|fileserver ARGS`` with ``--listen`` URIs (port 0 each): ``uri[scheme]``
+    is where each listener is bound, as the start-up line names it."""
+
+    def __init__(self, *args: str | Path, extra_path: str | None = None) -> None:
+        self.log_file = tempfile.NamedTemporaryFile(prefix="coapkit-server-", suffix=".log")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "coapkit", *map(str, args)],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log_file,
+            env=cli_env(extra_path),
+        )
+        self._final_log: str | None = None
+        deadline = time.monotonic() + 15
+        while True:
+            match = _LISTENING.search(self.log())
+            if match:
+                break
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the server did not start:\n{self.log()}")
+            time.sleep(0.02)
+        bound = [uri.strip().removesuffix(";") for uri in match.group(1).split(",")]
+        self.bound = bound
+        self.uri = {uri.partition("://")[0]: uri for uri in bound}
+
+
 # -- fake peers -----------------------------------------------------------------------------
 
 

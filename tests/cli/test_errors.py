@@ -17,7 +17,7 @@ from tests.interop.peers import free_udp_port
         ("coap//127.0.0.1/x", 6, "bad URI: 'coap//127.0.0.1/x' is a relative reference"),
         ("127.0.0.1/x", 6, "bad URI:"),
         ("http://127.0.0.1/x", 6, "bad URI: unknown scheme 'http'"),
-        ("coaps://127.0.0.1/x", 6, "bad URI: coaps:// (CoAP over DTLS) is not supported yet"),
+        ("coaps://127.0.0.1:1/x", 7, "127.0.0.1:1: port unreachable (connection refused)"),
         ("coap://127.0.0.1:99999/x", 6, "bad URI:"),
         ("coap://[::1/x", 6, "bad URI:"),
         ("coap://127.0.0.1/x#frag", 6, "bad URI:"),

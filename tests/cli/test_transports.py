@@ -14,8 +14,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,42 +21,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.cli.helpers import ServerProcess, cli_env, one_error_line, run
+from tests.cli.helpers import Listening, one_error_line, run
 from tests.interop.peers import coap_client, libcoap_server
 
 if TYPE_CHECKING:
     from tests.security.certs import Pki
 
 pytest.importorskip("websockets")
-
-_SERVING = re.compile(r"serving CoAP on (.+)$", re.MULTILINE)
-
-
-class Listening(ServerProcess):
-    """``coapkit server|fileserver ARGS`` with ``--listen`` URIs (port 0 each): ``uri[scheme]``
-    is where each listener is bound, as the start-up line names it."""
-
-    def __init__(self, *args: str | Path, extra_path: str | None = None) -> None:
-        self.log_file = tempfile.NamedTemporaryFile(prefix="coapkit-server-", suffix=".log")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "coapkit", *map(str, args)],
-            stdout=subprocess.DEVNULL,
-            stderr=self.log_file,
-            env=cli_env(extra_path),
-        )
-        self._final_log: str | None = None
-        deadline = time.monotonic() + 15
-        while True:
-            match = _SERVING.search(self.log())
-            if match:
-                break
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the server did not start:\n{self.log()}")
-            time.sleep(0.02)
-        bound = [uri.strip().removesuffix(";") for uri in match.group(1).split(",")]
-        self.bound = bound
-        self.uri = {uri.partition("://")[0]: uri for uri in bound}
 
 
 @pytest.fixture(scope="module")
@@ -306,7 +275,7 @@ def test_material_that_cannot_be_used(pki: Pki, tmp_path: Path) -> None:
         (["--psk-identity", "dev1"], 2, "--psk-identity and --psk go together"),
         (["--psk-identity", "dev1", "--psk", "0xzz"], 2, "not hexadecimal"),
         (["--psk-identity", "dev1", "--psk", "secretkey"], 2,
-         "coaps+tcp:// with a pre-shared key is not supported yet"),
+         "coaps+tcp:// with a pre-shared key is not supported (TLS-PSK"),
     ]  # fmt: skip
     for flags, status, fragment in cases:
         result = run("get", uri, *flags)
@@ -321,21 +290,9 @@ def test_security_flags_without_tls_are_ignored_with_a_warning(
     result = run("get", f"{everywhere.uri['coap+tcp']}/hello", "--ca", str(pki.ca), "--insecure")
     assert (result.returncode, result.stdout) == (0, "Hello, CoAP!\n")
     assert one_error_line(result) == (
-        "coapkit: warning: --ca, --insecure ignored: coap+tcp:// has no TLS "
-        "(coaps+tcp:// and coaps+ws:// use them)"
+        "coapkit: warning: --ca, --insecure ignored: coap+tcp:// has no TLS or DTLS "
+        "(coaps://, coaps+tcp:// and coaps+ws:// use them)"
     )
-
-
-def test_dtls_is_not_there_yet() -> None:
-    for command in (["get", "coaps://127.0.0.1/x"], ["ping", "coaps://127.0.0.1"]):
-        result = run(*command, "--psk-identity", "dev1", "--psk", "secretkey")
-        assert result.returncode == 6
-        assert one_error_line(result) == (
-            "coapkit: bad URI: coaps:// (CoAP over DTLS) is not supported yet"
-        )
-    server = run("server", "--listen", "coaps://127.0.0.1:0")
-    assert server.returncode == 6
-    assert "coaps:// (CoAP over DTLS) is not supported yet" in one_error_line(server)
 
 
 # -- server set-up errors --------------------------------------------------------------------------
@@ -348,9 +305,9 @@ def test_server_set_up_errors(pki: Pki) -> None:
          "--cert PEM --key PEM"),
         (["--listen", "coaps+tcp://127.0.0.1:0", "--cert", str(pki.server.cert),
           "--key", str(pki.server.key), "--psk-identity", "dev1", "--psk", "key"], 2,
-         "coapkit: --psk: coaps+tcp:// with a pre-shared key is not supported yet (TLS-PSK: "
-         "Python's ssl module has none before 3.13); use certificates (--cert, --key, --ca); "
-         "pre-shared keys come with DTLS (coaps://)"),
+         "coapkit: --psk: coaps+tcp:// with a pre-shared key is not supported (TLS-PSK: "
+         "Python's ssl module has none before 3.13); use certificates (--cert, --key, --ca), "
+         "or coaps:// (DTLS), which takes pre-shared keys"),
         (["--listen", "coaps+ws://127.0.0.1:0", "--cert", str(pki.client.cert),
           "--key", str(pki.server.key)], 2,
          f"coapkit: cannot use certificate '{pki.client.cert}' with key '{pki.server.key}': "
@@ -393,7 +350,10 @@ def test_tls_flags_on_a_server_without_a_tls_listener(pki: Pki) -> None:
         assert run("get", f"{server.uri['coap+tcp']}/hello").returncode == 0
     finally:
         assert server.stop() == 0
-    assert "coapkit: warning: --ca ignored: no coaps+tcp:// or coaps+ws:// listener" in server.log()
+    assert (
+        "coapkit: warning: --ca ignored: no coaps://, coaps+tcp:// or coaps+ws:// listener"
+        in server.log()
+    )
 
 
 # -- the ws extra missing -----------------------------------------------------------------------
@@ -496,9 +456,7 @@ def test_a_server_with_credentials(pki: Pki, tmp_path: Path) -> None:
 
 def test_credentials_that_cannot_be_used(pki: Pki, tmp_path: Path) -> None:
     files = {
-        "dtls": {
-            ":client1": {"dtls": {"psk": {"ascii": "secret"}, "client-identity": {"hex": "01"}}}
-        },
+        "dtls": {":client1": {"dtls": {"psk": {"ascii": "secret"}}}},
         "two": {"coaps+tcp://*": {"tls": {}, "tlscert": {"certfile": "ca.pem"}}},
         "kind": {"coaps+tcp://*": {"pem": {}}},
         "member": {"coaps+tcp://*": {"tls": {"certfile": "x.pem"}}},
@@ -506,11 +464,12 @@ def test_credentials_that_cannot_be_used(pki: Pki, tmp_path: Path) -> None:
         "array": [],
     }
     expected = {
-        "dtls": "entry ':client1': dtls: DTLS (coaps://) is not supported yet",
+        "dtls": 'entry \':client1\': dtls needs "psk" and "client-identity" (missing: '
+        "client-identity)",
         "two": "entry 'coaps+tcp://*': an entry is an object with exactly one kind of "
         "credential (found tls, tlscert)",
         "kind": "entry 'coaps+tcp://*': unknown kind of credential 'pem' (coapkit has tls, "
-        "tlscert, oscore)",
+        "tlscert, dtls, oscore, edhoc-oscore)",
         "member": "entry 'coaps+tcp://*': tls has no member 'certfile' (it has cert, key, ca, "
         "insecure)",
         "reference": "entry 'coaps+tcp://*' refers to ':nobody', which is not there",

@@ -239,3 +239,35 @@ def test_without_the_extra_one_line_names_coapkit_dtls() -> None:
     assert (
         DTLS_EXTRA == "coaps:// (CoAP over DTLS) needs the dtls extra: pip install 'coapkit[dtls]'"
     )
+
+
+def test_the_traces_show_the_coap_messages_inside_the_records(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A DatagramTrace (coapkit -v) and the coapkit.trace log show each DTLS record and,
+    marked "in DTLS", the CoAP message it carried: the records alone show only sizes."""
+    from coapkit.trace import DatagramTrace
+
+    lines: list[str] = []
+
+    class Collect(DatagramTrace):
+        def __call__(self, direction: str, data: bytes, remote: object) -> None:
+            lines.extend(self.lines(direction, data, remote))
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with psk_server() as server, Client(dtls=psk(), tracer=Collect(loop.time)) as client:
+            with caplog.at_level(logging.DEBUG, logger="coapkit.trace"):
+                await client.get(f"{server.listeners[0].uri}/who")
+
+    asyncio.run(main())
+    request = next(i for i, line in enumerate(lines) if line.startswith("> CON GET  MID"))
+    assert " bytes in DTLS, +" in lines[request]
+    assert lines[request + 1] == ">   Uri-Path: 'who'"
+    assert lines[request + 2].startswith("> DTLS application_data(epoch 1, ")
+    response = next(i for i, line in enumerate(lines) if line.startswith("< ACK 2.05 Content"))
+    assert lines[response - 1].startswith("< DTLS application_data(epoch 1, ")
+    logged = [record.getMessage() for record in caplog.records if record.name == "coapkit.trace"]
+    # the server's side, on the log: the request it decrypted and the answer it sealed
+    assert any(text.startswith("< CON GET  MID") and " in DTLS, +" in text for text in logged)
+    assert any(text.startswith("> ACK 2.05 Content") and " in DTLS, +" in text for text in logged)

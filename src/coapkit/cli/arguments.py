@@ -10,9 +10,8 @@ from coapkit.codec.content_formats import parse_content_format
 
 METHODS = ("get", "post", "put", "delete", "fetch", "patch", "ipatch")
 LOOP_CHOICES = ("auto", "asyncio", "uvloop")
-#: the URI schemes the commands take (coaps://, DTLS, is not there yet); shell completion
-#: offers them for a URI and --listen
-SCHEMES = ("coap", "coap+tcp", "coaps+tcp", "coap+ws", "coaps+ws")
+#: the URI schemes the commands take; shell completion offers them for a URI and --listen
+SCHEMES = ("coap", "coaps", "coap+tcp", "coaps+tcp", "coap+ws", "coaps+ws")
 #: ``--congestion``: the names of coapkit.messaging.congestion.CONGESTION_CONTROLS
 CONGESTION_CHOICES = ("fixed", "cocoa")
 

@@ -129,10 +129,12 @@ examples:
   coapkit get coap://127.0.0.1/time --observe --count 5
   coapkit get coap+tcp://127.0.0.1/hello
   coapkit get coaps+tcp://device.example/status --ca ca.pem
+  coapkit get coaps://127.0.0.1/hello --psk-identity dev1 --psk secretkey
   coapkit discover coap://127.0.0.1 --rt Type1
   coapkit ping coap://127.0.0.1
   coapkit server --plugtest --port 5683
   coapkit server --listen coap://[::]:5683 --listen coap+tcp://[::]:5683
+  coapkit server --listen coaps://[::]:5684 --psk-identity dev1 --psk secretkey
   coapkit fileserver ./public --write
   coapkit proxy --forward --allow '*.example.com' --http 127.0.0.1:8080
   coapkit decode 44017d34 0a1b2c3d bb74656d7065726174757265
@@ -150,6 +152,7 @@ examples:
   coapkit {m} coap://127.0.0.1/status --json | jq .code
   coapkit {m} coap+ws://127.0.0.1:8080/hello -v
   coapkit {m} coaps+tcp://127.0.0.1/hello --ca ca.pem --cert me.pem --key me-key.pem
+  coapkit {m} coaps://127.0.0.1/hello --psk-identity dev1 --psk 0x7365637265746b6579
 """
 WRITE_EXAMPLES = """\
 examples:
@@ -212,58 +215,80 @@ for the first response only.
 
 
 SECURITY_EPILOG = """
-Schemes: coap:// (UDP, default port 5683), coap+tcp:// (TCP, 5683),
-coaps+tcp:// (TLS, 5684), coap+ws:// (WebSocket, 80) and coaps+ws://
-(WebSocket over TLS, 443); the WebSocket ones need the ws extra (pip install
-'coapkit[ws]'; without it one line says so, status 6).  coaps:// (DTLS) is
-not supported yet (status 6).  Over TCP and WebSockets a connection opens
-with a CSM; -v shows each frame (CSM, requests, Ping and Pong, Release).
+Schemes: coap:// (UDP, default port 5683), coaps:// (DTLS, 5684), coap+tcp://
+(TCP, 5683), coaps+tcp:// (TLS, 5684), coap+ws:// (WebSocket, 80) and
+coaps+ws:// (WebSocket over TLS, 443); coaps:// needs the dtls extra (pip
+install 'coapkit[dtls]'), the WebSocket ones the ws extra (pip install
+'coapkit[ws]'); without it one line says so, status 6.  Over TCP and
+WebSockets a connection opens with a CSM; -v shows each frame (CSM,
+requests, Ping and Pong, Release); over DTLS it shows the records and the
+CoAP messages inside them.
 
-TLS (coaps+tcp, coaps+ws): the server's certificate must be issued by a CA
-of --ca (or of the system's trust store) and name the URI's host; --insecure
-skips the name check, and says so.  --cert and --key present a client
-certificate.  A failed handshake is one line naming the cause (a CA not
+DTLS (coaps://): --psk-identity ID --psk KEY (KEY as text, or hex after 0x)
+for a pre-shared key, or certificates: the server's must be issued by a CA
+of --ca (or of the system's trust store) and name the URI's host; --cert and
+--key present a client certificate.  Given both, both are offered and the
+server chooses.
+  coapkit get coaps://127.0.0.1/hello --psk-identity dev1 --psk secretkey
+  coapkit get coaps://device.example/status --ca ca.pem
+TLS (coaps+tcp, coaps+ws): certificates as for DTLS; pre-shared keys are
+refused there (status 2: Python's ssl module has no TLS-PSK).  --insecure
+skips the name check, and says so.  A failed handshake is one line naming the
+cause (a PSK identity the server does not know, another key, a CA not
 trusted, another name, expired, our certificate refused...), status 7.
 Material that cannot be used (no certificate in the file, the key of another
 certificate, an encrypted key) is status 2; a file that cannot be read, 10.
-Pre-shared keys (--psk-identity with --psk) are for DTLS, not supported yet:
-with coaps+tcp or coaps+ws they are refused (status 2).  Security options
-given for a URI without TLS are ignored, with a warning.
+Security options given for a URI without TLS or DTLS are ignored, with a
+warning.
 
 --credentials FILE: aiocoap's credentials format, a JSON object that maps URI
 patterns (* matches anything) and :labels to entries, e.g.
-  {"coaps+tcp://device.example/*": {"tlscert": {"certfile": "ca.pem"}},
+  {"coaps://device.example/*": {"dtls": {"psk": {"ascii": "secretkey"},
+                                         "client-identity": {"ascii": "dev1"}}},
+   "coaps+tcp://device.example/*": {"tlscert": {"certfile": "ca.pem"}},
    "coaps+tcp://*": ":lab",
    ":lab": {"tls": {"cert": "me.pem", "key": "me-key.pem", "ca": "lab-ca.pem"}}}
 The longest pattern that matches the URI applies (a :label refers to another
 entry); options on the command line override what it gives.  Entries of
-aiocoap's "tlscert" kind (certfile: the CAs that verify the server) and of
-coapkit's "tls" kind (cert, key, ca, insecure) are used; others (dtls,
-oscore, edhoc-oscore, any-of, all-of) are refused in one line naming the
-entry (status 2).  File names are relative to the current directory, as in
-aiocoap.
+aiocoap's "dtls" kind (psk and client-identity, each {"ascii": ...},
+{"hex": ...} or, coapkit's addition, a plain string) and "tlscert" kind
+(certfile: the CAs that verify the server), and of coapkit's "tls" kind
+(cert, key, ca, insecure; for TLS and DTLS) are used; "oscore" entries are
+OSCORE's (below); others (edhoc-oscore, any-of, all-of) are refused in one
+line naming the entry (status 2).  File names are relative to the current
+directory, as in aiocoap.
 """
 
 LISTEN_EPILOG = """
 --listen URI (repeatable): serve the same resources on each URI, coap://
-(UDP), coap+tcp://, coaps+tcp:// (TLS), coap+ws:// and coaps+ws://
-(WebSocket at /.well-known/coap; the ws extra: pip install 'coapkit[ws]').
-Port 0 picks a free port; the start-up line names every bound URI (serving
-CoAP on coap://127.0.0.1:5683, coap+tcp://127.0.0.1:5683).  Without
---listen, --bind and --port mean --listen coap://BIND:PORT.  coaps:// (DTLS)
-is not supported yet (status 6).
+(UDP), coaps:// (DTLS; the dtls extra: pip install 'coapkit[dtls]'),
+coap+tcp://, coaps+tcp:// (TLS), coap+ws:// and coaps+ws:// (WebSocket at
+/.well-known/coap; the ws extra: pip install 'coapkit[ws]').  Port 0 picks a
+free port; the start-up line names every bound URI (serving CoAP on
+coap://127.0.0.1:5683, coaps://127.0.0.1:5684).  Without --listen, --bind
+and --port mean --listen coap://BIND:PORT.
 
-TLS listeners (coaps+tcp, coaps+ws) need --cert and --key (status 2 without).
---ca makes client certificates mandatory: a client must present one issued
-by those CAs.  A failed handshake is logged in one line per client and cause
-(at most once a minute), never as a stack trace.  Pre-shared keys
-(--psk-identity, --psk) are for DTLS, not supported yet: refused with a TLS
-listener (status 2).  --credentials FILE (aiocoap's JSON format): the "tls"
-entry (cert, key, ca) whose pattern matches the TLS listeners' URIs, e.g.
-  {"coaps+tcp://*": {"tls": {"cert": "server.pem", "key": "server-key.pem"}}}
-Options on the command line override it; entries of other kinds (dtls,
-oscore, edhoc-oscore, any-of, all-of; tlscert, which is a client's) are
-refused in one line naming the entry (status 2).
+DTLS listeners (coaps://) need a pre-shared key or a certificate (status 2
+without): --psk-identity ID --psk KEY accepts a client presenting that
+identity with that key (KEY as text, or hex after 0x); --cert and --key
+serve certificate suites.  TLS listeners (coaps+tcp, coaps+ws) need --cert
+and --key; pre-shared keys are refused with a TLS listener alone (status 2).
+--ca makes client certificates mandatory on both: a client must present one
+issued by those CAs (pre-shared-key clients of a DTLS listener are not
+asked).  A failed handshake is logged in one line per client and cause,
+never as a stack trace.
+
+--credentials FILE (aiocoap's JSON format): every "dtls" entry is a client
+identity the DTLS listeners accept (aiocoap's server looks identities up
+the same way), and the "tls" entry (cert, key, ca) whose pattern matches the
+listeners' URIs is the server's certificate, e.g.
+  {":dev1": {"dtls": {"psk": {"ascii": "secretkey"},
+                      "client-identity": {"ascii": "dev1"}}},
+   ":dev2": {"dtls": {"psk": {"hex": "0a0b0c0d"}, "client-identity": "dev2"}},
+   "coaps+tcp://*": {"tls": {"cert": "server.pem", "key": "server-key.pem"}}}
+Options on the command line override it; "oscore" entries are OSCORE's
+(below); entries of other kinds (edhoc-oscore, any-of, all-of; tlscert,
+which is a client's) are refused in one line naming the entry (status 2).
 """
 
 SERVER_EPILOG = """
@@ -359,8 +384,8 @@ def _add_common(parser: argparse.ArgumentParser, *, non: bool = False) -> None:
     parser.add_argument(
         "uri",
         metavar="URI",
-        help="SCHEME://host[:port]/path[?query]; SCHEME is coap (UDP), coap+tcp, "
-        "coaps+tcp (TLS), coap+ws or coaps+ws (WebSockets)",
+        help="SCHEME://host[:port]/path[?query]; SCHEME is coap (UDP), coaps (DTLS), "
+        "coap+tcp, coaps+tcp (TLS), coap+ws or coaps+ws (WebSockets)",
     )
     parser.add_argument(
         "--timeout",
@@ -389,14 +414,19 @@ def _add_security(parser: argparse.ArgumentParser, *, server: bool) -> None:
     if server:
         cert_help = (
             "the server's certificate (PEM; may hold its chain, and its key): needed by "
-            "coaps+tcp:// and coaps+ws:// listeners"
+            "coaps+tcp:// and coaps+ws:// listeners, and by coaps:// ones without --psk"
         )
         ca_help = (
             "require a client certificate issued by these CAs (a PEM file, or a directory "
             "of them); clients without one are refused"
         )
+        psk_identity_help = "accept this pre-shared key identity, with --psk (coaps:// listeners)"
     else:
-        cert_help = "a client certificate (PEM) to present to coaps+tcp:// and coaps+ws:// servers"
+        cert_help = (
+            "a client certificate (PEM) to present to coaps://, coaps+tcp:// and coaps+ws:// "
+            "servers"
+        )
+        psk_identity_help = "present this pre-shared key identity, with --psk (coaps://)"
         ca_help = (
             "trust server certificates issued by these CAs (a PEM file, or a directory of "
             "them) instead of the system's trust store"
@@ -419,18 +449,19 @@ def _add_security(parser: argparse.ArgumentParser, *, server: bool) -> None:
     parser.add_argument(
         "--psk-identity",
         metavar="ID",
-        help="pre-shared key identity, with --psk (for DTLS, which is not supported yet)",
+        help=psk_identity_help,
     )
     parser.add_argument(
         "--psk",
         metavar="KEY",
-        help="pre-shared key: text, or hex after 0x (for DTLS, which is not supported yet)",
+        help="the pre-shared key of --psk-identity: text, or hex after 0x (DTLS: coaps://)",
     )
     parser.add_argument(
         "--credentials",
         metavar="FILE",
         help="security material per URI pattern or client label, in aiocoap's JSON "
-        "credentials format: TLS material, OSCORE contexts (see below)",
+        "credentials format: DTLS pre-shared keys, TLS and DTLS certificates, OSCORE "
+        "contexts (see below)",
     )
 
 
@@ -534,7 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Send a CoAP ping (an empty CON message; over coap+tcp and coap+ws a "
         "Ping signal) and report the round trip of the RST (or Pong).",
         epilog="examples:\n  coapkit ping coap://127.0.0.1\n  coapkit ping coap://[::1]:5684 "
-        "--timeout 2 -v\n  coapkit ping coap+tcp://127.0.0.1\n\n"
+        "--timeout 2 -v\n  coapkit ping coap+tcp://127.0.0.1\n"
+        "  coapkit ping coaps://127.0.0.1 --psk-identity dev1 --psk secretkey\n\n"
         "The path of URI is ignored: a ping goes to an endpoint.  Over coap+tcp,\n"
         "coaps+tcp, coap+ws and coaps+ws it is a Ping signal (RFC 8323 §5.4) that the\n"
         "server answers with a Pong; nothing is retransmitted there, so without\n"
@@ -582,6 +614,8 @@ def build_parser() -> argparse.ArgumentParser:
             "                 --listen coap+tcp://[::]:5683 --listen coap+ws://[::]:8080\n"
             "  coapkit server --listen coaps+tcp://[::]:5684 \\\n"
             "                 --cert server.pem --key server-key.pem\n"
+            "  coapkit server --listen coaps://[::]:5684 --psk-identity dev1 --psk secretkey\n"
+            "  coapkit server --listen coaps://[::]:5684 --credentials clients.json\n"
             "  coapkit server --credentials server.json --require-oscore /secret\n"
             + SERVER_EPILOG
             + LISTEN_EPILOG
@@ -589,8 +623,8 @@ def build_parser() -> argparse.ArgumentParser:
             + "\n--workers N: N worker processes share the port, or each --listen URI's port\n"
             "(SO_REUSEPORT, for TCP and WebSocket listeners too; the kernel spreads\n"
             "clients over them, each client, or connection, always reaching the same\n"
-            "worker).  A port in use, by another --workers group too, is refused (exit\n"
-            "status 7).\n"
+            "worker, which keeps a DTLS client's session).  A port in use, by another\n"
+            "--workers group too, is refused (exit status 7).\n"
             "The parent supervises: Ctrl-C or SIGTERM stops them all (exit status 0);\n"
             "if one ends by itself, the others are stopped.  Each worker has its own\n"
             "resource state (counters, stored values).\n",
@@ -649,8 +683,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--listen",
             action="append",
             metavar="URI",
-            help="serve on this URI (repeatable): coap://ADDR:PORT, coap+tcp://, coaps+tcp://, "
-            "coap+ws:// or coaps+ws://; port 0 picks a free port (see below)",
+            help="serve on this URI (repeatable): coap://ADDR:PORT, coaps://, coap+tcp://, "
+            "coaps+tcp://, coap+ws:// or coaps+ws://; port 0 picks a free port (see below)",
         )
         server.add_argument(
             "--bind",
@@ -699,9 +733,9 @@ def build_parser() -> argparse.ArgumentParser:
             interrupt_status=EXIT_OK,
         )
 
-    add_rd_parser(sub, formatter).set_defaults(  # coapkit rd (coapkit.cli.rd)
-        func=command("rd", "cmd_rd"), interrupt_status=EXIT_OK
-    )
+    rd = add_rd_parser(sub, formatter)  # coapkit rd (coapkit.cli.rd)
+    _add_security(rd, server=True)  # its coaps:// and TLS listeners: the servers' flags
+    rd.set_defaults(func=command("rd", "cmd_rd"), interrupt_status=EXIT_OK)
 
     from coapkit.cli.proxy import add_parser as add_proxy_parser
 

@@ -36,6 +36,7 @@ examples:
   coapkit rd
   coapkit rd --listen coap://[::]:5683 --listen coap+tcp://[::]:5683 --store /var/lib/rd.sqlite
   coapkit rd --store redis://127.0.0.1:6379/0        (several processes, one directory)
+  coapkit rd --listen coaps://[::]:5684 --credentials clients.json   (DTLS)
   coapkit server --register coap://rd.example --ep kitchen-lamp --lt 600
   coapkit get 'coap://127.0.0.1/rd-lookup/res?rt=temperature*'
 
@@ -51,9 +52,14 @@ restarts and expired by their lifetime; redis://HOST:PORT/N: Redis (pip install
 'coapkit[redis]'), which several coapkit rd processes behind one address can share.
 
 --policy: who may register which names (RFC 9176 §7): open (anyone, anything; the
-default), first-come (a live name stays with whoever registered it: its TLS identity,
-else its source address), authenticated (TLS client certificates only, each for the
-endpoint name of its certificate).
+default), first-come (a live name stays with whoever registered it: its TLS or
+DTLS identity, else its source address), authenticated (TLS or DTLS client
+certificates and DTLS PSK identities only, each for the endpoint name its
+identity gives).
+
+Listeners: coaps:// (DTLS), coaps+tcp:// and coaps+ws:// (TLS) take
+--psk-identity and --psk, --cert, --key, --ca and --credentials as coapkit
+server does (see coapkit server --help).
 """
 
 
@@ -73,8 +79,9 @@ def add_rd_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> argparse
         "--listen",
         action="append",
         metavar="URI",
-        help=f"serve on this URI (repeatable; default {DEFAULT_LISTEN}): coap://, coap+tcp://, "
-        "coap+ws:// (port 0: any free port)",
+        help=f"serve on this URI (repeatable; default {DEFAULT_LISTEN}): coap://, coaps://, "
+        "coap+tcp://, coaps+tcp://, coap+ws://, coaps+ws:// (port 0: any free port; the "
+        "secure ones take the security options of coapkit server)",
     )
     parser.add_argument(
         "--store",
@@ -191,18 +198,16 @@ async def _open_store(spec: str) -> Any:
 def cmd_rd(args: argparse.Namespace) -> int:
     """``coapkit rd``."""
     from coapkit.cli import loops
-    from coapkit.cli.serve import configure_logging
-    from coapkit.codec.uri import parse_uri
-    from coapkit.errors import NetworkError, UriError
+    from coapkit.cli.security import server_security
+    from coapkit.cli.serve import configure_logging, listener_uri
+    from coapkit.errors import NetworkError
     from coapkit.rd import RDConfig, ResourceDirectory
     from coapkit.rd.policy import POLICIES
 
     loop_name = loops.choose_loop(args.loop)
     listen = args.listen or [DEFAULT_LISTEN]
-    for uri in listen:
-        parsed = parse_uri(uri)
-        if parsed.path or parsed.query:
-            raise UriError(f"--listen {uri}: a listener takes no path nor query")
+    uris = [listener_uri(uri) for uri in listen]  # the servers' checks, the same lines
+    ssl_context, dtls = server_security(args, uris)
     limits: dict[str, int] = {}
     if args.max_lifetime is not None:
         limits["max_lifetime"] = args.max_lifetime
@@ -220,7 +225,13 @@ def cmd_rd(args: argparse.Namespace) -> int:
     async def run() -> None:
         store = await _open_store(args.store)
         directory = ResourceDirectory(
-            store, config=config, policy=POLICIES[args.policy](), listen=listen, log_requests=True
+            store,
+            config=config,
+            policy=POLICIES[args.policy](),
+            listen=listen,
+            log_requests=True,
+            ssl_context=ssl_context,
+            dtls=dtls,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -68,7 +68,7 @@ from coapkit.cli.render import (
     render_payload,
     response_json,
 )
-from coapkit.cli.security import client_tls
+from coapkit.cli.security import client_security
 from coapkit.client import Client, Observation
 from coapkit.codec.codes import METHODS_BY_NAME, Code, code_name
 from coapkit.codec.content_formats import TEXT_PLAIN, parse_content_format
@@ -86,8 +86,9 @@ from coapkit.errors import EncodeError, LinkFormatError, OptionValueError, UriEr
 from coapkit.messaging.congestion import CONGESTION_CONTROLS
 from coapkit.messaging.layer import MessagingConfig
 from coapkit.resources.response import Response
+from coapkit.security.dtls import DtlsCredentials
 from coapkit.security.tls import TlsCredentials
-from coapkit.transports import MissingExtra, require_websockets
+from coapkit.transports import MissingExtra, require_dtls, require_websockets
 
 if TYPE_CHECKING:
     from coapkit.oscore.credentials import CredentialsMap
@@ -182,11 +183,14 @@ def read_payload(spec: str | None) -> tuple[bytes, int | None]:
 
 def check_uri(text: str) -> CoapUri:
     """Parse a URI given on the command line; UriError (status 6) if it cannot be used:
-    ``coaps://`` (DTLS, not there yet), or a WebSocket scheme without the ``ws`` extra
-    (the line names it)."""
+    ``coaps://`` without the ``dtls`` extra, or a WebSocket scheme without the ``ws``
+    extra (the line names the extra)."""
     uri = parse_uri(text)
     if uri.scheme == "coaps":
-        raise UriError("coaps:// (CoAP over DTLS) is not supported yet")
+        try:
+            require_dtls()
+        except MissingExtra as exc:
+            raise UriError(str(exc)) from None
     if uri.transport == "ws":
         try:
             require_websockets()
@@ -223,6 +227,7 @@ async def _client(
     trace: Trace | None,
     *,
     tls: TlsCredentials | None = None,
+    dtls: DtlsCredentials | None = None,
     oscore: CredentialsMap | None = None,
 ) -> AsyncIterator[Client]:
     """The command's client (``--congestion``, the security material); with ``-v`` and
@@ -233,6 +238,7 @@ async def _client(
     async with Client(
         tracer=trace,
         tls=tls,
+        dtls=dtls,
         oscore=oscore,
         messaging=MessagingConfig(congestion=congestion),
     ) as client:
@@ -307,7 +313,7 @@ def cmd_request(args: argparse.Namespace) -> int:
     if content_format is None and args.payload is not None:
         content_format = implied_format
     loop = loops.choose_loop(args.loop)
-    tls = client_tls(args, uri)
+    tls, dtls = client_security(args, uri)
     trace = _tracer(args)
     with client_credentials(args) as credentials:
         if args.observe:
@@ -321,11 +327,14 @@ def cmd_request(args: argparse.Namespace) -> int:
                         options=options,
                         trace=trace,
                         tls=tls,
+                        dtls=dtls,
                         credentials=credentials,
                     ),
                     loop,
                 )
-        return _request(args, uri, payload, content_format, options, trace, tls, credentials, loop)
+        return _request(
+            args, uri, payload, content_format, options, trace, tls, dtls, credentials, loop
+        )
 
 
 def _request(
@@ -336,13 +345,14 @@ def _request(
     options: list[tuple[int, bytes]],
     trace: Trace | None,
     tls: TlsCredentials | None,
+    dtls: DtlsCredentials | None,
     credentials: CredentialsMap | None,
     loop: str,
 ) -> int:
     progress = progress_hook(args, payload)
 
     async def run() -> Response:
-        async with _client(args, trace, tls=tls, oscore=credentials) as client:
+        async with _client(args, trace, tls=tls, dtls=dtls, oscore=credentials) as client:
             return await send_request(
                 client,
                 args.method,
@@ -393,6 +403,7 @@ async def observe(
     options: list[tuple[int, bytes]],
     trace: Trace | None,
     tls: TlsCredentials | None = None,
+    dtls: DtlsCredentials | None = None,
     credentials: CredentialsMap | None = None,
 ) -> int:
     """``--observe``: print the first response and each notification until one of these ends it.
@@ -426,7 +437,7 @@ async def observe(
     closed = asyncio.Event()
     unwatch = watch_stdout(loop, closed.set)
     try:
-        async with _client(args, trace, tls=tls, oscore=credentials) as client:
+        async with _client(args, trace, tls=tls, dtls=dtls, oscore=credentials) as client:
             observation = client.observe(
                 uri,
                 method=METHODS_BY_NAME[args.method.upper()],
@@ -616,7 +627,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
     for a Pong (``StreamConfig.ping_timeout``, 20 s) unless ``--timeout`` says otherwise."""
     uri = check_uri(args.uri)
     loop = loops.choose_loop(args.loop)
-    tls = client_tls(args, uri)
+    tls, dtls = client_security(args, uri)
     trace = _tracer(args)
 
     timeout = args.timeout
@@ -624,7 +635,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
         timeout = StreamConfig().ping_timeout
 
     async def run() -> float:
-        async with _client(args, trace, tls=tls) as client:
+        async with _client(args, trace, tls=tls, dtls=dtls) as client:
             return await client.ping(uri, timeout=timeout)
 
     rtt = loops.run(run(), loop)
@@ -649,13 +660,13 @@ def cmd_discover(args: argparse.Namespace) -> int:
     """``coapkit discover URI``: the server's resources as a table (or JSON)."""
     target = discovery_uri(check_uri(args.uri), args.rt, args.if_)
     loop = loops.choose_loop(args.loop)
-    tls = client_tls(args, target)
+    tls, dtls = client_security(args, target)
     trace = _tracer(args)
     progress = progress_hook(args)
 
     async def run() -> Response:
         with client_credentials(args) as credentials:
-            async with _client(args, trace, tls=tls, oscore=credentials) as client:
+            async with _client(args, trace, tls=tls, dtls=dtls, oscore=credentials) as client:
                 return await send_request(
                     client,
                     "GET",

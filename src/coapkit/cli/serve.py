@@ -6,12 +6,16 @@ the format of the client commands' ``-v``) and stop
 cleanly, with exit status 0, on Ctrl-C (SIGINT) or SIGTERM.
 
 * Listeners (:func:`listen_uris`): each ``--listen URI`` (``coap://``,
-  ``coap+tcp://``, ``coaps+tcp://``, ``coap+ws://``, ``coaps+ws://``), all
-  serving the same site; without any, ``--bind``/``--port`` mean
-  ``--listen coap://BIND:PORT``.  They are checked before anything is bound
-  (a URI that cannot be served: status 6; TLS listeners without a
-  certificate, :mod:`coapkit.cli.security`: status 2), and a port that cannot
-  be bound is named by its URI (status 7).
+  ``coaps://``, ``coap+tcp://``, ``coaps+tcp://``, ``coap+ws://``,
+  ``coaps+ws://``), all serving the same site; without any,
+  ``--bind``/``--port`` mean ``--listen coap://BIND:PORT``.  They are
+  checked before anything is bound (a URI that cannot be served, or whose
+  extra is missing: status 6; TLS listeners without a certificate, DTLS
+  listeners without a pre-shared key or certificate,
+  :mod:`coapkit.cli.security`: status 2), and a port that cannot be bound is
+  named by its URI (status 7).  A DTLS client that fails its handshake is
+  logged once per client host and cause, as one line (the library's
+  :class:`~coapkit.runtime.dtls.DtlsLog`), never as a stack trace.
 * The amplification defence (RFC 7252 §11.3, RFC 9175 §2.4) is on: a
   response more than three times the size of its request (and over 136
   bytes) goes to a source that has not proved its address only after an
@@ -21,24 +25,26 @@ cleanly, with exit status 0, on Ctrl-C (SIGINT) or SIGTERM.
 * Resources that change by themselves (the demo's ``/time``, the plugtest
   ``/obs*``) get their clocks started once the server listens and stopped
   before it closes (:mod:`coapkit.cli.ticking`).
-* ``coapkit server --workers N`` runs N worker processes that share the
-  port of every listener (SO_REUSEPORT, for TCP and WebSocket listeners too:
-  the kernel spreads clients over them, one client, or one connection,
-  always reaching the same worker, so block-wise transfers and observations
-  stay with one process).  SO_REUSEPORT lets any process of the same user
-  join a group, so before starting the workers the parent claims the port
-  of each listener (:func:`claim_port`): a bind without SO_REUSEPORT fails
-  if anything holds the port, a second group included, exactly as a plain
-  server fails there ("address already in use", status 7); it also picks
-  the port for port 0 (a SO_REUSEPORT bind to port 0 may be given a port
-  another group holds).  Between that bind and the workers' own, and for as
-  long as the group runs, the parent holds a lock named after the transport
-  and port (Linux: an abstract Unix socket, gone with the process), which a
-  second coapkit group finds taken.  Every worker binds the claimed URIs.
-  The parent only supervises: it starts them,
-  stops them all with SIGTERM on SIGINT or SIGTERM (exit 0), and stops the
-  others if one ends by itself (exiting with that one's status).  The state
-  of the resources (a counter, a stored value) is per worker.
+* ``coapkit server --workers N`` runs N worker processes that share the port
+  of every listener (SO_REUSEPORT, for TCP and WebSocket listeners too: the
+  kernel spreads clients over them, one client, or one connection, always
+  reaching the same worker, so block-wise transfers and observations stay with
+  one process; a ``coaps://`` listener is UDP, spread by the 4-tuple of source
+  and destination address and port, so a DTLS session, its cookie exchange
+  included, stays with the worker that holds its keys).  SO_REUSEPORT lets any
+  process of the same user join a group, so before starting the workers the
+  parent claims the port of each listener (:func:`claim_port`): a bind without
+  SO_REUSEPORT fails if anything holds the port, a second group included,
+  exactly as a plain server fails there ("address already in use", status 7);
+  it also picks the port for port 0 (a SO_REUSEPORT bind to port 0 may be
+  given a port another group holds).  Between that bind and the workers' own,
+  and for as long as the group runs, the parent holds a lock named after the
+  transport and port (Linux: an abstract Unix socket, gone with the process),
+  which a second coapkit group finds taken.  Every worker binds the claimed
+  URIs.  The parent only supervises: it starts them, stops them all with
+  SIGTERM on SIGINT or SIGTERM (exit 0), and stops the others if one ends by
+  itself (exiting with that one's status).  The state of the resources (a
+  counter, a stored value) is per worker.
 * Behind a load balancer (docs/deployment.md): Observe numbers come from the
   clock (``ObserveConfig(clock_sequence=True)``), so that a client moved to
   another process takes its notifications as newer; ``--echo-key-file``
@@ -80,7 +86,7 @@ from coapkit.cli.exits import EXIT_INTERNAL, EXIT_OK, LocalFileError, UsageError
 from coapkit.cli.oscore import server_oscore, uses_oscore
 from coapkit.cli.rd import start_registering, stop_registering
 from coapkit.cli.requestlog import RequestLog
-from coapkit.cli.security import server_tls
+from coapkit.cli.security import server_security
 from coapkit.cli.ticking import start_ticking, stop_ticking
 from coapkit.codec.uri import CoapUri, parse_uri
 from coapkit.errors import NetworkError, UriError
@@ -89,8 +95,9 @@ from coapkit.messaging.congestion import CONGESTION_CONTROLS
 from coapkit.messaging.layer import MessagingConfig
 from coapkit.observe.registry import ObserveConfig
 from coapkit.resources.site import Site
+from coapkit.security.dtls import DtlsServerCredentials
 from coapkit.server import DEFAULT_PORT, Server
-from coapkit.transports import MissingExtra, require_websockets
+from coapkit.transports import MissingExtra, require_dtls, require_websockets
 
 if TYPE_CHECKING:
     from coapkit.oscore.server import OscoreServer
@@ -123,7 +130,7 @@ def configure_logging(verbose: bool, prefix: str = "") -> DiagnosticHandler:
 def listen_uris(args: argparse.Namespace) -> list[CoapUri]:
     """The URIs to serve on: each ``--listen``, or ``coap://BIND:PORT`` (``--bind`` and
     ``--port``, by default ``[::]:5683``).  UriError (status 6) for one that cannot be
-    served: a path or query, ``coaps://`` (DTLS, not there yet), a WebSocket scheme
+    served: a path or query, ``coaps://`` without the ``dtls`` extra, a WebSocket scheme
     without the ``ws`` extra."""
     if not args.listen:
         host = "::" if args.bind is None else args.bind
@@ -134,20 +141,24 @@ def listen_uris(args: argparse.Namespace) -> list[CoapUri]:
             "--listen replaces --bind and --port: give the address and port in the URI "
             "(--listen coap://ADDR:PORT)"
         )
-    uris = []
-    for text in args.listen:
-        uri = parse_uri(text)
-        if uri.path or uri.query:
-            raise UriError(f"--listen {text}: a listener takes no path nor query")
+    return [listener_uri(text) for text in args.listen]
+
+
+def listener_uri(text: str) -> CoapUri:
+    """One ``--listen URI``, checked: UriError (status 6) for a path or query, or for a
+    scheme whose extra is missing (``coaps://``: ``dtls``; WebSockets: ``ws``), the line
+    naming the extra."""
+    uri = parse_uri(text)
+    if uri.path or uri.query:
+        raise UriError(f"--listen {text}: a listener takes no path nor query")
+    try:
         if uri.scheme == "coaps":
-            raise UriError("coaps:// (CoAP over DTLS) is not supported yet")
+            require_dtls()
         if uri.transport == "ws":
-            try:
-                require_websockets()
-            except MissingExtra as exc:
-                raise UriError(f"--listen {text}: {exc}") from None
-        uris.append(uri)
-    return uris
+            require_websockets()
+    except MissingExtra as exc:
+        raise UriError(f"--listen {text}: {exc}") from None
+    return uri
 
 
 def _where(args: argparse.Namespace, uris: Sequence[CoapUri]) -> list[str]:
@@ -199,7 +210,7 @@ def serve(
     """
     loop_name = loops.choose_loop(getattr(args, "loop", None))
     uris = listen_uris(args)
-    ssl_context = server_tls(args, uris)
+    ssl_context, dtls = server_security(args, uris)
     handler = configure_logging(args.verbose, log_prefix)  # -v: the trace is on coapkit.trace
     if echo_key is None:
         echo_key = read_echo_key(args)
@@ -219,6 +230,7 @@ def serve(
             oscore,
             uris=uris,
             ssl_context=ssl_context,
+            dtls=dtls,
             handler=handler,
             log_prefix=log_prefix,
         )
@@ -238,6 +250,7 @@ def _serve(
     *,
     uris: list[CoapUri],
     ssl_context: ssl.SSLContext | None,
+    dtls: DtlsServerCredentials | None,
     handler: DiagnosticHandler,
     log_prefix: str,
 ) -> int:
@@ -259,6 +272,7 @@ def _serve(
             blockwise=blockwise,
             reuse_port=reuse_port,
             ssl_context=ssl_context,
+            dtls=dtls,
             oscore=oscore,
             messaging=MessagingConfig(congestion=congestion),
             observe=ObserveConfig(clock_sequence=True),
@@ -282,6 +296,8 @@ def _serve(
                 loop.add_reader(ready.fileno(), stop.set)  # EOF: the supervisor is gone
                 watching = True
             limit = "" if amplification else "; no amplification limit"
+            if dtls is not None:
+                limit += "; DTLS with " + _dtls_modes(dtls)
             if oscore is not None:
                 limit += f"; OSCORE with {len(oscore.contexts)} client context(s)"
             logger.info("%s (%s%s); Ctrl-C stops", description, loop_name, limit)
@@ -332,6 +348,21 @@ def log_estimates(server: Server) -> None:
         logger.debug("... and %d peers more", len(known) - LOGGED_PEERS)
 
 
+def _dtls_modes(dtls: DtlsServerCredentials) -> str:
+    """What a coaps:// listener accepts, for the start-up line (never the keys)."""
+    modes = []
+    if dtls.psk:
+        count = len(dtls.psk)
+        modes.append(f"{count} PSK identit{'y' if count == 1 else 'ies'}")
+    if dtls.cert is not None:
+        modes.append(
+            "a certificate (client certificates required)"
+            if dtls.require_client_cert
+            else "a certificate"
+        )
+    return " and ".join(modes)
+
+
 # -- the commands --------------------------------------------------------------------------
 
 
@@ -352,7 +383,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     """``coapkit server``: the demo resources, or the plugtest set with ``--plugtest``."""
     loops.choose_loop(args.loop)  # a usage error before anything starts
     if args.workers > 1:
-        server_tls(args, listen_uris(args))  # the same: mistakes, warnings, said once
+        server_security(args, listen_uris(args))  # the same: mistakes, warnings, said once
         if uses_oscore(args):
             raise UsageError(
                 "--credentials with OSCORE contexts and --workers: a security context may be "

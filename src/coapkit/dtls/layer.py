@@ -66,7 +66,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
@@ -244,6 +244,11 @@ class DtlsLayer:
         self._later: list[DtlsEvent] = []
         self._later_at: float | None = None
         self.stats = DtlsStats()
+        #: called with ("send" or "recv", plaintext, remote) for each datagram of the
+        #: message layer that goes into a session or comes out of one: a runtime's trace
+        #: of the decrypted CoAP messages (``coapkit -v``), which the records on the wire
+        #: do not show; None (the default) costs one attribute test per datagram
+        self.plaintext_tracer: Callable[[str, bytes, Remote], None] | None = None
 
     # -- what others may ask -----------------------------------------------------------
 
@@ -305,6 +310,8 @@ class DtlsLayer:
                     session.last_activity = now
                     if session.flight:
                         session.flight = []  # the peer's data: it has our last flight
+                    if self.plaintext_tracer is not None:
+                        self._trace_received(step.plaintexts, remote)
                 return Opened(plaintexts=step.plaintexts)
             opened = Opened()
             self._apply(session, step, now, opened)
@@ -464,6 +471,8 @@ class DtlsLayer:
             session.last_activity = now
             session.flight = []  # the peer's data: it has our last flight
             opened.plaintexts.extend(step.plaintexts)
+            if self.plaintext_tracer is not None:
+                self._trace_received(step.plaintexts, remote)
         if step.failure is not None:
             self._end(session, step.failure, now, opened.events, send_close=False)
             return
@@ -473,8 +482,16 @@ class DtlsLayer:
             return
         self._schedule(session)
 
+    def _trace_received(self, plaintexts: list[bytes], remote: Remote) -> None:
+        tracer = self.plaintext_tracer
+        assert tracer is not None
+        for plaintext in plaintexts:
+            tracer("recv", plaintext, remote)
+
     def _encrypt(self, session: DtlsSession, plaintext: bytes, out: Datagrams) -> None:
         remote = session.remote
+        if self.plaintext_tracer is not None:
+            self.plaintext_tracer("send", plaintext, remote)
         try:
             datagrams = session.engine.send(plaintext)
         except Exception:  # fail closed: nothing goes out in the clear

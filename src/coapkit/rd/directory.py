@@ -174,8 +174,9 @@ class ResourceDirectory:
     ``config``: the limits (:class:`~coapkit.rd.model.RDConfig`); ``policy``: who may
     register which names (:mod:`coapkit.rd.policy`; open by default); ``identify``:
     the security identity of a request, ``None`` when it has none (by default the
-    name, else the SHA-256 fingerprint, of the TLS client certificate of its
-    connection; DTLS and OSCORE identities plug in here); ``clock``: seconds since the
+    PSK identity or certificate name its DTLS session proved, or the name, else the
+    SHA-256 fingerprint, of the TLS client certificate of its connection; OSCORE
+    identities plug in here); ``clock``: seconds since the
     epoch (``time.time``; a test in virtual time passes the loop's clock).  Other
     keywords go to the :class:`Server` (``listen=``, ``network=``...).  The store is
     the caller's: opened before, closed after.
@@ -259,6 +260,11 @@ class ResourceDirectory:
         """The requester's security identity (see the class doc), or None."""
         if self._identify is not None:
             return self._identify(request)
+        security = request.security
+        if security is not None and security.protocol == "dtls" and security.label:
+            # a DTLS peer (coaps://): its PSK identity or certificate name, as the session
+            # layer proved it (RFC 9176 §7: the requester's authenticated identity)
+            return security.label
         for listener in self.server.listeners:
             peer_identity = getattr(listener.transport, "peer_identity", None)
             if peer_identity is None:
@@ -276,6 +282,9 @@ class ResourceDirectory:
         """The base URI of the request's source (RFC 9176 §5.3: when ``base`` is not
         given): the scheme of the listener it came in on, the source address and port."""
         scheme = "coap"
+        security = request.security
+        if security is not None and security.protocol == "dtls":
+            return f"coaps://{request.remote}"  # it came in a DTLS session: coaps://
         for listener in self.server.listeners:
             connected = getattr(listener.transport, "is_connected", None)
             if listener.scheme != "coap" and connected is not None:

@@ -1,8 +1,8 @@
 """Who may register which endpoint names: the security policies of RFC 9176 §7.
 
 A policy sees every registration, update and removal with the requester's security
-identity (``None`` over plain CoAP; a TLS client certificate's name today, DTLS and
-OSCORE identities through the same hook when they come: see
+identity (``None`` over plain CoAP; a TLS client certificate's name, a DTLS PSK
+identity or certificate name; OSCORE identities through the same hook: see
 :class:`~coapkit.rd.directory.ResourceDirectory`'s ``identify``) and the source host,
 and refuses with 4.01 or 4.03 by raising :class:`~coapkit.errors.RespondWith`.
 

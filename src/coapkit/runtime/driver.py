@@ -209,6 +209,10 @@ class Driver:
         #: True while datagrams are traced (``tracer`` given, or ``coapkit.trace`` at DEBUG)
         self._tracing = tracer is not None
         self._log_trace: DatagramTrace | None = None  # made when the trace log is first on
+        #: the traces of the CoAP messages inside DTLS records (framing "dtls"): the
+        #: tracer's own, for a DatagramTrace (``with_framing``), and the trace log's
+        self._plain_trace: Any = None
+        self._log_plain_trace: DatagramTrace | None = None
         self.transport: Any = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
@@ -226,6 +230,8 @@ class Driver:
         #: take the endpoint's shortcuts for plain requests and answers sent at once
         #: (Endpoint.accept_request, Endpoint.respond_now); the result is the same either way
         self.fast_path = True
+        if tracer is not None and framing == "dtls":
+            self._trace_plaintexts()
 
     def attach(self, transport: Any) -> None:
         self.transport = transport
@@ -299,6 +305,45 @@ class Driver:
         self._tracing = not self._trace_failed and (
             self.tracer is not None or trace_logger.isEnabledFor(_DEBUG)
         )
+        if self.framing == "dtls":
+            self._trace_plaintexts()
+
+    def _trace_plaintexts(self) -> None:
+        """Under DTLS: have the session layer report the CoAP messages it decrypts and
+        encrypts while datagrams are traced (the records alone show sizes, not messages)."""
+        security = self.endpoint.security
+        if security is not None:
+            security.plaintext_tracer = self._trace_plaintext if self._tracing else None
+
+    def _trace_plaintext(self, direction: str, data: bytes, remote: Remote) -> None:
+        """Trace a CoAP message carried inside DTLS, as the tracer's DatagramTrace (if it is
+        one) and the trace log show plain datagrams, marked as DTLS's."""
+        try:
+            tracer = self.tracer
+            if tracer is not None:
+                inner = self._plain_trace
+                if inner is None:
+                    with_framing = getattr(tracer, "with_framing", None)
+                    inner = self._plain_trace = (
+                        False if with_framing is None else with_framing("decrypted")
+                    )
+                if inner is not False:
+                    inner(direction, data, remote)
+            if trace_logger.isEnabledFor(_DEBUG):
+                trace = self._log_plain_trace
+                if trace is None:  # the records' trace's clock and start, when it has one
+                    base = self._log_trace
+                    trace = self._log_plain_trace = (
+                        DatagramTrace(self.loop.time, framing="decrypted")
+                        if base is None
+                        else base.with_framing("decrypted")
+                    )
+                trace_logger.debug("%s", trace.format(direction, data, remote))
+        except Exception:
+            self._trace_failed = True
+            self._tracing = False
+            self._trace_plaintexts()
+            _report_failure("the datagram tracer (tracing is off from now on)")
 
     def _trace(self, direction: str, data: bytes, remote: Remote) -> None:
         """Trace a datagram; a tracer (or trace log handler) that raises is switched off."""
