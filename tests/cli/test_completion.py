@@ -94,7 +94,7 @@ def test_bash_completes_options_and_their_values(bash_file: Path, tmp_path: Path
 @needs_bash
 def test_bash_completes_schemes_and_pem_files(bash_file: Path, tmp_path: Path) -> None:
     assert complete(bash_file, "coapkit get coap+") == ["coap+tcp://", "coap+ws://"]
-    assert complete(bash_file, "coapkit ping coaps") == ["coaps+tcp://", "coaps+ws://"]
+    assert complete(bash_file, "coapkit ping coaps") == ["coaps://", "coaps+tcp://", "coaps+ws://"]
     assert complete(bash_file, "coapkit observe") == []
     assert complete(bash_file, "coapkit get coap+tcp://h/x") == []  # the scheme is there
     assert complete(bash_file, "coapkit server --listen coap+w") == ["coap+ws://"]
@@ -112,7 +112,7 @@ def test_bash_completes_schemes_and_pem_files(bash_file: Path, tmp_path: Path) -
 
 def test_the_zsh_script_offers_the_schemes() -> None:
     script = zsh_script(build_parser())
-    schemes = "coap:// coap+tcp:// coaps+tcp:// coap+ws:// coaps+ws://"
+    schemes = "coap:// coaps:// coap+tcp:// coaps+tcp:// coap+ws:// coaps+ws://"
     assert f"'1:URI:{{compadd -S \"\" -- {schemes}}}'" in script
     assert f"'*--listen[serve on this URI]:uri:{{compadd -S \"\" -- {schemes}}}'" in script
     assert "'--ca[" in script and ":pem:_files'" in script
