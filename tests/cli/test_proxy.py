@@ -184,6 +184,30 @@ def test_tls_and_websocket_listeners_with_the_server_flags(
         assert proxy.stop() == 0
 
 
+def test_a_dtls_listener_with_a_pre_shared_key(origin: ServerProcess) -> None:
+    """coapkit proxy takes coaps:// listeners with the server's DTLS flags: a client with
+    the key reaches the origin through it; one with another key is refused in one line."""
+    pytest.importorskip("OpenSSL")
+    proxy = ProxyProcess(
+        "--reverse", f"/up={origin.url}",
+        "--listen", "coaps://127.0.0.1:0",
+        "--psk-identity", "gateway-client",
+        "--psk", "0x00112233445566778899aabbccddeeff",
+    )  # fmt: skip
+    try:
+        (dtls,) = proxy.uris
+        assert dtls.startswith("coaps://")
+        key = ("--psk-identity", "gateway-client", "--psk", "0x00112233445566778899aabbccddeeff")
+        result = run("get", f"{dtls}/up/hello", *key)
+        assert (result.returncode, result.stdout) == (0, "Hello, CoAP!\n"), result.stderr
+        wrong = ("--psk-identity", "gateway-client", "--psk", "not the key")
+        result = run("get", f"{dtls}/up/hello", *wrong, "--timeout", "5")
+        assert result.returncode == 7, result.stderr  # told at once (decrypt_error), no timeout
+        assert len(result.stderr.strip().splitlines()) == 1 and "DTLS" in result.stderr
+    finally:
+        assert proxy.stop() == 0
+
+
 def test_listen_and_bind_do_not_go_together() -> None:
     result = run("proxy", "--forward", "--listen", "coap://127.0.0.1:0", "--port", "5683")
     assert result.returncode == 2 and "--listen replaces --bind and --port" in result.stderr

@@ -89,8 +89,8 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> argparse.Ar
         "--listen",
         action="append",
         metavar="URI",
-        help="serve on this URI: coap://ADDR:PORT, coap+tcp://, coaps+tcp://, coap+ws://, "
-        "coaps+ws:// (repeatable; port 0: any free port)",
+        help="serve on this URI: coap://ADDR:PORT, coaps:// (DTLS), coap+tcp://, coaps+tcp://, "
+        "coap+ws://, coaps+ws:// (repeatable; port 0: any free port)",
     )
     parser.add_argument(
         "--bind",
@@ -175,7 +175,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     from coapkit.cache import CacheConfig
     from coapkit.cli import loops
     from coapkit.cli.exits import EXIT_OK, UsageError
-    from coapkit.cli.security import server_tls
+    from coapkit.cli.security import server_security
     from coapkit.cli.serve import _cannot_listen, configure_logging, listen_uris
     from coapkit.errors import NetworkError
     from coapkit.exchanges.amplification import AmplificationConfig
@@ -194,7 +194,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     if args.cache_entries < 0:
         raise UsageError("--cache-entries cannot be negative")
     uris = listen_uris(args)  # a bad URI: status 6 before anything starts
-    ssl_context = server_tls(args, uris)  # unusable material: status 2, before binding
+    ssl_context, dtls = server_security(args, uris)  # unusable material: status 2, first
     http_address = _http_address(args.http) if args.http else None
     if http_address is not None:
         from coapkit.proxy.extra import require_aiohttp
@@ -215,6 +215,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
             log_requests=True,
             amplification=amplification,
             ssl_context=ssl_context,
+            dtls=dtls,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
