@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -206,6 +207,39 @@ def test_a_dtls_listener_with_a_pre_shared_key(origin: ServerProcess) -> None:
         assert len(result.stderr.strip().splitlines()) == 1 and "DTLS" in result.stderr
     finally:
         assert proxy.stop() == 0
+
+
+def test_a_reverse_rule_to_a_dtls_origin_with_upstream_credentials(tmp_path: Path) -> None:
+    """--upstream-credentials (aiocoap's format) gives the proxy's own client its key for a
+    coaps:// origin: a plain coap:// client reaches the DTLS origin through the proxy
+    (cross-transport); without the file the proxy cannot get in (5.02 Bad Gateway)."""
+    pytest.importorskip("OpenSSL")
+    from tests.cli.helpers import Listening
+
+    origin = Listening(
+        "server", "--listen", "coaps://127.0.0.1:0",
+        "--psk-identity", "the-proxy", "--psk", "origin secret",
+    )  # fmt: skip
+    upstream = origin.uri["coaps"]
+    credentials = tmp_path / "upstream.json"
+    entry = {"dtls": {"psk": {"ascii": "origin secret"}, "client-identity": "the-proxy"}}
+    credentials.write_text(json.dumps({f"{upstream}/*": entry}))
+    proxy = ProxyProcess(
+        "--reverse", f"/up={upstream}",
+        "--listen", "coap://127.0.0.1:0",
+        "--upstream-credentials", str(credentials),
+    )  # fmt: skip
+    without = ProxyProcess("--reverse", f"/up={upstream}", "--listen", "coap://127.0.0.1:0")
+    try:
+        result = run("get", f"{proxy.uris[0]}/up/hello")
+        assert (result.returncode, result.stdout) == (0, "Hello, CoAP!\n"), result.stderr
+        refused = run("get", f"{without.uris[0]}/up/hello")
+        assert refused.returncode == 5 and "5.02" in refused.stderr, refused.stderr
+    finally:
+        assert proxy.stop() == 0
+        assert without.stop() == 0
+        origin.stop()
+    assert origin.log().count("GET /hello -> 2.05 Content") == 1  # the proxy's, over DTLS
 
 
 def test_listen_and_bind_do_not_go_together() -> None:

@@ -109,6 +109,14 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> argparse.Ar
         help="forward requests with Proxy-Uri or Proxy-Scheme to any host and port",
     )
     parser.add_argument(
+        "--upstream-credentials",
+        metavar="FILE",
+        help="security material of the proxy's own requests upstream, in aiocoap's "
+        'credentials format: {"coaps://origin/*": {"dtls": {"psk": ..., "client-identity": '
+        "...}}}, or tls/tlscert entries for certificates (--credentials and the other "
+        "security flags are the listeners')",
+    )
+    parser.add_argument(
         "--allow",
         action="append",
         default=[],
@@ -175,8 +183,9 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     from coapkit.cache import CacheConfig
     from coapkit.cli import loops
     from coapkit.cli.exits import EXIT_OK, UsageError
-    from coapkit.cli.security import server_security
+    from coapkit.cli.security import server_security, upstream_dtls
     from coapkit.cli.serve import _cannot_listen, configure_logging, listen_uris
+    from coapkit.client import Client
     from coapkit.errors import NetworkError
     from coapkit.exchanges.amplification import AmplificationConfig
     from coapkit.proxy import AllowList, ProxyConfig, ProxySite, parse_reverse_rule
@@ -195,6 +204,9 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         raise UsageError("--cache-entries cannot be negative")
     uris = listen_uris(args)  # a bad URI: status 6 before anything starts
     ssl_context, dtls = server_security(args, uris)  # unusable material: status 2, first
+    upstream = None
+    if args.upstream_credentials is not None:
+        upstream = upstream_dtls(args.upstream_credentials)  # checked before anything starts
     http_address = _http_address(args.http) if args.http else None
     if http_address is not None:
         from coapkit.proxy.extra import require_aiohttp
@@ -208,7 +220,10 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     amplification = None if args.no_amplification_limit else AmplificationConfig()
 
     async def run() -> None:
-        site = ProxySite(forward=args.forward, allow=allow, reverse=rules, config=config)
+        client = None if not upstream else Client(dtls=upstream)
+        site = ProxySite(
+            forward=args.forward, allow=allow, reverse=rules, config=config, client=client
+        )
         server = Server(
             site,
             listen=[str(uri) for uri in uris],
@@ -248,6 +263,8 @@ def cmd_proxy(args: argparse.Namespace) -> int:
                 await http.close()
             await server.close()
             await site.close()
+            if client is not None:
+                await client.close()
         logger.info("stopped")
 
     loops.run(run(), loop_name)

@@ -615,3 +615,41 @@ def _server_entry(
 def _listen_text(uri: CoapUri) -> str:
     """A listener's URI as a credentials pattern sees it: scheme://host:port/."""
     return str(replace(uri, path=(), query=()))
+
+
+def upstream_dtls(path: str) -> dict[str, DtlsCredentials]:
+    """``coapkit proxy --upstream-credentials FILE``: the DTLS material of the proxy's own
+    client, per ``coaps://`` pattern of the file (``Client(dtls=)``'s mapping, longest
+    pattern first when several match): a ``dtls`` entry's pre-shared key, or a ``tls``/
+    ``tlscert`` entry's certificates.  The file is aiocoap's format, read as a client
+    reads it; entries for other schemes give nothing here.  Checked whole before the proxy
+    starts (status 2 for material that cannot be used)."""
+    credentials = load_credentials(path)
+    found: dict[str, DtlsCredentials] = {}
+    for pattern in credentials.entries:
+        if not pattern.lower().startswith("coaps://"):
+            continue
+        resolved = credentials.lookup(pattern)  # the pattern matches itself: its entry
+        if resolved is None or resolved[1].kind not in ("dtls", "tls", "tlscert"):
+            continue
+        entry = resolved[1]
+        try:
+            dtls = DtlsCredentials(
+                psk_identity=entry.psk_identity,
+                psk=entry.psk,
+                cert=entry.cert,
+                key=entry.key,
+                ca=entry.ca,
+                insecure=bool(entry.insecure),
+            )
+        except SecurityConfigError as exc:
+            raise UsageError(f"--upstream-credentials {path}: {exc}") from None
+        _usable(dtls)
+        from coapkit.security.openssl_dtls import OpenSslClientEngine  # the dtls extra
+
+        try:
+            OpenSslClientEngine().context(dtls)
+        except SecurityConfigError as exc:
+            raise UsageError(f"--upstream-credentials {path}: {exc}") from None
+        found[pattern] = dtls
+    return found
