@@ -219,3 +219,38 @@ async def test_a_restart_keeps_every_registration(tmp_path: object) -> None:
             assert await _count(client) == 21
             location = f"{RD}/" + "/".join(created.location_path)
             assert (await client.post(location)).code == Code.CHANGED
+
+
+async def test_lookups_are_observable_and_follow_registrations_updates_removals_expiry() -> None:
+    """RFC 9176 §6 lets lookups be observed (RFC 7641): an observer of a filtered resource
+    lookup is sent its own lookup's answer again after each registration, update and
+    removal, and after the purge that takes an expired registration away."""
+    net = VirtualNetwork()
+    async with directory(net), net.client() as watcher, net.client() as device:
+        seen: list[list[str]] = []
+        registered = asyncio.Event()
+
+        async def watch() -> None:
+            uri = f"{RD}/rd-lookup/res?rt=temperature-c"
+            async with watcher.observe(uri) as observation:
+                async for response in observation:
+                    assert response.options.observe is not None
+                    seen.append([link.target.rsplit("/", 2)[-1] for link in response.links()])
+                    if len(seen) == 2:
+                        registered.set()
+                    if len(seen) == 6:
+                        break
+
+        task = asyncio.create_task(watch())
+        await asyncio.sleep(1)
+        created = await device.post(f"{RD}/rd?ep=node&lt=600", LINKS)
+        location = "/" + "/".join(created.location_path)
+        await registered.wait()
+        light_only = b'</sensors/light>;rt="light-lux"'
+        assert (await device.put(f"{RD}{location}", light_only)).code == Code.CHANGED
+        await asyncio.sleep(1)
+        assert (await device.delete(f"{RD}{location}")).code == Code.DELETED
+        await asyncio.sleep(1)
+        await device.post(f"{RD}/rd?ep=brief&lt=60", LINKS)
+        await asyncio.wait_for(task, timeout=200)  # lt 60 s, then the purge (every 60 s)
+    assert seen == [[], ["temp"], [], [], ["temp"], []]

@@ -43,7 +43,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from coapkit.client import Client
-from coapkit.codec.codes import Code
+from coapkit.codec.codes import Code, is_success
 from coapkit.codec.content_formats import LINK_FORMAT
 from coapkit.errors import BadRequest, CoapError, RespondWith
 from coapkit.rd.model import (
@@ -94,6 +94,14 @@ class _RDResource(Resource):
         self.directory = directory
 
 
+def _changing(response: Response, directory: ResourceDirectory) -> Response:
+    """``response`` to a registration, an update or a removal; a success changes what
+    the lookups find, so their observers are told (:meth:`ResourceDirectory.lookups_changed`)."""
+    if is_success(response.code):
+        directory.lookups_changed()
+    return response
+
+
 class _Registrations(_RDResource):
     """``/rd``: registration (RFC 9176 §5.3)."""
 
@@ -102,7 +110,7 @@ class _Registrations(_RDResource):
     accepts = LINK_FORMATS
 
     async def post(self, request: Request) -> Response:
-        return await self.directory.register(request)
+        return _changing(await self.directory.register(request), self.directory)
 
 
 class _Simple(_RDResource):
@@ -111,7 +119,7 @@ class _Simple(_RDResource):
     hidden = True
 
     async def post(self, request: Request) -> Response:
-        return await self.directory.register_simple(request)
+        return _changing(await self.directory.register_simple(request), self.directory)
 
 
 class _Registration(_RDResource):
@@ -126,18 +134,21 @@ class _Registration(_RDResource):
         return _links_response(registration.links, request)
 
     async def post(self, request: Request) -> Response:
-        return await self.directory.update(request)
+        return _changing(await self.directory.update(request), self.directory)
 
     async def put(self, request: Request) -> Response:
-        return await self.directory.update(request, replace_links=True)
+        response = await self.directory.update(request, replace_links=True)
+        return _changing(response, self.directory)
 
     async def delete(self, request: Request) -> Response:
-        return await self.directory.remove(request)
+        return _changing(await self.directory.remove(request), self.directory)
 
 
 class _EndpointLookup(_RDResource):
-    """``/rd-lookup/ep`` (RFC 9176 §6)."""
+    """``/rd-lookup/ep`` (RFC 9176 §6); observable: each observer is sent its own lookup's
+    answer again whenever a registration, update, removal or expiry may have changed it."""
 
+    observable = True
     rt = "core.rd-lookup-ep"
     ct = (LINK_FORMAT, 64, 504)
     produces = LINK_FORMATS
@@ -150,8 +161,9 @@ class _EndpointLookup(_RDResource):
 
 
 class _ResourceLookup(_RDResource):
-    """``/rd-lookup/res`` (RFC 9176 §6)."""
+    """``/rd-lookup/res`` (RFC 9176 §6); observable, as the endpoint lookup is."""
 
+    observable = True
     rt = "core.rd-lookup-res"
     ct = (LINK_FORMAT, 64, 504)
     produces = LINK_FORMATS
@@ -201,8 +213,9 @@ class ResourceDirectory:
         self.site = site if site is not None else Site()
         self.site.add("/rd", _Registrations(self))
         self.site.add("/reg/{id}", _Registration(self))
-        self.site.add("/rd-lookup/ep", _EndpointLookup(self))
-        self.site.add("/rd-lookup/res", _ResourceLookup(self))
+        self._lookups = (_EndpointLookup(self), _ResourceLookup(self))
+        self.site.add("/rd-lookup/ep", self._lookups[0])
+        self.site.add("/rd-lookup/res", self._lookups[1])
         self.site.add("/.well-known/rd", _Simple(self))
         self.server = Server(self.site, **server_options)
         self._client: Client | None = None
@@ -252,7 +265,19 @@ class ResourceDirectory:
             else:
                 if removed:
                     logger.debug("purged %d expired registrations", removed)
+                    self.lookups_changed()
             await asyncio.sleep(PURGE_INTERVAL)
+
+    def lookups_changed(self) -> None:
+        """The directory's content changed: the observers of the lookups (RFC 9176 §6 lets
+        lookups be observed, RFC 7641) get their lookup's answer again.  Each observer's
+        query is its own, so one that filters for something else receives the same answer
+        once more (with a new Observe number): cheaper than a lookup per observer to
+        find out.  Behind several processes sharing a Redis
+        store, give the server a notification bus (``Server(bus=)``, :mod:`coapkit.bus`),
+        and a change in one process reaches the observers held by all."""
+        for lookup in self._lookups:
+            lookup.changed()
 
     # -- the requester ----------------------------------------------------------------------
 
