@@ -73,9 +73,22 @@ def _check_head(code: int, token: bytes) -> int:
 
 def encode_frame(code: int, token: bytes, options: Options, payload: bytes) -> bytes:
     """One message framed for TCP or TLS (RFC 8323 §3.2)."""
-    tkl = _check_head(code, token)
-    body = _body(options, payload)
-    return b"".join((_length_header(len(body), tkl), bytes((code,)), token, body))
+    tkl = len(token)
+    if tkl > 8 or not 0 <= code <= 0xFF:
+        _check_head(code, token)  # raises
+    items = options.items
+    encoded = encode_options(items) if items else b""
+    length = len(encoded) + 1 + len(payload) if payload else len(encoded)
+    # the header, code and token in one bytes object for the common sizes
+    if length < 13:
+        head = bytes(((length << 4) | tkl, code)) + token
+    elif length < 269:
+        head = bytes(((13 << 4) | tkl, length - 13, code)) + token
+    else:
+        head = _length_header(length, tkl) + bytes((code,)) + token
+    if payload:
+        return b"".join((head, encoded, b"\xff", payload))
+    return head + encoded
 
 
 def encode_ws(code: int, token: bytes, options: Options, payload: bytes) -> bytes:
