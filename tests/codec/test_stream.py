@@ -13,6 +13,7 @@ from coapkit.codec.message import Message
 from coapkit.codec.options import Options
 from coapkit.codec.stream import (
     FrameReader,
+    _length_header,
     decode_frame,
     decode_ws,
     encode_frame,
@@ -178,3 +179,23 @@ def test_decoding_is_total(data: bytes) -> None:
         FrameReader(max_size=1152).feed(data)
     with contextlib.suppress(DecodeError):
         decode_ws(data)
+
+
+@pytest.mark.parametrize("size", [0, 1, 11, 12, 13, 14, 267, 268, 269, 270, 65804, 65805, 65806])
+def test_every_length_form_at_its_edges_round_trips(size: int) -> None:
+    # body = options + 0xFF + payload: Len 0..12, 13 (+1 byte), 14 (+2), 15 (+4)
+    payload = b"p" * size
+    data = encode_frame(Code.CONTENT, b"\x07", Options(), payload)
+    body = size + 1 if size else 0
+    nibble = data[0] >> 4
+    assert nibble == (body if body < 13 else 13 if body < 269 else 14 if body < 65805 else 15)
+    message = decode_frame(data)
+    assert (message.code, message.token, message.payload) == (Code.CONTENT, b"\x07", payload)
+    assert data == b"".join(
+        (
+            _length_header(body, 1),
+            bytes((Code.CONTENT,)),
+            b"\x07",
+            b"\xff" + payload if size else b"",
+        )
+    )

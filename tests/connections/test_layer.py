@@ -289,3 +289,73 @@ def test_a_ping_is_answered_by_its_pong_and_an_empty_token_pong_only_when_unambi
     layer.send(Message(code=0), PEER, 0.5, out)
     layer.send(Message(code=0), PEER, 0.5, out)
     assert layer.receive(frame(signals.PONG), PEER, 0.6, out) == []
+
+
+# -- the fast path (ConnectionLayer.accept_request, FrameReader.one_request) ---------------
+
+PLAIN = {11: (0, 255, True), 12: (0, 2, False)}  # Uri-Path, Content-Format
+
+
+def test_a_whole_request_in_one_read_is_taken_as_receive_would() -> None:
+    fast, _ = opened()
+    slow, _ = opened()
+    for layer in (fast, slow):
+        layer.receive(peer_csm(), PEER, 0.1, [])
+    inbound = fast.accept_request(GET, PEER, 0.5, PLAIN)
+    [event] = slow.receive(GET, PEER, 0.5, [])
+    assert isinstance(event, RequestReceived) and inbound is not None
+    assert inbound.message == event.message
+    assert (inbound.size, inbound.remote, inbound.received_at, inbound.mtype) == (
+        event.inbound.size,
+        event.inbound.remote,
+        event.inbound.received_at,
+        event.inbound.mtype,
+    )
+    assert fast.stats.received == slow.stats.received == 1
+    mine, theirs = fast._connections[PEER], slow._connections[PEER]
+    assert (mine.last_received, mine.last_activity) == (theirs.last_received, 0.5)
+    assert mine.reader is not None and mine.reader.buffered == 0
+
+
+LONG = frame(Code.POST, b"\x01\x02", Options.build(uri_path=["x"]), b"p" * 300)
+
+
+@pytest.mark.parametrize(
+    ("why", "data"),
+    [
+        ("a signal", frame(signals.PING, b"\x01")),
+        ("a response", frame(Code.CONTENT, b"\x01")),
+        ("half a frame", GET[:-1]),
+        ("two frames", GET + GET),
+        ("an option not plain", frame(Code.GET, b"\x01", Options.build(observe=0))),
+        ("a reserved token length", b"\x09\x01" + b"\x00" * 9),
+        ("a malformed option", b"\x21\x01\x01\xf1\x61"),
+        ("larger than Max-Message-Size", frame(Code.PUT, b"", None, b"x" * 70_000)),
+    ],
+)
+def test_anything_else_is_left_to_receive_and_changes_nothing(why: str, data: bytes) -> None:
+    layer, _ = opened()
+    layer.receive(peer_csm(), PEER, 0.1, [])
+    before = layer.stats.received
+    assert layer.accept_request(data, PEER, 0.5, PLAIN) is None, why
+    connection = layer._connections[PEER]
+    assert connection.last_received == 0.1 and layer.stats.received == before
+    assert connection.reader is not None and connection.reader.buffered == 0
+
+
+def test_an_extended_length_request_is_taken() -> None:
+    layer, _ = opened(StreamConfig(max_message_size=4096))
+    layer.receive(peer_csm(), PEER, 0.1, [])
+    inbound = layer.accept_request(LONG, PEER, 0.5, PLAIN)
+    assert inbound is not None and inbound.message.payload == b"p" * 300
+
+
+def test_nothing_fast_before_the_csm_nor_with_bytes_buffered() -> None:
+    layer = opened()[0]
+    assert layer.accept_request(GET, PEER, 0.1, PLAIN) is None  # receive aborts it
+    layer = opened()[0]
+    layer.receive(peer_csm() + GET[:2], PEER, 0.1, [])
+    assert layer.accept_request(GET, PEER, 0.2, PLAIN) is None  # would misread the stream
+    websocket = opened(websocket=True)[0]
+    websocket.receive(encode_ws(signals.CSM, b"", Options(), b""), PEER, 0.1, [])
+    assert websocket.accept_request(GET, PEER, 0.2, PLAIN) is None

@@ -73,9 +73,22 @@ def _check_head(code: int, token: bytes) -> int:
 
 def encode_frame(code: int, token: bytes, options: Options, payload: bytes) -> bytes:
     """One message framed for TCP or TLS (RFC 8323 §3.2)."""
-    tkl = _check_head(code, token)
-    body = _body(options, payload)
-    return b"".join((_length_header(len(body), tkl), bytes((code,)), token, body))
+    tkl = len(token)
+    if tkl > 8 or not 0 <= code <= 0xFF:
+        _check_head(code, token)  # raises
+    items = options.items
+    encoded = encode_options(items) if items else b""
+    length = len(encoded) + 1 + len(payload) if payload else len(encoded)
+    # the header, code and token in one bytes object for the common sizes
+    if length < 13:
+        head = bytes(((length << 4) | tkl, code)) + token
+    elif length < 269:
+        head = bytes(((13 << 4) | tkl, length - 13, code)) + token
+    else:
+        head = _length_header(length, tkl) + bytes((code,)) + token
+    if payload:
+        return b"".join((head, encoded, b"\xff", payload))
+    return head + encoded
 
 
 def encode_ws(code: int, token: bytes, options: Options, payload: bytes) -> bytes:
@@ -156,6 +169,44 @@ class FrameReader:
     def buffered(self) -> int:
         """Bytes of an incomplete frame held."""
         return len(self._buffer)
+
+    def one_request(self, data: bytes) -> Message | None:
+        """:meth:`feed` for the common case, in fewer steps: with nothing buffered, ``data``
+        exactly one whole frame of a request (code 0.01..0.31) within ``max_size``, whose
+        options decode.  Returns that message, the reader's state unchanged (as
+        :meth:`feed` would leave it); for anything else returns None having changed
+        nothing, and the caller hands ``data`` to :meth:`feed`."""
+        end = len(data)
+        if self._buffer or self.failed or end < 2:
+            return None
+        first = data[0]
+        nibble, tkl = first >> 4, first & 0x0F
+        if tkl > 8:
+            return None
+        if nibble < 13:
+            head = 1
+            length = nibble
+        else:
+            base, size = _EXTENDED[nibble - 13]
+            head = 1 + size
+            if head > end:
+                return None
+            length = base + int.from_bytes(data[1:head], "big")
+        total = head + 1 + tkl + length
+        if total != end or total > self.max_size:
+            return None
+        code = data[head]
+        if not 0 < code < 32:
+            return None
+        start = head + 1 + tkl
+        token = data[head + 1 : start]
+        try:
+            if start == end:
+                return _make(_CON, code, 0, token, EMPTY_OPTIONS, b"")
+            options, payload = decode_options(data, start)
+        except DecodeError:
+            return None
+        return _make(_CON, code, 0, token, options, payload)
 
     def feed(self, data: bytes) -> list[Message]:
         if self.failed:

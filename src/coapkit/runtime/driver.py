@@ -651,7 +651,10 @@ class Driver:
         if self.fast_path:
             data = self.endpoint.respond_now(handle, response, now)
             if data is not None:
-                self._send(((data, handle.remote),))
+                if self._in_batch and not self._tracing:  # (what _send would do, in short)
+                    self.transport.sendto(data, handle.remote)
+                else:
+                    self._send(((data, handle.remote),))
                 if self.responded is not None:
                     self._log_response(handle, response)
                 if not self._in_batch:  # a NON's message ID is held: its expiry may come first
