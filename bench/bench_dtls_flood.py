@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import select
 import socket
 import statistics
@@ -40,8 +39,8 @@ sys.path.insert(0, str(HERE))
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
-from bench_flood import rss_kib  # noqa: E402
-from bench_server import free_port, machine, pin, print_table  # noqa: E402
+from bench_flood_ports import Sample, monitored_flood  # noqa: E402
+from bench_server import machine, print_table  # noqa: E402
 
 from coapkit.client import Client  # noqa: E402
 
@@ -58,13 +57,6 @@ def first_client_hello() -> bytes:
     _, step = engine.connect(("127.0.0.1", 5684), None, DtlsCredentials(b"bench", b"benchkey"))
     [hello] = step.datagrams
     return hello
-
-
-@dataclass
-class Sample:
-    time: float
-    rss_kib: int
-    stats: dict[str, int]
 
 
 @dataclass
@@ -165,71 +157,26 @@ async def run_dtls_flood(
     probe_interval: float = 0.5,
 ) -> FloodResult:
     result = FloodResult(hellos, ports, rate)
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{HERE / 'servers'}")
-    server = await asyncio.create_subprocess_exec(
-        *pin(0),
-        sys.executable,
-        str(SERVER),
-        "--port",
-        str(port),
-        "--stats",
-        str(sample_interval),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
+
+    async def ready(port: int) -> None:
+        await asyncio.wait_for(probe_once(port, []), 30)  # up, and has served once
+
+    def flooder(port: int) -> list[str]:
+        return [
+            "--port", str(port), "--ports", str(ports),
+            "--hellos", str(hellos), "--rate", str(rate),
+        ]  # fmt: skip
+
+    await monitored_flood(
+        SERVER,
+        result,
+        source=ROOT / "src",
+        ready=ready,
+        probe=probe_loop,
+        flooder=(Path(__file__), flooder),
+        sample_interval=sample_interval,
+        probe_interval=probe_interval,
     )
-    assert server.stdout is not None
-    tasks: list[asyncio.Task[None]] = []
-    latest: dict[str, int] = {}
-    try:
-        line = (await asyncio.wait_for(server.stdout.readline(), 30)).decode()
-        pid = int(line.split("pid=")[1])
-
-        async def read_stats() -> None:
-            assert server.stdout is not None
-            while line := (await server.stdout.readline()).decode():
-                for name, value in re.findall(r"(\w+)=(-?[\d.]+)", line):
-                    latest[name] = int(float(value))
-
-        async def sample() -> None:
-            start = time.monotonic()
-            while True:
-                result.samples.append(Sample(time.monotonic() - start, rss_kib(pid), dict(latest)))
-                await asyncio.sleep(sample_interval)
-
-        tasks.append(asyncio.create_task(read_stats()))
-        probes: list[float | None] = []
-        await asyncio.wait_for(probe_once(port, probes), 30)  # up, and has served once
-        await asyncio.sleep(1.0)
-        result.baseline_kib = rss_kib(pid)
-        tasks.append(asyncio.create_task(sample()))
-        tasks.append(asyncio.create_task(probe_loop(port, probe_interval, result.probes)))
-        flooder = await asyncio.create_subprocess_exec(
-            *pin(1),
-            sys.executable,
-            __file__,
-            "--flooder",
-            "--port",
-            str(port),
-            "--ports",
-            str(ports),
-            "--hellos",
-            str(hellos),
-            "--rate",
-            str(rate),
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        stdout, _ = await flooder.communicate()
-        result.flood = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", stdout.decode())}
-        await asyncio.sleep(2 * sample_interval + 0.1)  # a last stats line after the flood
-        result.samples.append(Sample(result.samples[-1].time, rss_kib(pid), dict(latest)))
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        server.terminate()
-        await server.wait()
     return result
 
 

@@ -37,8 +37,10 @@ import socket
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -172,13 +174,63 @@ async def run_ports_flood(
     probe_interval: float = 0.5,
 ) -> PortsResult:
     result = PortsResult(kind, requests, ports, rate)
+
+    async def ready(port: int) -> None:
+        async with Client() as client:  # the server is up and has served once
+            await asyncio.wait_for(client.get(f"coap://127.0.0.1:{port}/hello"), 30)
+
+    def flooder(port: int) -> list[str]:
+        return [
+            "--kind", kind, "--port", str(port), "--ports", str(ports),
+            "--requests", str(requests), "--rate", str(rate),
+        ]  # fmt: skip
+
+    await monitored_flood(
+        SERVER,
+        result,
+        source=src or ROOT / "src",
+        ready=ready,
+        probe=probe_loop,
+        flooder=(Path(__file__), flooder),
+        sample_interval=sample_interval,
+        probe_interval=probe_interval,
+    )
+    return result
+
+
+class Monitored(Protocol):
+    """What :func:`monitored_flood` fills in: a result of this module's or of
+    bench_dtls_flood's."""
+
+    flood: dict[str, float]
+    baseline_kib: int
+    samples: list[Sample]
+    probes: list[float | None]
+
+
+async def monitored_flood(
+    script: Path,
+    result: Monitored,
+    *,
+    source: Path,
+    ready: Callable[[int], Awaitable[None]],
+    probe: Callable[[int, float, list[float | None]], Awaitable[None]],
+    flooder: tuple[Path, Callable[[int], list[str]]],
+    sample_interval: float,
+    probe_interval: float,
+) -> None:
+    """The harness of the flood benchmarks: ``script`` serving on a free port (CPU 0),
+    printing ``pid=`` and then its statistics every ``sample_interval`` s; its RSS and
+    statistics sampled into ``result.samples``; ``probe`` run every ``probe_interval`` s
+    once ``ready`` says the server has served once; the flooder script (CPU 1, with
+    ``--flooder`` and the arguments for the port) run to its end, its ``name=value``
+    output in ``result.flood``; a last sample after the flood."""
     port = free_port()
-    source = src or ROOT / "src"
     env = dict(os.environ, PYTHONPATH=f"{source}{os.pathsep}{HERE / 'servers'}")
     server = await asyncio.create_subprocess_exec(
         *pin(0),
         sys.executable,
-        str(SERVER),
+        str(script),
         "--port",
         str(port),
         "--stats",
@@ -206,30 +258,22 @@ async def run_ports_flood(
                 await asyncio.sleep(sample_interval)
 
         tasks.append(asyncio.create_task(read_stats()))
-        async with Client() as client:  # the server is up and has served once
-            await asyncio.wait_for(client.get(f"coap://127.0.0.1:{port}/hello"), 30)
+        await ready(port)
         await asyncio.sleep(1.0)
         result.baseline_kib = rss_kib(pid)
         tasks.append(asyncio.create_task(sample()))
-        tasks.append(asyncio.create_task(probe_loop(port, probe_interval, result.probes)))
-        flooder = await asyncio.create_subprocess_exec(
+        tasks.append(asyncio.create_task(probe(port, probe_interval, result.probes)))
+        flooder_script, flooder_args = flooder
+        process = await asyncio.create_subprocess_exec(
             *pin(1),
             sys.executable,
-            __file__,
+            str(flooder_script),
             "--flooder",
-            "--kind",
-            kind,
-            "--port",
-            str(port),
-            "--ports",
-            str(ports),
-            "--requests",
-            str(requests),
-            "--rate",
-            str(rate),
+            *flooder_args(port),
+            env=env,
             stdout=asyncio.subprocess.PIPE,
         )
-        stdout, _ = await flooder.communicate()
+        stdout, _ = await process.communicate()
         result.flood = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", stdout.decode())}
         await asyncio.sleep(2 * sample_interval + 0.1)  # a last stats line after the flood
         result.samples.append(Sample(result.samples[-1].time, rss_kib(pid), dict(latest)))
@@ -239,7 +283,6 @@ async def run_ports_flood(
         await asyncio.gather(*tasks, return_exceptions=True)
         server.terminate()
         await server.wait()
-    return result
 
 
 def describe(result: PortsResult) -> list[str]:
