@@ -37,10 +37,10 @@ import socket
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -214,7 +214,7 @@ async def monitored_flood(
     *,
     source: Path,
     ready: Callable[[int], Awaitable[None]],
-    probe: Callable[[int, float, list[float | None]], Awaitable[None]],
+    probe: Callable[[int, float, list[float | None]], Coroutine[Any, Any, None]],
     flooder: tuple[Path, Callable[[int], list[str]]],
     sample_interval: float,
     probe_interval: float,
